@@ -1,0 +1,56 @@
+# A thin wrapper over CMake and the test tools, for the README's two commands.
+#   make run    install what is missing, build, serve with the defaults (embedded)
+#   make test   install what is missing, build (release and ASan+UBSan), run every test
+#   make bench  install what is missing, build, run the benchmark against nginx
+
+SHELL := /bin/bash
+PYTHON := /usr/bin/python3
+JOBS := $(shell nproc)
+
+BUILD_PACKAGES := cmake make gcc pkg-config libh2o-evloop-dev libh2o-dev-common libssl-dev \
+                  libsqlite3-dev libjansson-dev libsodium-dev
+TEST_PACKAGES := libcmocka-dev python3-pytest python3-requests sqlite3 clang libclang-rt-14-dev
+BENCH_PACKAGES := wrk nginx-light
+
+.PHONY: deps deps-test deps-bench build build-asan run test unit api fuzz-smoke bench clean
+
+deps:
+	@scripts/install-packages $(BUILD_PACKAGES)
+
+deps-test: deps
+	@scripts/install-packages $(TEST_PACKAGES)
+
+deps-bench: deps
+	@scripts/install-packages $(BENCH_PACKAGES)
+
+build: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+
+build-asan: deps-test
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+
+run: build
+	./build/seckill $(ARGS)
+
+# Unit tests and black-box tests against the release build, then the same against the
+# ASan+UBSan build (slower, so the black-box part skips nothing but runs fewer crash rounds).
+test: deps-test build build-asan
+	cd build && ctest --output-on-failure
+	cd build-asan && ctest --output-on-failure
+	SECKILL_BIN=$(CURDIR)/build/seckill $(PYTHON) -m pytest -q tests/api tests/stress
+	SECKILL_BIN=$(CURDIR)/build-asan/seckill SECKILL_SANITIZED=1 $(PYTHON) -m pytest -q tests/api tests/stress
+	$(MAKE) --no-print-directory fuzz-smoke
+
+# Each fuzz target for a short run (FUZZ_SECONDS, default 20); `make fuzz FUZZ_SECONDS=600`
+# for a long one.
+FUZZ_SECONDS ?= 20
+fuzz-smoke fuzz: deps-test
+	tests/fuzz/run $(FUZZ_SECONDS)
+
+bench: deps-bench build
+	bench/run
+
+clean:
+	rm -rf build build-asan build-debug build-tsan

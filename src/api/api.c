@@ -1,0 +1,269 @@
+/*
+ * The api's dispatch and shared helpers (see api.h). Checks run in API.md's order: route
+ * (404/405), body size (413), then each handler does token (401), right to the path (401),
+ * body (400) and fields in the order of its table.
+ */
+#include "api/api_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/body.h"
+#include "util/log.h"
+
+#define ERROR_BODY(message) "{\"errMsg\":\"" message "\"}"
+
+static uint64_t monotonic_usec(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
+}
+
+int64_t api_unix_now(api_request_t *r)
+{
+    (void)r;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    return (int64_t)now.tv_sec;
+}
+
+static void count_answer(api_request_t *r, int status)
+{
+    api_thread_t *thread = r->thread;
+    ++thread->answered;
+    sk_metrics_count_request(thread->metrics, r->route.id, status,
+                             monotonic_usec() - r->started_usec);
+}
+
+void api_send_json(api_request_t *r, int status, h2o_iovec_t body)
+{
+    count_answer(r, status);
+    sk_http_send_json(r->req, status, body);
+}
+
+void api_send_error(api_request_t *r, int status, const char *message)
+{
+    json_t *body = json_pack("{s:s}", "errMsg", message);
+    if (body == NULL) {
+        api_send_json(r, 500, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Out of memory."))));
+        return;
+    }
+    api_send_value(r, status, body);
+}
+
+void api_send_value(api_request_t *r, int status, json_t *value)
+{
+    char *text = json_dumps(value, JSON_COMPACT);
+    json_decref(value);
+    if (text == NULL) {
+        api_send_json(r, 500, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Out of memory."))));
+        return;
+    }
+    api_send_json(r, status, h2o_iovec_init(text, strlen(text)));
+    free(text); /* sk_http_send_json copied it */
+}
+
+void api_send_no_content(api_request_t *r, const char *reason)
+{
+    if (reason != NULL)
+        h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, H2O_STRLIT("x-seckill-reason"),
+                              0, "X-Seckill-Reason", reason, strlen(reason));
+    count_answer(r, 204);
+    sk_http_send_no_content(r->req);
+}
+
+void api_send_unavailable(api_request_t *r)
+{
+    h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                   H2O_STRLIT("1"));
+    api_send_json(r, 503,
+                  h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Service temporarily unavailable."))));
+}
+
+int api_authenticate(api_request_t *r)
+{
+    h2o_req_t *req = r->req;
+    ssize_t index = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    const char *header = index >= 0 ? req->headers.entries[index].value.base : NULL;
+    size_t header_len = index >= 0 ? req->headers.entries[index].value.len : 0;
+    const char *message;
+    switch (sk_token_check(r->thread->tokens, header, header_len, api_unix_now(r), &r->claims)) {
+    case SK_TOKEN_OK:
+        return 0;
+    case SK_TOKEN_MISSING:
+        message = ERROR_BODY("Not Authorized.");
+        break;
+    case SK_TOKEN_EXPIRED:
+        message = ERROR_BODY("Authorization has expired.");
+        break;
+    case SK_TOKEN_REVOKED:
+        message = ERROR_BODY("Authorization has been revoked.");
+        break;
+    default:
+        message = ERROR_BODY("Token is invalid.");
+        break;
+    }
+    api_send_json(r, 401, h2o_iovec_init(message, strlen(message)));
+    return -1;
+}
+
+json_t *api_parse_body(api_request_t *r, int with_kind)
+{
+    json_t *body = sk_body_parse_object(r->req->entity.base, r->req->entity.len);
+    if (body != NULL)
+        return body;
+    if (with_kind)
+        api_send_json(
+            r, 400,
+            h2o_iovec_init(H2O_STRLIT("{\"kind\":\"\",\"errMsg\":\"Only receive JSON format.\"}")));
+    else
+        api_send_json(r, 400, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Only receive JSON format."))));
+    return NULL;
+}
+
+int api_string_field(api_request_t *r, json_t *body, const char *name, h2o_iovec_t *out)
+{
+    json_t *value = json_object_get(body, name);
+    if (value == NULL || json_is_null(value)) {
+        *out = h2o_iovec_init("", 0);
+        return 0;
+    }
+    if (!json_is_string(value)) {
+        api_send_json(r, 400, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Only receive JSON format."))));
+        return -1;
+    }
+    /* The body's strings die with the json_t: the handler copies what it keeps. */
+    *out = h2o_iovec_init(json_string_value(value), json_string_length(value));
+    return 0;
+}
+
+static void handle(void *thread_data, h2o_req_t *req)
+{
+    api_thread_t *thread = thread_data;
+    api_request_t *r = h2o_mem_alloc_pool(&req->pool, sizeof(*r));
+    r->req = req;
+    r->thread = thread;
+    r->started_usec = monotonic_usec();
+    r->claims = NULL;
+    ++thread->started;
+
+    sk_router_match(&req->pool, req->path, &r->route);
+    if (r->route.id == SK_ROUTE_NOT_FOUND) {
+        api_send_json(r, 404, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Not found."))));
+        return;
+    }
+    sk_method_t method = sk_router_method(req->method);
+    if ((sk_router_allowed(r->route.id) & method) == 0) {
+        const char *allow = sk_router_allow_header(r->route.id);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+        api_send_json(r, 405, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Method not allowed."))));
+        return;
+    }
+    if (req->entity.len > thread->api->config.max_body) {
+        api_send_json(r, 413, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Request body too large."))));
+        return;
+    }
+    switch (r->route.id) {
+    case SK_ROUTE_USERS:
+        api_handle_register(r);
+        break;
+    case SK_ROUTE_AUTH:
+        api_handle_login(r);
+        break;
+    case SK_ROUTE_LOGOUT:
+        api_handle_logout(r);
+        break;
+    case SK_ROUTE_COUPONS:
+        if (method == SK_METHOD_GET)
+            api_handle_coupon_list(r);
+        else
+            api_handle_coupon_create(r);
+        break;
+    case SK_ROUTE_GRAB:
+        api_handle_grab(r);
+        break;
+    case SK_ROUTE_HEALTHZ:
+        api_handle_healthz(r);
+        break;
+    case SK_ROUTE_READYZ:
+        api_handle_readyz(r);
+        break;
+    case SK_ROUTE_METRICS:
+        api_handle_metrics(r);
+        break;
+    default:
+        api_send_json(r, 404, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Not found."))));
+        break;
+    }
+}
+
+static void *thread_create(void *data, h2o_context_t *context, h2o_multithread_queue_t *queue)
+{
+    sk_api_t *api = data;
+    api_thread_t *thread = calloc(1, sizeof(*thread));
+    if (thread == NULL)
+        return NULL;
+    thread->api = api;
+    thread->context = context;
+    thread->store = sk_store_thread_create(api->store, queue);
+    thread->tokens =
+        sk_token_cache_create(api->config.jwt_secret, api->config.jwt_secret_len, api->store);
+    thread->password_receiver = sk_password_receiver_create(queue);
+    thread->metrics = sk_metrics_thread_create(api->metrics);
+    if (thread->store == NULL || thread->tokens == NULL || thread->password_receiver == NULL ||
+        thread->metrics == NULL) {
+        sk_log(SK_LOG_ERROR, "api", "out of memory setting up a worker thread");
+        return NULL; /* the process exits: nothing to free carefully */
+    }
+    return thread;
+}
+
+static int thread_busy(void *thread_data)
+{
+    api_thread_t *thread = thread_data;
+    return thread->started != thread->answered;
+}
+
+static void thread_destroy(void *thread_data)
+{
+    api_thread_t *thread = thread_data;
+    sk_store_thread_destroy(thread->api->store, thread->store);
+    sk_token_cache_destroy(thread->tokens);
+    sk_password_receiver_destroy(thread->password_receiver);
+    free(thread);
+}
+
+sk_api_t *sk_api_create(const sk_api_config_t *config, sk_store_t *store,
+                        sk_password_pool_t *passwords)
+{
+    sk_api_t *api = calloc(1, sizeof(*api));
+    if (api == NULL)
+        return NULL;
+    api->config = *config;
+    api->store = store;
+    api->passwords = passwords;
+    api->metrics = sk_metrics_create();
+    if (api->metrics == NULL) {
+        free(api);
+        return NULL;
+    }
+    api->app.data = api;
+    api->app.thread_create = thread_create;
+    api->app.thread_busy = thread_busy;
+    api->app.thread_destroy = thread_destroy;
+    api->app.handle = handle;
+    return api;
+}
+
+const sk_http_app_t *sk_api_app(sk_api_t *api)
+{
+    return &api->app;
+}
+
+void sk_api_destroy(sk_api_t *api)
+{
+    sk_metrics_destroy(api->metrics);
+    free(api);
+}

@@ -1,0 +1,87 @@
+/*
+ * Declarations shared by the api's files (api.c: dispatch and helpers; users.c: register,
+ * login, logout; coupons.c: create, list, grab; ops.c: health, readiness, metrics).
+ */
+#ifndef SK_API_API_INTERNAL_H
+#define SK_API_API_INTERNAL_H
+
+#include <h2o.h>
+#include <jansson.h>
+
+#include "api/api.h"
+#include "api/metrics.h"
+#include "api/router.h"
+#include "auth/jwt.h"
+#include "auth/token.h"
+
+struct sk_api {
+    sk_api_config_t config;
+    sk_store_t *store;
+    sk_password_pool_t *passwords;
+    sk_metrics_t *metrics;
+    sk_http_app_t app;
+};
+
+/* One per worker thread. */
+typedef struct api_thread {
+    sk_api_t *api;
+    h2o_context_t *context;
+    sk_store_thread_t *store;
+    sk_token_cache_t *tokens;
+    h2o_multithread_receiver_t *password_receiver;
+    sk_metrics_thread_t *metrics;
+    uint64_t started, answered; /* requests; differ while some wait for an answer */
+} api_thread_t;
+
+/* One per request, in the request's pool; lives until the answer. */
+typedef struct api_request {
+    h2o_req_t *req;
+    api_thread_t *thread;
+    sk_route_t route;
+    uint64_t started_usec;
+    const sk_jwt_claims_t *claims; /* after api_authenticate: valid while on this thread's
+                                      turn; copy what an async step needs */
+    sk_jwt_claims_t claims_copy;
+} api_request_t;
+
+/* Answers with a JSON body (copied) and counts the request. */
+void api_send_json(api_request_t *r, int status, h2o_iovec_t body);
+/* Answers {"errMsg": message} (message escaped as needed). */
+void api_send_error(api_request_t *r, int status, const char *message);
+/* Answers 204 with no body, with X-Seckill-Reason when `reason` is not NULL. */
+void api_send_no_content(api_request_t *r, const char *reason);
+/* Answers 503 with Retry-After. */
+void api_send_unavailable(api_request_t *r);
+/* Answers a jansson value (stolen) as the body. */
+void api_send_value(api_request_t *r, int status, json_t *value);
+
+/*
+ * Checks the request's token. Returns 0 with r->claims set, or -1 after answering 401 with
+ * the message of API.md.
+ */
+int api_authenticate(api_request_t *r);
+
+/* Parses the body as a JSON object; NULL after answering 400 "Only receive JSON format."
+ * (with "kind":"" when `with_kind`). */
+json_t *api_parse_body(api_request_t *r, int with_kind);
+
+/*
+ * A string field by API.md's conventions: absent or null reads as empty; a non-string
+ * value cannot be decoded into a string and answers 400 "Only receive JSON format.".
+ * Returns 0, or -1 after answering.
+ */
+int api_string_field(api_request_t *r, json_t *body, const char *name, h2o_iovec_t *out);
+
+int64_t api_unix_now(api_request_t *r);
+
+void api_handle_register(api_request_t *r);
+void api_handle_login(api_request_t *r);
+void api_handle_logout(api_request_t *r);
+void api_handle_coupon_create(api_request_t *r);
+void api_handle_coupon_list(api_request_t *r);
+void api_handle_grab(api_request_t *r);
+void api_handle_healthz(api_request_t *r);
+void api_handle_readyz(api_request_t *r);
+void api_handle_metrics(api_request_t *r);
+
+#endif

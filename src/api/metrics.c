@@ -1,0 +1,212 @@
+/* The metrics registry and its Prometheus rendering (see metrics.h). */
+#include "api/metrics.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const int status_codes[SK_METRICS_STATUS_SLOTS] = {200, 201, 204, 400, 401, 404,
+                                                          405, 413, 429, 500, 503, 0};
+static const uint64_t latency_bounds_usec[SK_METRICS_LATENCY_BUCKETS - 1] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000};
+static const char *const grab_outcomes[SK_METRICS_GRAB_OUTCOMES] = {
+    "granted", "duplicate", "not_found",    "no_such_coupon", "not_started",
+    "ended",   "sold_out",  "already_held", "unavailable"};
+
+struct sk_metrics {
+    pthread_mutex_t lock;
+    sk_metrics_thread_t *threads; /* guarded by lock */
+};
+
+sk_metrics_t *sk_metrics_create(void)
+{
+    sk_metrics_t *metrics = calloc(1, sizeof(*metrics));
+    if (metrics != NULL)
+        pthread_mutex_init(&metrics->lock, NULL);
+    return metrics;
+}
+
+void sk_metrics_destroy(sk_metrics_t *metrics)
+{
+    while (metrics->threads != NULL) {
+        sk_metrics_thread_t *next = metrics->threads->next;
+        free(metrics->threads);
+        metrics->threads = next;
+    }
+    pthread_mutex_destroy(&metrics->lock);
+    free(metrics);
+}
+
+sk_metrics_thread_t *sk_metrics_thread_create(sk_metrics_t *metrics)
+{
+    sk_metrics_thread_t *counters = calloc(1, sizeof(*counters));
+    if (counters == NULL)
+        return NULL;
+    pthread_mutex_lock(&metrics->lock);
+    counters->next = metrics->threads;
+    metrics->threads = counters;
+    pthread_mutex_unlock(&metrics->lock);
+    return counters;
+}
+
+static inline void bump(_Atomic uint64_t *counter, uint64_t by)
+{
+    /* Single writer: a relaxed load and store, without a locked read-modify-write. */
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + by,
+                          memory_order_relaxed);
+}
+
+void sk_metrics_count_request(sk_metrics_thread_t *counters, sk_route_id_t route, int status,
+                              uint64_t elapsed_usec)
+{
+    int slot = 0;
+    while (slot < SK_METRICS_STATUS_SLOTS - 1 && status_codes[slot] != status)
+        ++slot;
+    int bucket = 0;
+    while (bucket < SK_METRICS_LATENCY_BUCKETS - 1 && elapsed_usec > latency_bounds_usec[bucket])
+        ++bucket;
+    bump(&counters->requests[route][slot], 1);
+    bump(&counters->latency[route][bucket], 1);
+    bump(&counters->latency_usec_sum[route], elapsed_usec);
+}
+
+void sk_metrics_count_grab(sk_metrics_thread_t *counters, sk_store_result_t outcome)
+{
+    if ((unsigned)outcome < SK_METRICS_GRAB_OUTCOMES)
+        bump(&counters->grabs[outcome], 1);
+}
+
+typedef struct text_buffer {
+    char *bytes;
+    size_t len, capacity;
+    int failed;
+} text_buffer_t;
+
+__attribute__((format(printf, 2, 3))) static void append(text_buffer_t *buffer, const char *format,
+                                                         ...)
+{
+    for (;;) {
+        if (buffer->failed)
+            return;
+        va_list args;
+        va_start(args, format);
+        int written =
+            vsnprintf(buffer->bytes + buffer->len, buffer->capacity - buffer->len, format, args);
+        va_end(args);
+        if (written >= 0 && (size_t)written < buffer->capacity - buffer->len) {
+            buffer->len += (size_t)written;
+            return;
+        }
+        char *grown = realloc(buffer->bytes, buffer->capacity * 2);
+        if (grown == NULL) {
+            buffer->failed = 1;
+            return;
+        }
+        buffer->bytes = grown;
+        buffer->capacity *= 2;
+    }
+}
+
+static void append_histogram(text_buffer_t *out, const char *name, const char *labels,
+                             const uint64_t *buckets, const char *const *bounds, size_t count,
+                             double sum)
+{
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i != count; ++i) {
+        cumulative += buckets[i];
+        append(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", name, labels, labels[0] ? "," : "",
+               bounds[i], (unsigned long long)cumulative);
+    }
+    append(out, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, sum, name, labels,
+           (unsigned long long)cumulative);
+}
+
+char *sk_metrics_render(sk_metrics_t *metrics, const sk_store_stats_t *stats, size_t *len)
+{
+    static const char *const latency_bounds_text[SK_METRICS_LATENCY_BUCKETS] = {
+        "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
+        "0.025",  "0.05",    "0.1",    "0.25",  "0.5",    "1",     "+Inf"};
+    static const char *const batch_bounds_text[8] = {"1",   "4",    "16",   "64",
+                                                     "256", "1024", "4096", "+Inf"};
+    static const char *const commit_bounds_text[8] = {"0.0001", "0.0003", "0.001", "0.003",
+                                                      "0.01",   "0.03",   "0.1",   "+Inf"};
+    uint64_t requests[SK_ROUTE_COUNT][SK_METRICS_STATUS_SLOTS] = {{0}};
+    uint64_t latency[SK_ROUTE_COUNT][SK_METRICS_LATENCY_BUCKETS] = {{0}};
+    uint64_t latency_sum[SK_ROUTE_COUNT] = {0};
+    uint64_t grabs[SK_METRICS_GRAB_OUTCOMES] = {0};
+
+    pthread_mutex_lock(&metrics->lock);
+    for (sk_metrics_thread_t *t = metrics->threads; t != NULL; t = t->next) {
+        for (int r = 0; r != SK_ROUTE_COUNT; ++r) {
+            for (int s = 0; s != SK_METRICS_STATUS_SLOTS; ++s)
+                requests[r][s] += atomic_load_explicit(&t->requests[r][s], memory_order_relaxed);
+            for (int b = 0; b != SK_METRICS_LATENCY_BUCKETS; ++b)
+                latency[r][b] += atomic_load_explicit(&t->latency[r][b], memory_order_relaxed);
+            latency_sum[r] += atomic_load_explicit(&t->latency_usec_sum[r], memory_order_relaxed);
+        }
+        for (int g = 0; g != SK_METRICS_GRAB_OUTCOMES; ++g)
+            grabs[g] += atomic_load_explicit(&t->grabs[g], memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&metrics->lock);
+
+    text_buffer_t out = {malloc(8192), 0, 8192, 0};
+    if (out.bytes == NULL)
+        return NULL;
+    append(&out, "# HELP seckill_requests_total HTTP requests answered, by route and status.\n"
+                 "# TYPE seckill_requests_total counter\n");
+    for (int r = 0; r != SK_ROUTE_COUNT; ++r) {
+        for (int s = 0; s != SK_METRICS_STATUS_SLOTS; ++s) {
+            if (requests[r][s] == 0)
+                continue;
+            char status[8];
+            if (status_codes[s] != 0)
+                snprintf(status, sizeof(status), "%d", status_codes[s]);
+            else
+                strcpy(status, "other");
+            append(&out, "seckill_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
+                   sk_router_name((sk_route_id_t)r), status, (unsigned long long)requests[r][s]);
+        }
+    }
+    append(&out, "# HELP seckill_grabs_total Grab attempts by outcome.\n"
+                 "# TYPE seckill_grabs_total counter\n");
+    for (int g = 0; g != SK_METRICS_GRAB_OUTCOMES; ++g) {
+        if (g == SK_STORE_DUPLICATE || g == SK_STORE_NOT_FOUND)
+            continue;
+        append(&out, "seckill_grabs_total{outcome=\"%s\"} %llu\n", grab_outcomes[g],
+               (unsigned long long)grabs[g]);
+    }
+    append(&out, "# HELP seckill_request_duration_seconds Time from request to answer, by route.\n"
+                 "# TYPE seckill_request_duration_seconds histogram\n");
+    for (int r = 0; r != SK_ROUTE_COUNT; ++r) {
+        char labels[48];
+        snprintf(labels, sizeof(labels), "route=\"%s\"", sk_router_name((sk_route_id_t)r));
+        append_histogram(&out, "seckill_request_duration_seconds", labels, latency[r],
+                         latency_bounds_text, SK_METRICS_LATENCY_BUCKETS,
+                         (double)latency_sum[r] / 1e6);
+    }
+    append(&out,
+           "# HELP seckill_journal_backlog Changes waiting to be committed to the database.\n"
+           "# TYPE seckill_journal_backlog gauge\nseckill_journal_backlog %llu\n"
+           "# HELP seckill_journal_ops_total Changes committed.\n"
+           "# TYPE seckill_journal_ops_total counter\nseckill_journal_ops_total %llu\n"
+           "# HELP seckill_journal_failures_total Transactions that failed (backend errors).\n"
+           "# TYPE seckill_journal_failures_total counter\nseckill_journal_failures_total %llu\n",
+           (unsigned long long)stats->journal_backlog, (unsigned long long)stats->journal_ops,
+           (unsigned long long)stats->journal_failures);
+    append(&out, "# HELP seckill_journal_batch_size Changes per committed transaction.\n"
+                 "# TYPE seckill_journal_batch_size histogram\n");
+    append_histogram(&out, "seckill_journal_batch_size", "", stats->batch_size_buckets,
+                     batch_bounds_text, 8, (double)stats->journal_ops);
+    append(&out, "# HELP seckill_journal_commit_seconds Time to write and commit a batch.\n"
+                 "# TYPE seckill_journal_commit_seconds histogram\n");
+    append_histogram(&out, "seckill_journal_commit_seconds", "", stats->commit_usec_buckets,
+                     commit_bounds_text, 8, (double)stats->commit_usec_sum / 1e6);
+    if (out.failed) {
+        free(out.bytes);
+        return NULL;
+    }
+    *len = out.len;
+    return out.bytes;
+}

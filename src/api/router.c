@@ -1,0 +1,178 @@
+/*
+ * The router (see router.h). The API has five resource shapes, so a hand-written matcher
+ * over segments is shorter and faster than a general routing table.
+ */
+#include "api/router.h"
+
+#include <string.h>
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes %XX escapes; returns 0, or -1 for a bad escape or an empty result. Segments
+ * without '%' are returned as they are, without copying. */
+static int decode_segment(h2o_mem_pool_t *pool, const char *text, size_t len, h2o_iovec_t *out)
+{
+    if (len == 0)
+        return -1;
+    if (memchr(text, '%', len) == NULL) {
+        *out = h2o_iovec_init(text, len);
+        return 0;
+    }
+    char *decoded = h2o_mem_alloc_pool(pool, len);
+    size_t used = 0;
+    for (size_t i = 0; i < len; ++i) {
+        if (text[i] != '%') {
+            decoded[used++] = text[i];
+            continue;
+        }
+        int high, low;
+        if (i + 2 >= len)
+            return -1;
+        if ((high = hex_value(text[i + 1])) < 0 || (low = hex_value(text[i + 2])) < 0)
+            return -1;
+        decoded[used++] = (char)(high * 16 + low);
+        i += 2;
+    }
+    if (used == 0)
+        return -1;
+    *out = h2o_iovec_init(decoded, used);
+    return 0;
+}
+
+#define SEGMENT_IS(seg, literal)                                                                   \
+    ((seg).len == sizeof(literal) - 1 && memcmp((seg).base, literal, sizeof(literal) - 1) == 0)
+
+void sk_router_match(h2o_mem_pool_t *pool, h2o_iovec_t path, sk_route_t *route)
+{
+    memset(route, 0, sizeof(*route));
+    route->id = SK_ROUTE_NOT_FOUND;
+
+    const char *question = memchr(path.base, '?', path.len);
+    size_t path_len = question ? (size_t)(question - path.base) : path.len;
+    if (question != NULL)
+        route->query = h2o_iovec_init(question + 1, path.len - path_len - 1);
+    if (path_len == 0 || path.base[0] != '/')
+        return;
+
+    /* Split into at most 6 segments; a trailing '/' is allowed, an empty inner one not. */
+    h2o_iovec_t segments[6];
+    size_t count = 0;
+    size_t start = 1;
+    while (start <= path_len) {
+        const char *slash = memchr(path.base + start, '/', path_len - start);
+        size_t end = slash ? (size_t)(slash - path.base) : path_len;
+        if (end == start) {
+            if (end == path_len && count != 0)
+                break; /* trailing slash */
+            return;
+        }
+        if (count == 6)
+            return;
+        segments[count++] = h2o_iovec_init(path.base + start, end - start);
+        start = end + 1;
+    }
+
+    if (count == 1) {
+        if (SEGMENT_IS(segments[0], "healthz"))
+            route->id = SK_ROUTE_HEALTHZ;
+        else if (SEGMENT_IS(segments[0], "readyz"))
+            route->id = SK_ROUTE_READYZ;
+        else if (SEGMENT_IS(segments[0], "metrics"))
+            route->id = SK_ROUTE_METRICS;
+        return;
+    }
+    if (!SEGMENT_IS(segments[0], "api"))
+        return;
+    if (SEGMENT_IS(segments[1], "auth")) {
+        if (count == 2)
+            route->id = SK_ROUTE_AUTH;
+        else if (count == 3 && SEGMENT_IS(segments[2], "logout"))
+            route->id = SK_ROUTE_LOGOUT;
+        return;
+    }
+    if (!SEGMENT_IS(segments[1], "users"))
+        return;
+    if (count == 2) {
+        route->id = SK_ROUTE_USERS;
+        return;
+    }
+    if ((count != 4 && count != 5) || !SEGMENT_IS(segments[3], "coupons"))
+        return;
+    if (decode_segment(pool, segments[2].base, segments[2].len, &route->user) != 0)
+        return;
+    if (count == 4) {
+        route->id = SK_ROUTE_COUPONS;
+        return;
+    }
+    if (decode_segment(pool, segments[4].base, segments[4].len, &route->coupon) != 0)
+        return;
+    route->id = SK_ROUTE_GRAB;
+}
+
+sk_method_t sk_router_method(h2o_iovec_t method)
+{
+    if (h2o_memis(method.base, method.len, H2O_STRLIT("GET")))
+        return SK_METHOD_GET;
+    if (h2o_memis(method.base, method.len, H2O_STRLIT("POST")))
+        return SK_METHOD_POST;
+    if (h2o_memis(method.base, method.len, H2O_STRLIT("PATCH")))
+        return SK_METHOD_PATCH;
+    return SK_METHOD_OTHER;
+}
+
+unsigned sk_router_allowed(sk_route_id_t route)
+{
+    switch (route) {
+    case SK_ROUTE_USERS:
+    case SK_ROUTE_AUTH:
+    case SK_ROUTE_LOGOUT:
+        return SK_METHOD_POST;
+    case SK_ROUTE_COUPONS:
+        return SK_METHOD_GET | SK_METHOD_POST;
+    case SK_ROUTE_GRAB:
+        return SK_METHOD_PATCH;
+    case SK_ROUTE_HEALTHZ:
+    case SK_ROUTE_READYZ:
+    case SK_ROUTE_METRICS:
+        return SK_METHOD_GET;
+    default:
+        return 0;
+    }
+}
+
+const char *sk_router_allow_header(sk_route_id_t route)
+{
+    switch (sk_router_allowed(route)) {
+    case SK_METHOD_POST:
+        return "POST";
+    case SK_METHOD_GET | SK_METHOD_POST:
+        return "GET, POST";
+    case SK_METHOD_PATCH:
+        return "PATCH";
+    case SK_METHOD_GET:
+        return "GET";
+    default:
+        return "";
+    }
+}
+
+const char *sk_router_name(sk_route_id_t route)
+{
+    static const char *const names[SK_ROUTE_COUNT] = {
+        [SK_ROUTE_NOT_FOUND] = "not_found", [SK_ROUTE_USERS] = "register",
+        [SK_ROUTE_AUTH] = "login",          [SK_ROUTE_LOGOUT] = "logout",
+        [SK_ROUTE_COUPONS] = "coupons",     [SK_ROUTE_GRAB] = "grab",
+        [SK_ROUTE_HEALTHZ] = "healthz",     [SK_ROUTE_READYZ] = "readyz",
+        [SK_ROUTE_METRICS] = "metrics",
+    };
+    return route < SK_ROUTE_COUNT ? names[route] : "unknown";
+}

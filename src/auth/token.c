@@ -1,0 +1,127 @@
+/*
+ * The per-thread cache of verified tokens (see token.h): direct-mapped, indexed by a hash
+ * of the token's signature part, each entry holding the whole token so that a hit is an
+ * exact match. Only tokens that verified are cached; a token is at most SK_JWT_MAX_TOKEN
+ * bytes, or it could not have verified.
+ */
+#include "auth/token.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CACHE_SLOTS 4096 /* a power of two; ~2 MiB per thread */
+
+typedef struct token_entry {
+    uint64_t revocation_epoch;
+    uint16_t token_len; /* 0: empty slot */
+    sk_jwt_claims_t claims;
+    char token[SK_JWT_MAX_TOKEN];
+} token_entry_t;
+
+struct sk_token_cache {
+    const uint8_t *key;
+    size_t key_len;
+    sk_store_t *store;
+    token_entry_t slots[CACHE_SLOTS];
+};
+
+sk_token_cache_t *sk_token_cache_create(const uint8_t *key, size_t key_len, sk_store_t *store)
+{
+    sk_token_cache_t *cache = calloc(1, sizeof(*cache));
+    if (cache == NULL)
+        return NULL;
+    cache->key = key;
+    cache->key_len = key_len;
+    cache->store = store;
+    return cache;
+}
+
+void sk_token_cache_destroy(sk_token_cache_t *cache)
+{
+    free(cache);
+}
+
+void sk_token_from_header(const char **token, size_t *token_len)
+{
+    const char *text = *token;
+    size_t len = *token_len;
+    while (len != 0 && (*text == ' ' || *text == '\t')) {
+        ++text;
+        --len;
+    }
+    if (len >= 7 && strncasecmp(text, "Bearer ", 7) == 0) {
+        text += 7;
+        len -= 7;
+        while (len != 0 && *text == ' ') {
+            ++text;
+            --len;
+        }
+    }
+    while (len != 0 && (text[len - 1] == ' ' || text[len - 1] == '\t'))
+        --len;
+    *token = text;
+    *token_len = len;
+}
+
+static size_t slot_of(const char *token, size_t len)
+{
+    /* The tail of a JWT is its HMAC in base64url: already uniformly distributed. */
+    uint64_t h = 0;
+    size_t take = len < 8 ? len : 8;
+    memcpy(&h, token + len - take, take);
+    h *= 0x9e3779b97f4a7c15ULL;
+    return (size_t)(h >> 52) & (CACHE_SLOTS - 1);
+}
+
+static sk_token_status_t check_claims(sk_token_cache_t *cache, token_entry_t *entry, int64_t now)
+{
+    if (now > entry->claims.exp + SK_JWT_LEEWAY)
+        return SK_TOKEN_EXPIRED;
+    uint64_t epoch = sk_store_revocation_epoch(cache->store);
+    if (epoch != entry->revocation_epoch) {
+        if (sk_store_is_revoked(cache->store, entry->claims.jti))
+            return SK_TOKEN_REVOKED;
+        entry->revocation_epoch = epoch;
+    }
+    return SK_TOKEN_OK;
+}
+
+sk_token_status_t sk_token_check(sk_token_cache_t *cache, const char *header, size_t header_len,
+                                 int64_t now, const sk_jwt_claims_t **claims)
+{
+    if (header == NULL)
+        return SK_TOKEN_MISSING;
+    const char *token = header;
+    size_t len = header_len;
+    sk_token_from_header(&token, &len);
+    if (len == 0 || len >= SK_JWT_MAX_TOKEN)
+        return len == 0 ? SK_TOKEN_MISSING : SK_TOKEN_INVALID;
+
+    token_entry_t *entry = &cache->slots[slot_of(token, len)];
+    if (entry->token_len == len && memcmp(entry->token, token, len) == 0) {
+        *claims = &entry->claims;
+        return check_claims(cache, entry, now);
+    }
+
+    sk_jwt_claims_t verified;
+    /* Read the epoch before the revocation check it stands for, so that a revocation
+     * racing with this check moves the epoch past the stored one. */
+    uint64_t epoch = sk_store_revocation_epoch(cache->store);
+    switch (sk_jwt_verify(cache->key, cache->key_len, token, len, now, &verified)) {
+    case SK_JWT_VALID:
+        break;
+    case SK_JWT_EXPIRED:
+        return SK_TOKEN_EXPIRED;
+    default:
+        return SK_TOKEN_INVALID;
+    }
+    if (sk_store_is_revoked(cache->store, verified.jti))
+        return SK_TOKEN_REVOKED;
+    entry->claims = verified;
+    entry->revocation_epoch = epoch;
+    entry->token_len = (uint16_t)len;
+    memcpy(entry->token, token, len);
+    *claims = &entry->claims;
+    return SK_TOKEN_OK;
+}

@@ -1,0 +1,329 @@
+/*
+ * Command-line and environment parsing (see config.h). Table-driven so that --help, the
+ * environment names and the parser cannot drift apart.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#define MIN_SECRET_BYTES 32
+#define SECRET_FILE "jwt-secret"
+
+typedef enum option_id {
+    OPT_LISTEN,
+    OPT_DATA_DIR,
+    OPT_THREADS,
+    OPT_JWT_SECRET,
+    OPT_TOKEN_TTL,
+    OPT_REDIS,
+    OPT_MYSQL,
+    OPT_MAX_AMOUNT,
+    OPT_MAX_BODY,
+    OPT_LOG_LEVEL,
+    OPT_PWHASH_COST,
+    OPT_SYNC_COMMITS,
+    OPT_IDLE_TIMEOUT,
+    OPT_COUNT
+} option_id_t;
+
+static const struct option_spec {
+    const char *flag, *env, *arg, *help;
+} options[OPT_COUNT] = {
+    [OPT_LISTEN] = {"--listen", "SECKILL_LISTEN", "ADDR:PORT",
+                    "where to serve HTTP (default 0.0.0.0:20080; [::1]:20080 for IPv6)"},
+    [OPT_DATA_DIR] = {"--data-dir", "SECKILL_DATA_DIR", "DIR",
+                      "the SQLite database and the generated secret (default ./seckill-data)"},
+    [OPT_THREADS] = {"--threads", "SECKILL_THREADS", "N",
+                     "HTTP worker threads (default: number of cores)"},
+    [OPT_JWT_SECRET] = {"--jwt-secret", "SECKILL_JWT_SECRET", "S",
+                        "token signing key, >= 32 bytes, the same on every instance "
+                        "(default: generated once, kept in the data dir)"},
+    [OPT_TOKEN_TTL] = {"--token-ttl", "SECKILL_TOKEN_TTL", "SECONDS",
+                       "token lifetime (default 3600)"},
+    [OPT_REDIS] = {"--redis", "SECKILL_REDIS", "URL",
+                   "redis://[:password@]host:port[/db]; with --mysql: distributed deployment"},
+    [OPT_MYSQL] = {"--mysql", "SECKILL_MYSQL", "URL", "mysql://user:password@host:port/database"},
+    [OPT_MAX_AMOUNT] = {"--max-amount", "SECKILL_MAX_AMOUNT", "N",
+                        "the largest amount a coupon may have (default 1000000000)"},
+    [OPT_MAX_BODY] = {"--max-body", "SECKILL_MAX_BODY", "BYTES",
+                      "request bodies above this get 413 (default 65536)"},
+    [OPT_LOG_LEVEL] = {"--log-level", "SECKILL_LOG_LEVEL", "LEVEL",
+                       "error, warn, info or debug (default info)"},
+    [OPT_PWHASH_COST] = {"--pwhash-cost", "SECKILL_PWHASH_COST", "COST",
+                         "argon2id cost: interactive (default), moderate, or min "
+                         "(insecure; tests and benchmarks only)"},
+    [OPT_SYNC_COMMITS] = {"--sync-commits", "SECKILL_SYNC_COMMITS", "0|1",
+                          "fsync every commit, surviving power loss as well as crashes "
+                          "(default 0: a commit survives kill -9 and process crashes)"},
+    [OPT_IDLE_TIMEOUT] = {"--idle-timeout", "SECKILL_IDLE_TIMEOUT", "SECONDS",
+                          "a request must arrive within this; idle connections close "
+                          "(default 10)"},
+};
+
+static char usage_text[4096];
+
+const char *sk_config_usage(void)
+{
+    if (usage_text[0] != '\0')
+        return usage_text;
+    size_t used = (size_t)snprintf(
+        usage_text, sizeof(usage_text),
+        "Usage: seckill [options]\n"
+        "A flash-sale coupon service. Without --redis/--mysql it runs embedded, keeping its\n"
+        "state in DIR/seckill.db (SQLite). Every option also reads the environment variable\n"
+        "shown; the flag wins.\n\n");
+    for (int i = 0; i != OPT_COUNT && used < sizeof(usage_text); ++i) {
+        char left[64];
+        snprintf(left, sizeof(left), "%s %s", options[i].flag, options[i].arg);
+        used += (size_t)snprintf(usage_text + used, sizeof(usage_text) - used,
+                                 "  %-26s %s\n  %-26s [%s]\n", left, options[i].help, "",
+                                 options[i].env);
+    }
+    if (used < sizeof(usage_text))
+        snprintf(usage_text + used, sizeof(usage_text) - used,
+                 "  %-26s print this help\n  %-26s print the version\n", "--help", "--version");
+    return usage_text;
+}
+
+static int parse_int(const char *text, int64_t min, int64_t max, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || value < min || value > max)
+        return -1;
+    *out = value;
+    return 0;
+}
+
+static int parse_listen(sk_config_t *config, const char *text)
+{
+    const char *colon = strrchr(text, ':');
+    int64_t port;
+    if (colon == NULL || parse_int(colon + 1, 0, 65535, &port) != 0)
+        return -1;
+    const char *host = text;
+    size_t host_len = (size_t)(colon - text);
+    if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
+        ++host;
+        host_len -= 2;
+    }
+    if (host_len == 0 || host_len >= sizeof(config->listen_host))
+        return -1;
+    memcpy(config->listen_host, host, host_len);
+    config->listen_host[host_len] = '\0';
+    config->listen_port = (unsigned short)port;
+    return 0;
+}
+
+static int replace_string(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int apply(sk_config_t *config, option_id_t id, const char *value)
+{
+    int64_t number;
+    sk_log_level_t level;
+    switch (id) {
+    case OPT_LISTEN:
+        return parse_listen(config, value);
+    case OPT_DATA_DIR:
+        return value[0] == '\0' ? -1 : replace_string(&config->data_dir, value);
+    case OPT_THREADS:
+        if (parse_int(value, 1, 256, &number) != 0)
+            return -1;
+        config->threads = (int)number;
+        return 0;
+    case OPT_JWT_SECRET:
+        return replace_string(&config->jwt_secret, value);
+    case OPT_TOKEN_TTL:
+        return parse_int(value, 1, 10LL * 365 * 86400, &config->token_ttl);
+    case OPT_REDIS:
+        return replace_string(&config->redis_url, value);
+    case OPT_MYSQL:
+        return replace_string(&config->mysql_url, value);
+    case OPT_MAX_AMOUNT:
+        return parse_int(value, 1, INT64_MAX, &config->max_amount);
+    case OPT_MAX_BODY:
+        if (parse_int(value, 1, 64LL * 1024 * 1024, &number) != 0)
+            return -1;
+        config->max_body = (size_t)number;
+        return 0;
+    case OPT_LOG_LEVEL:
+        if (sk_log_parse_level(value, &level) != 0)
+            return -1;
+        config->log_level = level;
+        return 0;
+    case OPT_PWHASH_COST:
+        if (strcmp(value, "min") == 0)
+            config->pwhash_cost = SK_PWHASH_MIN;
+        else if (strcmp(value, "interactive") == 0)
+            config->pwhash_cost = SK_PWHASH_INTERACTIVE;
+        else if (strcmp(value, "moderate") == 0)
+            config->pwhash_cost = SK_PWHASH_MODERATE;
+        else
+            return -1;
+        return 0;
+    case OPT_SYNC_COMMITS:
+        if (parse_int(value, 0, 1, &number) != 0)
+            return -1;
+        config->sync_commits = (int)number;
+        return 0;
+    case OPT_IDLE_TIMEOUT:
+        if (parse_int(value, 1, 3600, &number) != 0)
+            return -1;
+        config->idle_timeout_ms = (unsigned)number * 1000;
+        return 0;
+    case OPT_COUNT:
+        break;
+    }
+    return -1;
+}
+
+static void set_defaults(sk_config_t *config)
+{
+    memset(config, 0, sizeof(*config));
+    strcpy(config->listen_host, "0.0.0.0");
+    config->listen_port = 20080;
+    config->data_dir = strdup("./seckill-data");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    config->threads = cores > 0 ? (int)(cores > 256 ? 256 : cores) : 1;
+    config->token_ttl = 3600;
+    config->max_amount = 1000000000;
+    config->max_body = 65536;
+    config->log_level = SK_LOG_INFO;
+    config->pwhash_cost = SK_PWHASH_INTERACTIVE;
+    config->idle_timeout_ms = 10000;
+}
+
+sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, char *error,
+                                   size_t error_size)
+{
+    set_defaults(config);
+    for (int i = 0; i != OPT_COUNT; ++i) {
+        const char *value = getenv(options[i].env);
+        if (value != NULL && apply(config, (option_id_t)i, value) != 0) {
+            /* Never echo the value: it may be a secret. */
+            snprintf(error, error_size, "invalid value in %s (%s %s)", options[i].env,
+                     options[i].flag, options[i].arg);
+            return SK_CONFIG_ERROR;
+        }
+    }
+    for (int arg = 1; arg < argc; ++arg) {
+        const char *word = argv[arg];
+        if (strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0)
+            return SK_CONFIG_HELP;
+        if (strcmp(word, "--version") == 0)
+            return SK_CONFIG_VERSION;
+        const char *equals = strchr(word, '=');
+        size_t name_len = equals ? (size_t)(equals - word) : strlen(word);
+        int id = 0;
+        while (id != OPT_COUNT && !(strlen(options[id].flag) == name_len &&
+                                    memcmp(options[id].flag, word, name_len) == 0))
+            ++id;
+        if (id == OPT_COUNT) {
+            snprintf(error, error_size, "unknown option '%.*s' (see --help)", (int)name_len, word);
+            return SK_CONFIG_ERROR;
+        }
+        const char *value = equals ? equals + 1 : (arg + 1 < argc ? argv[++arg] : NULL);
+        if (value == NULL) {
+            snprintf(error, error_size, "%s needs a value: %s", options[id].flag, options[id].arg);
+            return SK_CONFIG_ERROR;
+        }
+        if (apply(config, (option_id_t)id, value) != 0) {
+            snprintf(error, error_size, "invalid value for %s (expected %s)", options[id].flag,
+                     options[id].arg);
+            return SK_CONFIG_ERROR;
+        }
+    }
+    if ((config->redis_url == NULL) != (config->mysql_url == NULL)) {
+        snprintf(error, error_size, "--redis and --mysql go together");
+        return SK_CONFIG_ERROR;
+    }
+    return SK_CONFIG_RUN;
+}
+
+void sk_config_dispose(sk_config_t *config)
+{
+    free(config->data_dir);
+    if (config->jwt_secret != NULL)
+        sodium_memzero(config->jwt_secret, strlen(config->jwt_secret));
+    free(config->jwt_secret);
+    free(config->redis_url);
+    free(config->mysql_url);
+    memset(config, 0, sizeof(*config));
+}
+
+static int load_or_create_secret(sk_config_t *config, char *error, size_t error_size)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", config->data_dir, SECRET_FILE);
+    char text[256];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t got = read(fd, text, sizeof(text) - 1);
+        close(fd);
+        if (got < 0) {
+            snprintf(error, error_size, "cannot read %s: %s", path, strerror(errno));
+            return -1;
+        }
+        while (got > 0 && (text[got - 1] == '\n' || text[got - 1] == '\r'))
+            --got;
+        text[got] = '\0';
+        return replace_string(&config->jwt_secret, text);
+    }
+    if (errno != ENOENT) {
+        snprintf(error, error_size, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    unsigned char random_bytes[48];
+    randombytes_buf(random_bytes, sizeof(random_bytes));
+    sodium_bin2base64(text, sizeof(text), random_bytes, sizeof(random_bytes),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    size_t len = strlen(text);
+    text[len] = '\n';
+    if (fd < 0 || write(fd, text, len + 1) != (ssize_t)(len + 1) || fsync(fd) != 0) {
+        snprintf(error, error_size, "cannot write %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    text[len] = '\0';
+    sk_log(SK_LOG_INFO, "config", "generated a new token secret in %s", path);
+    return replace_string(&config->jwt_secret, text);
+}
+
+int sk_config_prepare_data_dir(sk_config_t *config, char *error, size_t error_size)
+{
+    if (mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(error, error_size, "cannot create data dir %s: %s", config->data_dir,
+                 strerror(errno));
+        return -1;
+    }
+    if (config->jwt_secret == NULL && load_or_create_secret(config, error, error_size) != 0)
+        return -1;
+    if (strlen(config->jwt_secret) < MIN_SECRET_BYTES) {
+        snprintf(error, error_size, "the JWT secret must be at least %d bytes long",
+                 MIN_SECRET_BYTES);
+        return -1;
+    }
+    return 0;
+}

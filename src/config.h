@@ -1,0 +1,61 @@
+/*
+ * The command line and its environment variables (API.md "Command line"). Every option
+ * --name also reads SECKILL_NAME (upper case, '-' as '_'); the flag wins over the
+ * environment. Untrusted only in the sense that a typo must give a clear message.
+ */
+#ifndef SK_CONFIG_H
+#define SK_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum sk_pwhash_cost {
+    SK_PWHASH_MIN = 0,     /* for tests and benchmarks only */
+    SK_PWHASH_INTERACTIVE, /* the default: libsodium's interactive limits */
+    SK_PWHASH_MODERATE
+} sk_pwhash_cost_t;
+
+typedef struct sk_config {
+    char listen_host[64];
+    unsigned short listen_port;
+    char *data_dir;
+    int threads;
+    char *jwt_secret; /* NULL: generated once and kept in the data dir */
+    int64_t token_ttl;
+    char *redis_url, *mysql_url;
+    int64_t max_amount;
+    size_t max_body;
+    int log_level; /* sk_log_level_t */
+    sk_pwhash_cost_t pwhash_cost;
+    int sync_commits;
+    unsigned idle_timeout_ms;
+} sk_config_t;
+
+typedef enum sk_config_action {
+    SK_CONFIG_RUN = 0,
+    SK_CONFIG_HELP,    /* --help: print sk_config_usage() and exit 0 */
+    SK_CONFIG_VERSION, /* --version */
+    SK_CONFIG_ERROR    /* `error` says what is wrong: exit non-zero */
+} sk_config_action_t;
+
+/*
+ * Fills `config` from the defaults, then `environ`-style variables (looked up through
+ * getenv), then argv. On SK_CONFIG_ERROR a message is written to `error`.
+ * Strings in `config` are heap copies: free with sk_config_dispose.
+ */
+sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, char *error,
+                                   size_t error_size);
+
+/* The --help text. */
+const char *sk_config_usage(void);
+
+void sk_config_dispose(sk_config_t *config);
+
+/*
+ * Makes sure the data directory exists (created mode 0700) and, when no secret was given,
+ * loads the one kept there or generates and keeps a new one (mode 0600). Refuses secrets
+ * shorter than 32 bytes. Returns 0, or -1 with a message in `error`.
+ */
+int sk_config_prepare_data_dir(sk_config_t *config, char *error, size_t error_size);
+
+#endif

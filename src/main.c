@@ -1,0 +1,101 @@
+/*
+ * seckill: a flash-sale coupon service. main() reads the configuration, opens the store
+ * of the chosen deployment, and serves HTTP until SIGTERM or SIGINT; then every request
+ * already received is answered, every acknowledged change is durable, and it exits 0.
+ */
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "auth/password.h"
+#include "config.h"
+#include "http/server.h"
+#include "store/store_local.h"
+#include "util/log.h"
+
+int main(int argc, char **argv)
+{
+    sk_config_t config;
+    char error[512] = "";
+    switch (sk_config_parse(&config, argc, argv, error, sizeof(error))) {
+    case SK_CONFIG_HELP:
+        fputs(sk_config_usage(), stdout);
+        sk_config_dispose(&config);
+        return 0;
+    case SK_CONFIG_VERSION:
+        printf("seckill %s\n", SECKILL_VERSION);
+        sk_config_dispose(&config);
+        return 0;
+    case SK_CONFIG_ERROR:
+        fprintf(stderr, "seckill: %s\n", error);
+        sk_config_dispose(&config);
+        return 2;
+    case SK_CONFIG_RUN:
+        break;
+    }
+    sk_log_set_level((sk_log_level_t)config.log_level);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "seckill: sodium_init failed\n");
+        return 1;
+    }
+    if (config.redis_url != NULL) {
+        fprintf(stderr, "seckill: the distributed deployment (--redis/--mysql) is not part of "
+                        "this build yet; run without them for the embedded deployment\n");
+        sk_config_dispose(&config);
+        return 2;
+    }
+    if (sk_config_prepare_data_dir(&config, error, sizeof(error)) != 0) {
+        fprintf(stderr, "seckill: %s\n", error);
+        sk_config_dispose(&config);
+        return 1;
+    }
+
+    int status = 1;
+    sk_store_t *store = NULL;
+    sk_password_pool_t *passwords = NULL;
+    sk_api_t *api = NULL;
+    char db_path[PATH_MAX];
+    snprintf(db_path, sizeof(db_path), "%s/seckill.db", config.data_dir);
+    store = sk_store_local_create(db_path, config.sync_commits);
+    if (store == NULL)
+        goto done;
+    passwords = sk_password_pool_create(config.threads, config.pwhash_cost);
+    if (passwords == NULL)
+        goto done;
+    sk_api_config_t api_config = {
+        .jwt_secret = (const uint8_t *)config.jwt_secret,
+        .jwt_secret_len = strlen(config.jwt_secret),
+        .token_ttl = config.token_ttl,
+        .max_amount = config.max_amount,
+        .max_body = config.max_body,
+    };
+    api = sk_api_create(&api_config, store, passwords);
+    if (api == NULL)
+        goto done;
+    sk_http_config_t http_config = {
+        .host = config.listen_host,
+        .port = config.listen_port,
+        .threads = config.threads,
+        .max_body = config.max_body,
+        .idle_timeout_ms = config.idle_timeout_ms,
+    };
+    if (sk_http_serve(&http_config, sk_api_app(api)) != 0)
+        goto done;
+    /* Every worker has answered what it received: make it all durable, then stop. */
+    if (sk_store_drain(store) != 0)
+        goto done;
+    sk_log(SK_LOG_INFO, "main", "stopped cleanly");
+    status = 0;
+done:
+    if (api != NULL)
+        sk_api_destroy(api);
+    if (passwords != NULL)
+        sk_password_pool_destroy(passwords);
+    if (store != NULL)
+        sk_store_destroy(store);
+    sk_config_dispose(&config);
+    return status;
+}

@@ -1,0 +1,74 @@
+/* Dispatch from the store interface to the deployment chosen at start. */
+#include "store/store.h"
+
+sk_store_thread_t *sk_store_thread_create(sk_store_t *store, h2o_multithread_queue_t *queue)
+{
+    return store->vtable->thread_create(store, queue);
+}
+
+void sk_store_thread_destroy(sk_store_t *store, sk_store_thread_t *thread)
+{
+    store->vtable->thread_destroy(thread);
+}
+
+void sk_store_user_register(sk_store_t *store, sk_store_thread_t *thread,
+                            sk_store_user_register_t *op)
+{
+    store->vtable->user_register(thread, op);
+}
+
+void sk_store_user_find(sk_store_t *store, sk_store_thread_t *thread, sk_store_user_find_t *op)
+{
+    store->vtable->user_find(thread, op);
+}
+
+void sk_store_coupon_create(sk_store_t *store, sk_store_thread_t *thread,
+                            sk_store_coupon_create_t *op)
+{
+    store->vtable->coupon_create(thread, op);
+}
+
+void sk_store_coupon_list(sk_store_t *store, sk_store_thread_t *thread, sk_store_coupon_list_t *op)
+{
+    store->vtable->coupon_list(thread, op);
+}
+
+void sk_store_grab(sk_store_t *store, sk_store_thread_t *thread, sk_store_grab_t *op)
+{
+    store->vtable->grab(thread, op);
+}
+
+void sk_store_revoke(sk_store_t *store, sk_store_thread_t *thread, sk_store_revoke_t *op)
+{
+    store->vtable->revoke(thread, op);
+}
+
+int sk_store_is_revoked(sk_store_t *store, const char *jti)
+{
+    return store->vtable->is_revoked(store, jti);
+}
+
+uint64_t sk_store_revocation_epoch(sk_store_t *store)
+{
+    return store->vtable->revocation_epoch(store);
+}
+
+int sk_store_is_ready(sk_store_t *store)
+{
+    return store->vtable->is_ready(store);
+}
+
+void sk_store_stats(sk_store_t *store, sk_store_stats_t *out)
+{
+    store->vtable->stats(store, out);
+}
+
+int sk_store_drain(sk_store_t *store)
+{
+    return store->vtable->drain(store);
+}
+
+void sk_store_destroy(sk_store_t *store)
+{
+    store->vtable->destroy(store);
+}

@@ -1,0 +1,183 @@
+/*
+ * The domain: users, coupons, grabs, holdings and token revocations, behind one interface
+ * that each deployment implements (store_local.c: memory + SQLite; later a Redis + MySQL
+ * one). The api layer calls only what this header declares.
+ *
+ * Every operation is asynchronous: the caller fills an operation struct (which must stay
+ * valid until completion, e.g. allocated in the request's pool) and starts it from a worker
+ * thread through that thread's sk_store_thread_t. The store calls `op->on_done` exactly
+ * once, on that same thread; it may do so before the start call returns, when the answer
+ * needs no I/O. Strings in results are allocated in `op->pool` or point at store memory
+ * that lives as long as the store.
+ */
+#ifndef SK_STORE_STORE_H
+#define SK_STORE_STORE_H
+
+#include <h2o.h>
+#include <stdint.h>
+
+#define SK_STORE_MAX_NAME 64 /* bytes of a user or coupon name */
+#define SK_STORE_MAX_DESCRIPTION 1024
+#define SK_STORE_PAGE_SIZE 20
+#define SK_STORE_NO_TIME INT64_MIN /* a sale window bound that is absent */
+
+typedef enum sk_user_kind { SK_USER_CUSTOMER = 0, SK_USER_SELLER = 1 } sk_user_kind_t;
+
+/* What an operation came to; the meaning of each value depends on the operation. */
+typedef enum sk_store_result {
+    SK_STORE_OK = 0,
+    SK_STORE_DUPLICATE, /* register / create: the name is taken */
+    SK_STORE_NOT_FOUND, /* find / list: no such user */
+    SK_STORE_NO_SUCH_COUPON,
+    SK_STORE_NOT_STARTED,
+    SK_STORE_ENDED,
+    SK_STORE_SOLD_OUT,
+    SK_STORE_ALREADY_HELD,
+    SK_STORE_UNAVAILABLE /* a backend failed; nothing was changed */
+} sk_store_result_t;
+
+typedef struct sk_store sk_store_t;
+typedef struct sk_store_thread sk_store_thread_t;
+typedef struct sk_store_op sk_store_op_t;
+
+struct sk_store_op {
+    void (*on_done)(sk_store_op_t *op); /* set by the caller */
+    void *data;                         /* the caller's */
+    h2o_mem_pool_t *pool;               /* where results are allocated */
+    sk_store_result_t result;           /* set by the store before on_done */
+    /* private to the store */
+    h2o_multithread_message_t _message;
+    sk_store_thread_t *_thread;
+    sk_store_op_t *_journal_next;
+};
+
+typedef struct sk_store_user_register {
+    sk_store_op_t op;
+    h2o_iovec_t username;
+    sk_user_kind_t kind;
+    const char *password_hash; /* NUL-terminated argon2id string */
+} sk_store_user_register_t;
+
+typedef struct sk_store_user_find {
+    sk_store_op_t op;
+    h2o_iovec_t username;
+    /* results, on SK_STORE_OK */
+    sk_user_kind_t kind;
+    const char *password_hash;
+} sk_store_user_find_t;
+
+typedef struct sk_store_coupon_create {
+    sk_store_op_t op;
+    h2o_iovec_t seller, name, description;
+    int64_t amount, stock;
+    int64_t start_at, end_at; /* SK_STORE_NO_TIME when absent */
+} sk_store_coupon_create_t;
+
+typedef struct sk_store_coupon_item {
+    h2o_iovec_t name, description, seller;
+    int64_t stock, amount, left;
+    int64_t start_at, end_at;
+} sk_store_coupon_item_t;
+
+typedef struct sk_store_coupon_list {
+    sk_store_op_t op;
+    h2o_iovec_t username; /* whose coupons: a seller's published, a customer's held */
+    int64_t page;         /* 1-based; past the end gives zero items */
+    /* results, on SK_STORE_OK */
+    sk_user_kind_t kind; /* the listed user's kind */
+    sk_store_coupon_item_t *items;
+    size_t count;
+} sk_store_coupon_list_t;
+
+typedef struct sk_store_grab {
+    sk_store_op_t op;
+    h2o_iovec_t customer, seller, name;
+    int64_t now; /* Unix seconds, for the sale window */
+} sk_store_grab_t;
+
+typedef struct sk_store_revoke {
+    sk_store_op_t op;
+    const char *jti; /* NUL-terminated */
+    int64_t expires_at;
+} sk_store_revoke_t;
+
+/* Metrics a store reports; read without locks, so each value may be a moment old. */
+typedef struct sk_store_stats {
+    uint64_t journal_backlog;  /* operations waiting to be committed */
+    uint64_t journal_batches;  /* transactions committed */
+    uint64_t journal_ops;      /* operations committed */
+    uint64_t journal_failures; /* transactions that failed and were rolled back */
+    uint64_t
+        batch_size_buckets[8]; /* batches of <=1, <=4, <=16, <=64, <=256, <=1024, <=4096, more */
+    uint64_t commit_usec_buckets[8]; /* commits of <=100us, <=300us, <=1ms, <=3ms, <=10ms, <=30ms,
+                                        <=100ms, more */
+    uint64_t commit_usec_sum;
+} sk_store_stats_t;
+
+typedef struct sk_store_vtable {
+    sk_store_thread_t *(*thread_create)(sk_store_t *store, h2o_multithread_queue_t *queue);
+    void (*thread_destroy)(sk_store_thread_t *thread);
+    void (*user_register)(sk_store_thread_t *thread, sk_store_user_register_t *op);
+    void (*user_find)(sk_store_thread_t *thread, sk_store_user_find_t *op);
+    void (*coupon_create)(sk_store_thread_t *thread, sk_store_coupon_create_t *op);
+    void (*coupon_list)(sk_store_thread_t *thread, sk_store_coupon_list_t *op);
+    void (*grab)(sk_store_thread_t *thread, sk_store_grab_t *op);
+    void (*revoke)(sk_store_thread_t *thread, sk_store_revoke_t *op);
+    int (*is_revoked)(sk_store_t *store, const char *jti);
+    uint64_t (*revocation_epoch)(sk_store_t *store);
+    int (*is_ready)(sk_store_t *store);
+    void (*stats)(sk_store_t *store, sk_store_stats_t *out);
+    int (*drain)(sk_store_t *store);
+    void (*destroy)(sk_store_t *store);
+} sk_store_vtable_t;
+
+struct sk_store {
+    const sk_store_vtable_t *vtable;
+};
+
+/* Per worker thread: completions are delivered through `queue` (the worker loop's). */
+sk_store_thread_t *sk_store_thread_create(sk_store_t *store, h2o_multithread_queue_t *queue);
+
+/* Call on the thread's own loop, after every operation it started has completed. */
+void sk_store_thread_destroy(sk_store_t *store, sk_store_thread_t *thread);
+
+/* Registers a user. Result: OK, DUPLICATE or UNAVAILABLE. Durable before on_done(OK). */
+void sk_store_user_register(sk_store_t *store, sk_store_thread_t *thread,
+                            sk_store_user_register_t *op);
+
+/* Finds a user for login. Result: OK or NOT_FOUND. */
+void sk_store_user_find(sk_store_t *store, sk_store_thread_t *thread, sk_store_user_find_t *op);
+
+/* A seller publishes a coupon. Result: OK, DUPLICATE or UNAVAILABLE. Durable before OK. */
+void sk_store_coupon_create(sk_store_t *store, sk_store_thread_t *thread,
+                            sk_store_coupon_create_t *op);
+
+/* One page of a seller's coupons (creation order) or a customer's (grab order). Result: OK
+ * (with kind, items, count) or NOT_FOUND. */
+void sk_store_coupon_list(sk_store_t *store, sk_store_thread_t *thread, sk_store_coupon_list_t *op);
+
+/* A customer grabs one coupon. Result: OK (durable), NO_SUCH_COUPON, NOT_STARTED, ENDED,
+ * SOLD_OUT, ALREADY_HELD (checked in that order) or UNAVAILABLE (nothing taken). */
+void sk_store_grab(sk_store_t *store, sk_store_thread_t *thread, sk_store_grab_t *op);
+
+/* Revokes a token id until `expires_at`. Result: OK (durable) or UNAVAILABLE. */
+void sk_store_revoke(sk_store_t *store, sk_store_thread_t *thread, sk_store_revoke_t *op);
+
+/* Whether `jti` was revoked. Thread-safe, lock-free on the local store. */
+int sk_store_is_revoked(sk_store_t *store, const char *jti);
+
+/* A counter that changes whenever a token is revoked: caches of verified tokens compare it
+ * to know when they must consult sk_store_is_revoked again. */
+uint64_t sk_store_revocation_epoch(sk_store_t *store);
+
+/* 1 when every backend answers. */
+int sk_store_is_ready(sk_store_t *store);
+
+void sk_store_stats(sk_store_t *store, sk_store_stats_t *out);
+
+/* Makes every acknowledged operation durable and stops accepting new ones; for shutdown. */
+int sk_store_drain(sk_store_t *store);
+
+void sk_store_destroy(sk_store_t *store);
+
+#endif
