@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/h2o_errors.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -44,12 +45,29 @@ typedef struct http_worker {
 } http_worker_t;
 
 static h2o_globalconf_t globalconf;
-static const sk_http_app_t *the_app;
+
+/* h2o 2.2.5 reads up to ~400 KiB of request head; no client of this API needs more than a
+ * few hundred bytes, and every byte a connection may hold is memory a flood can take. */
+#define MAX_REQUEST_HEAD 16384
+
+static size_t request_head_size(h2o_req_t *req)
+{
+    size_t size = req->input.method.len + req->input.path.len;
+    for (size_t i = 0; i != req->headers.size; ++i)
+        size += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    return size;
+}
 
 static int handle_request(h2o_handler_t *handler, h2o_req_t *req)
 {
     (void)handler;
     http_worker_t *worker = (http_worker_t *)req->conn->ctx;
+    if (request_head_size(req) > MAX_REQUEST_HEAD) {
+        req->http1_is_persistent = 0;
+        sk_http_send_json(
+            req, 431, h2o_iovec_init(H2O_STRLIT("{\"errMsg\":\"Request headers too large.\"}")));
+        return 0;
+    }
     worker->app->handle(worker->app_thread_data, req);
     return 0;
 }
@@ -183,7 +201,7 @@ int sk_http_serve(const sk_http_config_t *config, const sk_http_app_t *app)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    the_app = app;
+    sk_http_errors_link();
     configure_h2o(config);
     int listen_fd = open_listener(config);
     if (listen_fd < 0)
@@ -248,6 +266,8 @@ const char *sk_http_reason(int status)
         return "Payload Too Large";
     case 429:
         return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
     case 503:

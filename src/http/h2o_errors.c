@@ -1,0 +1,105 @@
+/*
+ * Interposed h2o error writers (see h2o_errors.h). Written against h2o 2.2.5 as Debian
+ * ships it: h2o_send_error_generic() and the constant "400 Bad Request" that http1.c
+ * writes with h2o_socket_write() on an unparsable request. If a later h2o stops calling
+ * them through the PLT, the tests of malformed requests show it.
+ */
+#include "http/h2o_errors.h"
+
+#include <dlfcn.h>
+#include <h2o.h>
+#include <string.h>
+
+#include "util/log.h"
+
+void sk_http_errors_link(void)
+{
+}
+
+/* What http1.c writes for a request it cannot parse, byte for byte. */
+static const char h2o_bad_request[] = "HTTP/1.1 400 Bad Request\r\n"
+                                      "Content-Type: text/plain; charset=utf-8\r\n"
+                                      "Connection: close\r\n"
+                                      "Content-Length: 11\r\n"
+                                      "\r\n"
+                                      "Bad Request";
+
+static const char json_bad_request[] = "HTTP/1.1 400 Bad Request\r\n"
+                                       "Content-Type: application/json; charset=utf-8\r\n"
+                                       "Connection: close\r\n"
+                                       "Content-Length: 25\r\n"
+                                       "\r\n"
+                                       "{\"errMsg\":\"Bad request.\"}";
+
+typedef void (*socket_write_fn)(h2o_socket_t *, h2o_iovec_t *, size_t, h2o_socket_cb);
+
+void h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_socket_cb cb)
+{
+    static socket_write_fn real_write;
+    if (real_write == NULL) {
+        /* Two threads may race here; both store the same pointer. */
+        real_write = (socket_write_fn)dlsym(RTLD_NEXT, "h2o_socket_write");
+        if (real_write == NULL) {
+            sk_log(SK_LOG_ERROR, "http", "dlsym(h2o_socket_write) failed: %s", dlerror());
+            abort();
+        }
+    }
+    static h2o_iovec_t replacement = {(char *)json_bad_request, sizeof(json_bad_request) - 1};
+    if (bufcnt == 1 && bufs[0].len == sizeof(h2o_bad_request) - 1 &&
+        memcmp(bufs[0].base, h2o_bad_request, sizeof(h2o_bad_request) - 1) == 0) {
+        real_write(sock, &replacement, 1, cb);
+        return;
+    }
+    real_write(sock, bufs, bufcnt, cb);
+}
+
+static const char *json_body_for(int status)
+{
+    switch (status) {
+    case 400:
+        return "{\"errMsg\":\"Bad request.\"}";
+    case 413:
+        return "{\"errMsg\":\"Request body too large.\"}";
+    case 417:
+        return "{\"errMsg\":\"Expectation failed.\"}";
+    default:
+        return "{\"errMsg\":\"Internal error.\"}";
+    }
+}
+
+void h2o_send_error_generic(h2o_req_t *req, int status, const char *reason, const char *body,
+                            int flags)
+{
+    (void)body;
+    if (req->pathconf == NULL) {
+        /* The request failed before h2o bound it to a host: bind it as h2o itself would
+         * (request.c, setup_before_processing) so that the response filters exist. */
+        h2o_hostconf_t *hostconf = *req->conn->hosts;
+        h2o_get_timestamp(req->conn->ctx, &req->pool, &req->processed_at);
+        if (req->input.authority.base == NULL)
+            req->input.authority = hostconf->authority.hostport;
+        req->scheme = req->input.scheme;
+        req->method = req->input.method;
+        req->authority = req->input.authority;
+        req->path = req->input.path;
+        req->path_normalized =
+            h2o_url_normalize_path(&req->pool, req->input.path.base, req->input.path.len,
+                                   &req->query_at, &req->norm_indexes);
+        req->input.query_at = req->query_at;
+        h2o_req_bind_conf(req, hostconf, &hostconf->fallback_path);
+    }
+    if ((flags & H2O_SEND_ERROR_HTTP1_CLOSE_CONNECTION) != 0)
+        req->http1_is_persistent = 0;
+    const char *json = json_body_for(status);
+    req->res.status = status;
+    req->res.reason = reason;
+    req->res.content_length = strlen(json);
+    if ((flags & H2O_SEND_ERROR_KEEP_HEADERS) == 0)
+        memset(&req->res.headers, 0, sizeof(req->res.headers));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                   H2O_STRLIT("application/json; charset=utf-8"));
+    h2o_send_inline(req, json, SIZE_MAX);
+}
+
+/* The body after the blank line must be exactly the Content-Length it announces. */
+_Static_assert(sizeof("{\"errMsg\":\"Bad request.\"}") - 1 == 25, "json_bad_request length");

@@ -1,0 +1,593 @@
+"""Black-box harness for the seckill service: start the real binary, speak HTTP to it.
+
+Shared by tests/api and tests/stress (tests/stress/conftest.py puts this folder on
+sys.path). Nothing here knows how the service is built inside: it starts
+`$SECKILL_BIN` (default build/seckill at the repo root) on a free loopback port with a
+temporary data directory, waits for GET /healthz, and stops it with SIGTERM.
+
+Helpers:
+- Server: one service process (start, stop, kill -9, restart on the same data dir, read
+  its SQLite database read-only, read its logs).
+- Client: register / login / create coupon / grab / list, one requests.Session.
+- expect_json / expect_204: assert status, exact errMsg and the response conventions of
+  API.md (Content-Type, Content-Length, errMsg key, empty 204).
+- JWT helpers to decode a token and forge one (the tests know the secret).
+- raw_request / read_response: speak HTTP/1.x over a plain socket.
+"""
+
+import atexit
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SECKILL_BIN = os.environ.get("SECKILL_BIN") or str(REPO_ROOT / "build" / "seckill")
+SECRET = "test-secret-0123456789-abcdefghijklmnopq"  # 40 bytes
+assert len(SECRET) == 40
+JSON_CT = "application/json; charset=utf-8"
+TIMEOUT = 10  # seconds, for every HTTP call of the tests: a hang fails, it never blocks
+
+_live_processes = []
+
+
+def _kill_leftovers():
+    for proc in _live_processes:
+        if proc.poll() is None:
+            proc.kill()
+
+
+atexit.register(_kill_leftovers)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+_counter = itertools.count()
+_run_tag = uuid.uuid4().hex[:6]
+
+
+def uniq(prefix="u"):
+    """A name no other test of this run uses (short: names are limited to 64 bytes)."""
+    return f"{prefix}_{_run_tag}{next(_counter)}"
+
+
+def require_binary():
+    if not os.path.isfile(SECKILL_BIN) or not os.access(SECKILL_BIN, os.X_OK):
+        pytest.fail(f"seckill binary not found at {SECKILL_BIN} (set SECKILL_BIN or build it)",
+                    pytrace=False)
+
+
+class ServerDied(Exception):
+    pass
+
+
+class Server:
+    """One seckill process. Options are a dict so a test can override or drop a default."""
+
+    def __init__(self, data_dir, log_dir, options=None, env=None, secret=SECRET):
+        self.data_dir = Path(data_dir)
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.options = {
+            "--data-dir": str(self.data_dir),
+            "--jwt-secret": secret,
+            "--pwhash-cost": "min",
+            "--threads": "2",
+            "--log-level": "warn",
+        }
+        for key, value in (options or {}).items():
+            if value is None:
+                self.options.pop(key, None)
+            else:
+                self.options[key] = str(value)
+        self.secret = self.options.get("--jwt-secret")
+        self.env = env
+        self.proc = None
+        self.port = None
+        self.runs = 0
+        self.log_paths = []
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def db_path(self):
+        return self.data_dir / "seckill.db"
+
+    def command(self):
+        cmd = [SECKILL_BIN, "--listen", f"127.0.0.1:{self.port}"]
+        for key, value in self.options.items():
+            cmd += [key, value]
+        return cmd
+
+    def start(self, timeout=10.0):
+        require_binary()
+        last_error = None
+        for _attempt in range(3):  # the free port may be taken between probe and bind
+            self.port = free_port()
+            self.runs += 1
+            log_path = self.log_dir / f"server-{self.port}-{self.runs}.log"
+            self.log_paths.append(log_path)
+            env = dict(os.environ)
+            env.update(self.env or {})
+            with open(log_path, "wb") as log:
+                self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, env=env)
+            _live_processes.append(self.proc)
+            try:
+                self._wait_healthy(timeout, log_path)
+                return self
+            except ServerDied as exc:
+                last_error = exc
+                if "address" not in str(exc).lower():
+                    break
+        pytest.fail(str(last_error), pytrace=False)
+
+    def _wait_healthy(self, timeout, log_path):
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                raise ServerDied(f"seckill exited with status {code} at start:\n"
+                                 f"command: {' '.join(self.command())}\n{read_text(log_path)}")
+            try:
+                r = requests.get(self.url + "/healthz", timeout=1)
+                if r.status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
+                raise ServerDied(f"seckill did not answer GET /healthz 200 within {timeout}s:\n"
+                                 f"{read_text(log_path)}")
+            time.sleep(0.05)
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, wait; SIGKILL as a fallback. Returns the exit status (None if killed)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def kill(self):
+        """kill -9 and reap."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait()
+
+    def restart(self, timeout=10.0):
+        self.stop()
+        return self.start(timeout)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def logs(self):
+        return "".join(read_text(p) for p in self.log_paths)
+
+    # -- database -----------------------------------------------------------------------
+
+    def query(self, sql, args=()):
+        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
+        try:
+            conn.row_factory = sqlite3.Row
+            return [dict(row) for row in conn.execute(sql, args).fetchall()]
+        finally:
+            conn.close()
+
+    def grants(self):
+        """Every grants row as (customer name, seller name, coupon name), whether the table
+        stores names or ids."""
+        users = {row["id"]: row["username"] for row in self.query("select id, username from users")}
+        coupons = {row["id"]: (row["seller"], row["name"])
+                   for row in self.query("select id, seller, name from coupons")}
+        out = []
+        for row in self.query("select customer, seller, coupon from grants"):
+            customer, seller, coupon = row["customer"], row["seller"], row["coupon"]
+            if isinstance(coupon, int) and coupon in coupons:
+                cseller, coupon = coupons[coupon]
+                if isinstance(seller, int) or seller is None:
+                    seller = cseller
+            if isinstance(customer, int):
+                customer = users.get(customer, customer)
+            if isinstance(seller, int):
+                seller = users.get(seller, seller)
+            out.append((customer, seller, coupon))
+        return out
+
+    def coupon_rows(self):
+        """coupons rows keyed by (seller name, coupon name)."""
+        users = {row["id"]: row["username"] for row in self.query("select id, username from users")}
+        out = {}
+        for row in self.query("select * from coupons"):
+            seller = row["seller"]
+            if isinstance(seller, int):
+                seller = users.get(seller, seller)
+            out[(seller, row["name"])] = row
+        return out
+
+
+def read_text(path):
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+# -- fixtures (imported by both conftest.py files) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server per test module, default options."""
+    base = tmp_path_factory.mktemp("seckill")
+    srv = Server(base / "data", base / "logs").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server)
+
+
+@pytest.fixture
+def start_server(tmp_path_factory):
+    """Factory: start_server(options={...}, data_dir=None, env=None) -> started Server.
+    Every server it started is stopped at the end of the test."""
+    started = []
+
+    def factory(options=None, data_dir=None, env=None, secret=SECRET, start=True):
+        base = tmp_path_factory.mktemp("seckill")
+        srv = Server(data_dir or (base / "data"), base / "logs", options=options, env=env,
+                     secret=secret)
+        started.append(srv)
+        return srv.start() if start else srv
+
+    yield factory
+    for srv in started:
+        srv.stop()
+
+
+# -- HTTP client ---------------------------------------------------------------------------
+
+
+_MISSING = object()
+
+
+def seg(text):
+    """One percent-encoded path segment."""
+    return quote(text, safe="")
+
+
+class Client:
+    def __init__(self, server, session=None):
+        self.server = server
+        self.session = session or requests.Session()
+
+    def request(self, method, path, token=None, json_body=_MISSING, data=None, headers=None,
+                params=None, timeout=TIMEOUT):
+        all_headers = {}
+        if token is not None:
+            all_headers["Authorization"] = token
+        if json_body is not _MISSING:
+            data = json.dumps(json_body)
+        if data is not None:
+            all_headers["Content-Type"] = "application/json"
+        all_headers.update(headers or {})
+        return self.session.request(method, self.server.url + path, data=data,
+                                    headers=all_headers, params=params, timeout=timeout)
+
+    def register(self, username, password="123456", kind="customer"):
+        return self.request("POST", "/api/users",
+                            json_body={"username": username, "password": password, "kind": kind})
+
+    def login(self, username, password="123456"):
+        return self.request("POST", "/api/auth",
+                            json_body={"username": username, "password": password})
+
+    def token(self, username, password="123456"):
+        r = self.login(username, password)
+        assert r.status_code == 200, describe(r)
+        token = r.headers.get("Authorization")
+        assert token, describe(r)
+        return token
+
+    def new_user(self, kind="customer", prefix=None, password="123456"):
+        """Registers a fresh user and logs in: returns (name, token)."""
+        name = uniq(prefix or ("c" if kind == "customer" else "s"))
+        r = self.register(name, password, kind)
+        assert r.status_code == 201, describe(r)
+        return name, self.token(name, password)
+
+    def create_coupon(self, token, seller, name, amount=20, stock=10, description="desc",
+                      **extra):
+        body = {"name": name, "amount": amount, "description": description, "stock": stock}
+        body.update(extra)
+        return self.request("POST", f"/api/users/{seg(seller)}/coupons", token=token,
+                            json_body=body)
+
+    def new_coupon(self, token, seller, name=None, **kwargs):
+        name = name or uniq("cp")
+        r = self.create_coupon(token, seller, name, **kwargs)
+        assert r.status_code == 201, describe(r)
+        return name
+
+    def grab(self, token, seller, name):
+        return self.request("PATCH", f"/api/users/{seg(seller)}/coupons/{seg(name)}", token=token)
+
+    def list(self, token, user, page=None, query=None):
+        path = f"/api/users/{seg(user)}/coupons"
+        if query is not None:
+            path += "?" + query
+        elif page is not None:
+            path += f"?page={page}"
+        return self.request("GET", path, token=token)
+
+    def list_all(self, token, user, max_pages=1000):
+        """Every page until the empty one; asserts the page statuses."""
+        items = []
+        for page in range(1, max_pages):
+            r = self.list(token, user, page=page)
+            if r.status_code == 204:
+                assert r.content == b"", describe(r)
+                return items
+            data = expect_json(r, 200, "")
+            assert 1 <= len(data["data"]) <= 20, describe(r)
+            items += data["data"]
+        raise AssertionError("too many pages")
+
+
+# -- assertions ----------------------------------------------------------------------------
+
+
+def describe(r):
+    """The request and the response, for assertion messages and bug reports."""
+    req = r.request
+    body = req.body
+    if isinstance(body, str):
+        body = body.encode()
+    if body is not None and len(body) > 300:
+        body = body[:300] + b"...(%d bytes)" % len(req.body)
+    headers = {k: v for k, v in req.headers.items()
+               if k.lower() in ("authorization", "content-type", "content-length")}
+    if "Authorization" in headers and len(headers["Authorization"]) > 24:
+        headers["Authorization"] = headers["Authorization"][:24] + "..."
+    content = r.content
+    if len(content) > 500:
+        content = content[:500] + b"..."
+    return (f"\n  request:  {req.method} {req.url} {headers} body={body!r}"
+            f"\n  response: {r.status_code} {dict(r.headers)} {content!r}")
+
+
+def expect_json(r, status, errMsg=None, body=None):
+    """Asserts a JSON answer by API.md's conventions; returns the decoded body."""
+    assert r.status_code == status, f"expected {status}" + describe(r)
+    assert r.headers.get("Content-Type") == JSON_CT, "Content-Type" + describe(r)
+    assert "Content-Length" in r.headers, "no Content-Length" + describe(r)
+    assert int(r.headers["Content-Length"]) == len(r.content), describe(r)
+    try:
+        data = r.json()
+    except ValueError:
+        raise AssertionError("body is not JSON" + describe(r))
+    assert isinstance(data, dict) and "errMsg" in data, "no errMsg key" + describe(r)
+    if errMsg is not None:
+        assert data["errMsg"] == errMsg, f"expected errMsg {errMsg!r}" + describe(r)
+    if body is not None:
+        assert data == body, f"expected body {body!r}" + describe(r)
+    return data
+
+
+def expect_204(r, reason=None):
+    assert r.status_code == 204, "expected 204" + describe(r)
+    assert r.content == b"", describe(r)
+    assert "Content-Type" not in r.headers, "204 with a Content-Type" + describe(r)
+    if reason is not None:
+        assert r.headers.get("X-Seckill-Reason") == reason, \
+            f"expected X-Seckill-Reason {reason}" + describe(r)
+
+
+# -- JWT -----------------------------------------------------------------------------------
+
+
+def b64url(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def strip_bearer(token):
+    token = token.strip()
+    if token.lower().startswith("bearer "):
+        token = token[7:].strip()
+    return token
+
+
+def jwt_decode(token):
+    """(header, payload) of a compact JWT, without checking anything."""
+    parts = strip_bearer(token).split(".")
+    assert len(parts) == 3, f"not a compact JWT: {token!r}"
+    return json.loads(b64url_decode(parts[0])), json.loads(b64url_decode(parts[1]))
+
+
+def jwt_sign(header, payload, secret=SECRET, alg="HS256"):
+    head = b64url(json.dumps(header, separators=(",", ":")))
+    body = b64url(json.dumps(payload, separators=(",", ":")))
+    signing_input = f"{head}.{body}".encode()
+    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg]
+    sig = hmac.new(secret.encode() if isinstance(secret, str) else secret, signing_input,
+                   digest).digest()
+    return f"{head}.{body}.{b64url(sig)}"
+
+
+# -- raw sockets ---------------------------------------------------------------------------
+
+
+def connect(server, timeout=5.0):
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    return sock
+
+
+class RawResponse:
+    def __init__(self, version, status, reason, headers, body):
+        self.version, self.status, self.reason = version, status, reason
+        self.headers = headers  # list of (name lower-cased, value)
+        self.body = body
+
+    def header(self, name):
+        for key, value in self.headers:
+            if key == name.lower():
+                return value
+        return None
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<{self.version} {self.status} {self.headers} {self.body[:300]!r}>"
+
+
+class SocketReader:
+    """Reads HTTP/1.x responses off a socket, one after the other."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed")
+        self.buf += chunk
+
+    def _read_until(self, marker):
+        while marker not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(marker, 1)
+        return head
+
+    def _read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_response(self, method="GET"):
+        head = self._read_until(b"\r\n\r\n").decode("latin-1")
+        lines = head.split("\r\n")
+        version, status, *reason = lines[0].split(" ", 2)
+        status = int(status)
+        headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers.append((name.strip().lower(), value.strip()))
+        hdict = dict(headers)
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            body = b""
+        elif "chunked" in hdict.get("transfer-encoding", "").lower():
+            body = b""
+            while True:
+                size = int(self._read_until(b"\r\n").split(b";")[0], 16)
+                if size == 0:
+                    self._read_until(b"\r\n")
+                    break
+                body += self._read_exact(size)
+                self._read_exact(2)
+        elif "content-length" in hdict:
+            body = self._read_exact(int(hdict["content-length"]))
+        else:
+            while True:
+                try:
+                    self._fill()
+                except EOFError:
+                    break
+            body, self.buf = self.buf, b""
+        return RawResponse(version, status, reason[0] if reason else "", headers, body)
+
+    def closed_by_peer(self, timeout=3.0):
+        """True when the peer closes the connection (EOF or reset) within `timeout` with
+        nothing more to read."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+
+def http_request(method, path, body=None, headers=None, version="HTTP/1.1", host="127.0.0.1"):
+    """The bytes of one request."""
+    lines = [f"{method} {path} {version}", f"Host: {host}"]
+    for key, value in (headers or {}).items():
+        lines.append(f"{key}: {value}")
+    if body is not None:
+        if isinstance(body, str):
+            body = body.encode()
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+# -- load helpers --------------------------------------------------------------------------
+
+
+def parallel(server, fn, items, threads=32):
+    """fn(client, item) for every item on a pool of threads, one Client (and Session) per
+    thread; returns the results in order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = threading.local()
+
+    def run(item):
+        if not hasattr(local, "client"):
+            local.client = Client(server, requests.Session())
+        return fn(local.client, item)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(run, items))
+
+
+def make_users(server, names, kind, password="123456", threads=32):
+    """Registers every name (asserting 201) and returns {name: token}."""
+    def register(client, name):
+        r = client.register(name, password, kind)
+        assert r.status_code == 201, describe(r)
+        return name, client.token(name, password)
+
+    return dict(parallel(server, register, names, threads))

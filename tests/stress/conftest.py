@@ -1,0 +1,8 @@
+"""Fixtures for the stress tests: the same harness as tests/api."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+
+from seckill_harness import client, server, start_server  # noqa: E402,F401  (fixtures)
