@@ -45,6 +45,10 @@ typedef struct http_worker {
 } http_worker_t;
 
 static h2o_globalconf_t globalconf;
+static pthread_mutex_t finished_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t finished_changed = PTHREAD_COND_INITIALIZER;
+static int finished_workers; /* guarded by finished_lock */
+static http_worker_t *workers;
 
 /* h2o 2.2.5 reads up to ~400 KiB of request head; no client of this API needs more than a
  * few hundred bytes, and every byte a connection may hold is memory a flood can take. */
@@ -121,6 +125,10 @@ static void *worker_main(void *arg)
         sk_log(SK_LOG_ERROR, "http", "the application could not set up a worker thread");
         worker->failed = 1;
         atomic_store(&worker->ready, 1);
+        pthread_mutex_lock(&finished_lock);
+        ++finished_workers;
+        pthread_cond_broadcast(&finished_changed);
+        pthread_mutex_unlock(&finished_lock);
         return NULL;
     }
     worker->accept_ctx.ctx = &worker->context;
@@ -138,8 +146,13 @@ static void *worker_main(void *arg)
 
     worker->app->thread_destroy(worker->app_thread_data);
     h2o_multithread_unregister_receiver(worker->queue, &worker->shutdown_receiver);
-    /* The loop, context and open connections are left to process exit: h2o 2.2.5 cannot
-     * destroy an evloop that still has sockets. */
+    /* h2o 2.2.5 cannot destroy an evloop that still has sockets, and keeps per-thread
+     * buffer pools: the thread stays parked, its loop reachable, until the process exits. */
+    pthread_mutex_lock(&finished_lock);
+    ++finished_workers;
+    pthread_cond_broadcast(&finished_changed);
+    for (;;)
+        pthread_cond_wait(&finished_changed, &finished_lock);
     return NULL;
 }
 
@@ -208,7 +221,7 @@ int sk_http_serve(const sk_http_config_t *config, const sk_http_app_t *app)
         return SK_EIO;
 
     int status = 0;
-    http_worker_t *workers = calloc((size_t)config->threads, sizeof(*workers));
+    workers = calloc((size_t)config->threads, sizeof(*workers));
     int started = 0;
     for (; workers != NULL && started != config->threads; ++started) {
         http_worker_t *worker = &workers[started];
@@ -239,9 +252,10 @@ int sk_http_serve(const sk_http_config_t *config, const sk_http_app_t *app)
             h2o_multithread_send_message(&workers[i].shutdown_receiver,
                                          &workers[i].shutdown_message);
     }
-    for (int i = 0; i != started; ++i)
-        pthread_join(workers[i].thread, NULL);
-    free(workers);
+    pthread_mutex_lock(&finished_lock);
+    while (finished_workers != started)
+        pthread_cond_wait(&finished_changed, &finished_lock);
+    pthread_mutex_unlock(&finished_lock);
     return status;
 }
 

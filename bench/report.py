@@ -1,0 +1,263 @@
+#!/usr/bin/python3
+"""Turn one bench/run's raw files into the results table and bench/RESULTS.md.
+
+bench/run writes WORK/manifest.tsv, one row per line, tab-separated:
+  run     CONNS CASE REP SERVER WRK_OUTPUT [METRICS_BEFORE METRICS_AFTER]
+  series  CONNS SETUP_JSON METRICS_FINAL DB_GRANTS DB_SOLD SECKILL_LOG EXIT_STATUS
+and WORK/machine.txt (key: value lines). Usage: report.py WORK RESULTS_MD
+Exit status 0 when every correctness check passed (targets are reported, not enforced).
+"""
+import json
+import re
+import sys
+from collections import defaultdict
+
+TARGET_CONNS = 256
+
+
+def parse_result(path):
+    text = open(path).read()
+    m = re.search(r"^RESULT (.*)$", text, re.M)
+    if not m:
+        return None, text
+    out = {}
+    for kv in m.group(1).split():
+        k, v = kv.split("=", 1)
+        out[k] = float(v)
+    return out, text
+
+
+def parse_metrics(path):
+    """{(name, frozenset(labels)): value} for the counters we read."""
+    out = {}
+    for line in open(path):
+        if line.startswith("#") or not line.strip():
+            continue
+        m = re.match(r'^([a-zA-Z_:]+)(\{([^}]*)\})?\s+(\S+)$', line.strip())
+        if not m:
+            continue
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(3) or ""))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def grab_counts(metrics):
+    """({status: n}, {outcome: n}) for the grab route."""
+    statuses, outcomes = {}, {}
+    for (name, labels), v in metrics.items():
+        d = dict(labels)
+        if name == "seckill_requests_total" and d.get("route") == "grab":
+            statuses[d["status"]] = v
+        elif name == "seckill_grabs_total":
+            outcomes[d["outcome"]] = v
+    return statuses, outcomes
+
+
+def diff(after, before):
+    keys = set(after) | set(before)
+    return {k: int(after.get(k, 0) - before.get(k, 0)) for k in keys
+            if after.get(k, 0) != before.get(k, 0)}
+
+
+def fmt_counts(d):
+    return ", ".join(f"{k}: {v}" for k, v in sorted(d.items())) or "none"
+
+
+def mean(xs):
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def ms(us):
+    return f"{us / 1000:.2f}"
+
+
+def main():
+    work, results_md = sys.argv[1], sys.argv[2]
+    machine = {}
+    for line in open(f"{work}/machine.txt"):
+        if ": " in line:
+            k, v = line.rstrip("\n").split(": ", 1)
+            machine[k] = v
+    runs, series = [], []
+    for line in open(f"{work}/manifest.tsv"):
+        f = line.rstrip("\n").split("\t")
+        if f[0] == "run":
+            runs.append(f[1:])
+        elif f[0] == "series":
+            series.append(f[1:])
+
+    problems = []
+    by_cell = defaultdict(lambda: defaultdict(list))  # (conns, case) -> server -> [result]
+    detail_rows = []
+    a_grants = defaultdict(int)     # conns -> 201s counted by /metrics in case (a) seckill runs
+    a_seconds = defaultdict(float)  # conns -> seconds of case (a) seckill runs
+    for r in runs:
+        conns, case, rep, server, out = r[:5]
+        res, text = parse_result(out)
+        if res is None:
+            problems.append(f"{server} c={conns} case {case} run {rep}: wrk printed no RESULT "
+                            f"line: {text.strip()[-400:]!r}")
+            continue
+        by_cell[(int(conns), case)][server].append(res)
+        errs = {k[4:]: int(v) for k, v in res.items() if k.startswith("err_") and v}
+        note = []
+        if errs:
+            note.append("wrk errors " + fmt_counts(errs))
+            if server == "seckill" or errs.keys() - {"read"}:
+                problems.append(f"{server} c={conns} case {case} run {rep}: wrk errors "
+                                f"{fmt_counts(errs)}")
+        if case == "a" and res.get("wrapped"):
+            problems.append(f"{server} c={conns} case a run {rep}: {int(res['wrapped'])} requests "
+                            "wrapped around the pair slice (repeated pairs)")
+        if server == "seckill" and len(r) >= 7:
+            st, oc = (diff(a, b) for a, b in zip(grab_counts(parse_metrics(r[6])),
+                                                 grab_counts(parse_metrics(r[5]))))
+            note.append("grab statuses " + fmt_counts(st) + "; outcomes " + fmt_counts(oc))
+            want_status, want_outcome = ("201", "granted") if case == "a" else ("204", "sold_out")
+            if set(st) != {want_status} or set(oc) != {want_outcome}:
+                problems.append(f"seckill c={conns} case {case} run {rep}: expected only "
+                                f"{want_status} / {want_outcome}, got statuses {fmt_counts(st)}; "
+                                f"outcomes {fmt_counts(oc)}")
+            # The server may answer a few more requests than wrk counted (in flight at the end).
+            if st.get(want_status, 0) < res["requests"]:
+                problems.append(f"seckill c={conns} case {case} run {rep}: wrk counted "
+                                f"{int(res['requests'])} answers, /metrics only "
+                                f"{st.get(want_status, 0)} {want_status}s")
+            if case == "a":
+                a_grants[int(conns)] += st.get("201", 0)
+                a_seconds[int(conns)] += res["duration_us"] / 1e6
+        detail_rows.append((int(conns), case, int(rep), server, res, "; ".join(note)))
+
+    series_rows = []
+    for s in series:
+        conns, setup_json, mfinal, db_grants, db_sold, log, exit_status = s
+        conns = int(conns)
+        setup = json.load(open(setup_json))
+        st, oc = grab_counts(parse_metrics(mfinal))
+        granted_total = int(oc.get("granted", 0))
+        db_grants = int(db_grants) if db_grants.isdigit() else db_grants
+        db_sold = int(db_sold) if db_sold.isdigit() else db_sold
+        expect_a = granted_total - setup["setup_grants"]
+        if db_grants != granted_total:
+            problems.append(f"series c={conns}: grants table holds {db_grants} rows, /metrics "
+                            f"counted {granted_total} grants (incl. {setup['setup_grants']} "
+                            "from setup)")
+        if db_sold != db_grants:
+            problems.append(f"series c={conns}: sum(amount - remaining) over coupons is "
+                            f"{db_sold}, grants table has {db_grants} rows")
+        if expect_a != a_grants[conns]:
+            problems.append(f"series c={conns}: case (a) runs counted {a_grants[conns]} 201s, "
+                            f"server lifetime grants minus setup is {expect_a}")
+        if exit_status != "0":
+            problems.append(f"series c={conns}: seckill exit status on SIGTERM: {exit_status}")
+        log_lines = [l.rstrip() for l in open(log, errors="replace")] if log else []
+        if log_lines:
+            problems.append(f"series c={conns}: seckill logged {len(log_lines)} lines at warn+; "
+                            f"first: {log_lines[:3]}")
+        durable = (db_grants - setup["setup_grants"]) if isinstance(db_grants, int) else 0
+        series_rows.append((conns, setup, durable, a_seconds[conns]))
+
+    # ---- the table ----
+    cells = sorted(by_cell)
+    header = ("| conns | case | nginx req/s | seckill req/s | ratio | nginx p50 ms | seckill p50 ms "
+              "| nginx p99 ms | seckill p99 ms | p99 ratio |")
+    lines = [header, "|" + "---|" * 10]
+    ratios = {}
+    for conns, case in cells:
+        n, s = by_cell[(conns, case)]["nginx"], by_cell[(conns, case)]["seckill"]
+        nr, sr = mean([x["rps"] for x in n]), mean([x["rps"] for x in s])
+        n50, s50 = mean([x["p50_us"] for x in n]), mean([x["p50_us"] for x in s])
+        n99, s99 = mean([x["p99_us"] for x in n]), mean([x["p99_us"] for x in s])
+        ratio, p99r = sr / nr if nr else float("nan"), s99 / n99 if n99 else float("nan")
+        ratios[(conns, case)] = (ratio, p99r)
+        label = "a (new pair, 201)" if case == "a" else "b (sold out, 204)"
+        lines.append(f"| {conns} | {label} | {nr:,.0f} | {sr:,.0f} | {ratio:.2f} | {ms(n50)} | "
+                     f"{ms(s50)} | {ms(n99)} | {ms(s99)} | {p99r:.2f} |")
+    table = "\n".join(lines)
+
+    total_grants = sum(r[2] for r in series_rows)
+    total_seconds = sum(r[3] for r in series_rows)
+    durable_rate = total_grants / total_seconds if total_seconds else 0.0
+
+    def verdict(ok):
+        return "PASS" if ok else "FAIL"
+
+    verdicts = []
+    ra = ratios.get((TARGET_CONNS, "a"))
+    rb = ratios.get((TARGET_CONNS, "b"))
+    if ra:
+        verdicts.append(f"- (a) req/s >= 0.8x nginx at {TARGET_CONNS} connections: "
+                        f"{ra[0]:.2f}x -> {verdict(ra[0] >= 0.8)}")
+    if rb:
+        verdicts.append(f"- (b) req/s >= 0.9x nginx at {TARGET_CONNS} connections: "
+                        f"{rb[0]:.2f}x -> {verdict(rb[0] >= 0.9)}")
+        verdicts.append(f"- (b) p99 <= 2x nginx's at {TARGET_CONNS} connections: "
+                        f"{rb[1]:.2f}x -> {verdict(rb[1] <= 2.0)}")
+    verdicts.append(f"- sustained durable grants >= 20,000/s: {durable_rate:,.0f}/s "
+                    f"({total_grants:,} grants committed in {total_seconds:.1f} s of case (a) "
+                    f"runs) -> {verdict(durable_rate >= 20000)}")
+    verdicts.append(f"- correctness (case (a) only 201 and every one durable, case (b) only "
+                    f"204 sold-out, no wrk errors): {verdict(not problems)}")
+    others = [f"- (info) {k[1]} at {k[0]} connections: req/s {v[0]:.2f}x, p99 {v[1]:.2f}x"
+              for k, v in sorted(ratios.items()) if k[0] != TARGET_CONNS]
+
+    durable_lines = ["| conns | customers x coupons | grants committed | seconds of (a) runs "
+                     "| durable grants/s |", "|---|---|---|---|---|"]
+    for conns, setup, durable, secs in series_rows:
+        durable_lines.append(f"| {conns} | {setup['customers']} x {setup['coupons']} | "
+                             f"{durable:,} | {secs:.1f} | {durable / secs if secs else 0:,.0f} |")
+
+    run_lines = ["| conns | case | run | server | req/s | p50 ms | p90 ms | p99 ms | max ms | "
+                 "requests | server-side check |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for conns, case, rep, server, res, note in sorted(detail_rows,
+                                                      key=lambda x: (x[0], x[1], x[2],
+                                                                     x[3] != "nginx")):
+        run_lines.append(f"| {conns} | {case} | {rep} | {server} | {res['rps']:,.0f} | "
+                         f"{ms(res['p50_us'])} | {ms(res['p90_us'])} | {ms(res['p99_us'])} | "
+                         f"{ms(res['max_us'])} | {int(res['requests']):,} | {note} |")
+
+    print(table)
+    print()
+    print("\n".join(verdicts + others))
+    print()
+    print("\n".join(durable_lines))
+    if problems:
+        print("\nPROBLEMS:")
+        for p in problems:
+            print("  - " + p)
+
+    md = [
+        "# Grab benchmark: seckill vs nginx (latest run)",
+        "",
+        "Written by `bench/run` (see `bench/README.md`); do not edit by hand.",
+        "",
+        "## Machine and run",
+        "",
+    ]
+    md += [f"- {k}: {v}" for k, v in machine.items()]
+    md += [
+        "",
+        "## Results (mean of the two runs of each server; ratio = seckill / nginx)",
+        "",
+        table,
+        "",
+        "## Targets (the issue's, at 256 connections)",
+        "",
+    ] + verdicts + others + [
+        "",
+        "## Durable grants (case (a); `select count(*) from grants` after SIGTERM)",
+        "",
+    ] + durable_lines + [
+        "",
+        "## Every run, in the order A B A B (nginx, seckill, nginx, seckill)",
+        "",
+    ] + run_lines + [""]
+    if problems:
+        md += ["## Problems", ""] + [f"- {p}" for p in problems] + [""]
+    with open(results_md, "w") as f:
+        f.write("\n".join(md))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
