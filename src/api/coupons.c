@@ -201,6 +201,14 @@ void api_handle_coupon_list(api_request_t *r)
 
 static void on_grabbed(sk_store_op_t *op)
 {
+    /* X-Seckill-Reason of each 204 outcome. */
+    static const char *const no_content_reasons[] = {
+        [SK_STORE_NO_SUCH_COUPON] = "no-such-coupon",
+        [SK_STORE_NOT_STARTED] = "not-started",
+        [SK_STORE_ENDED] = "ended",
+        [SK_STORE_SOLD_OUT] = "sold-out",
+        [SK_STORE_ALREADY_HELD] = "already-held",
+    };
     api_request_t *r = op->data;
     sk_metrics_count_grab(r->thread->metrics, op->result);
     switch (op->result) {
@@ -208,21 +216,14 @@ static void on_grabbed(sk_store_op_t *op)
         api_send_json(r, 201, h2o_iovec_init(H2O_STRLIT(ERROR_BODY(""))));
         break;
     case SK_STORE_NO_SUCH_COUPON:
-        api_send_no_content(r, "no-such-coupon");
-        break;
     case SK_STORE_NOT_STARTED:
-        api_send_no_content(r, "not-started");
-        break;
     case SK_STORE_ENDED:
-        api_send_no_content(r, "ended");
-        break;
     case SK_STORE_SOLD_OUT:
-        api_send_no_content(r, "sold-out");
-        break;
     case SK_STORE_ALREADY_HELD:
-        api_send_no_content(r, "already-held");
+        api_send_no_content(r, no_content_reasons[op->result]);
         break;
     case SK_STORE_NOT_FOUND:
+        /* A well-signed token whose customer is gone (a reset data dir). */
         api_send_json(r, 401, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Token is invalid."))));
         break;
     default:

@@ -24,7 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http/h2o_errors.h"
+#include "http/h2o_patches.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -214,7 +214,7 @@ int sk_http_serve(const sk_http_config_t *config, const sk_http_app_t *app)
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sk_http_errors_link();
+    sk_http_patches_link();
     configure_h2o(config);
     int listen_fd = open_listener(config);
     if (listen_fd < 0)

@@ -48,7 +48,7 @@ struct sk_store_op {
     /* private to the store */
     h2o_multithread_message_t _message;
     sk_store_thread_t *_thread;
-    sk_store_op_t *_journal_next;
+    void *_store_data;
 };
 
 typedef struct sk_store_user_register {

@@ -272,14 +272,15 @@ static local_user_t *user_create(int64_t id, h2o_iovec_t name, sk_user_kind_t ki
     return user;
 }
 
-static void on_user_committed(sk_journal_entry_t *entry)
+/* A user or coupon goes live once its row is committed, and dies when it could not be. */
+static void on_creation_committed(sk_journal_entry_t *entry)
 {
-    sk_store_user_register_t *op = entry->data;
-    local_user_t *user = op->op._journal_next == NULL ? NULL : (void *)op->op._journal_next;
-    atomic_store_explicit(&user->state, entry->status == 0 ? ENTRY_LIVE : ENTRY_DEAD,
+    sk_store_op_t *op = entry->data;
+    _Atomic int *state = op->_store_data;
+    atomic_store_explicit(state, entry->status == 0 ? ENTRY_LIVE : ENTRY_DEAD,
                           memory_order_release);
-    op->op.result = entry->status == 0 ? SK_STORE_OK : SK_STORE_UNAVAILABLE;
-    post_completion(&op->op);
+    op->result = entry->status == 0 ? SK_STORE_OK : SK_STORE_UNAVAILABLE;
+    post_completion(op);
 }
 
 static void local_user_register(sk_store_thread_t *thread, sk_store_user_register_t *op)
@@ -302,9 +303,8 @@ static void local_user_register(sk_store_thread_t *thread, sk_store_user_registe
         complete_now(&op->op, stored == NULL ? SK_STORE_UNAVAILABLE : SK_STORE_DUPLICATE);
         return;
     }
-    /* The op carries its user to on_user_committed through the journal link field. */
-    op->op._journal_next = (sk_store_op_t *)(void *)user;
-    sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_USER, on_user_committed);
+    op->op._store_data = &user->state;
+    sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_USER, on_creation_committed);
     entry->u.user.id = id;
     entry->u.user.created_at = unix_now();
     entry->u.user.username = user->name;
@@ -363,16 +363,6 @@ static void remember_coupon(local_store_t *store, local_coupon_t *coupon)
     pthread_mutex_unlock(&store->all_lock);
 }
 
-static void on_coupon_committed(sk_journal_entry_t *entry)
-{
-    sk_store_coupon_create_t *op = entry->data;
-    local_coupon_t *coupon = (void *)op->op._journal_next;
-    atomic_store_explicit(&coupon->state, entry->status == 0 ? ENTRY_LIVE : ENTRY_DEAD,
-                          memory_order_release);
-    op->op.result = entry->status == 0 ? SK_STORE_OK : SK_STORE_UNAVAILABLE;
-    post_completion(&op->op);
-}
-
 static void local_coupon_create(sk_store_thread_t *thread, sk_store_coupon_create_t *op)
 {
     local_store_t *store = thread->store;
@@ -405,8 +395,8 @@ static void local_coupon_create(sk_store_thread_t *thread, sk_store_coupon_creat
     int pushed = array_push(&seller->coupons, coupon);
     pthread_mutex_unlock(&seller->lock);
 
-    op->op._journal_next = (sk_store_op_t *)(void *)coupon;
-    sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_COUPON, on_coupon_committed);
+    op->op._store_data = &coupon->state;
+    sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_COUPON, on_creation_committed);
     entry->u.coupon.id = id;
     entry->u.coupon.amount = op->amount;
     entry->u.coupon.stock = op->stock;
@@ -489,15 +479,15 @@ static void undo_grab(local_coupon_t *coupon, local_user_t *customer)
 
 static void on_grant_committed(sk_journal_entry_t *entry)
 {
-    sk_store_grab_t *op = entry->data;
+    sk_store_op_t *op = entry->data;
     if (entry->status == 0) {
-        op->op.result = SK_STORE_OK;
+        op->result = SK_STORE_OK;
     } else {
-        grab_state_t *state = (void *)op->op._journal_next;
+        grab_state_t *state = op->_store_data;
         undo_grab(state->coupon, state->customer);
-        op->op.result = SK_STORE_UNAVAILABLE;
+        op->result = SK_STORE_UNAVAILABLE;
     }
-    post_completion(&op->op);
+    post_completion(op);
 }
 
 static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
@@ -563,7 +553,7 @@ static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
     grab_state_t *state = h2o_mem_alloc_pool(op->op.pool, sizeof(*state));
     state->coupon = coupon;
     state->customer = customer;
-    op->op._journal_next = (sk_store_op_t *)(void *)state;
+    op->op._store_data = state;
     sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_GRANT, on_grant_committed);
     entry->u.grant.coupon_id = coupon->id;
     entry->u.grant.granted_at = op->now;
@@ -580,11 +570,11 @@ static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
 
 static void on_revoke_committed(sk_journal_entry_t *entry)
 {
-    sk_store_revoke_t *op = entry->data;
+    sk_store_op_t *op = entry->data;
     /* A revocation that could not be recorded still holds in memory: refusing the token
      * until the restart is the safe side. The client is told it failed. */
-    op->op.result = entry->status == 0 ? SK_STORE_OK : SK_STORE_UNAVAILABLE;
-    post_completion(&op->op);
+    op->result = entry->status == 0 ? SK_STORE_OK : SK_STORE_UNAVAILABLE;
+    post_completion(op);
 }
 
 static int remember_revoked(local_store_t *store, const char *jti, int64_t expires_at)

@@ -1,19 +1,79 @@
 /*
- * Interposed h2o error writers (see h2o_errors.h). Written against h2o 2.2.5 as Debian
- * ships it: h2o_send_error_generic() and the constant "400 Bad Request" that http1.c
- * writes with h2o_socket_write() on an unparsable request. If a later h2o stops calling
- * them through the PLT, the tests of malformed requests show it.
+ * Interposed h2o functions (see h2o_patches.h). Written against h2o 2.2.5 as Debian ships
+ * it: h2o_send_error_generic(), the constant "400 Bad Request" that http1.c writes with
+ * h2o_socket_write() on an unparsable request, and picohttpparser's phr_parse_request().
+ * If a later h2o stops calling them through the PLT, the tests of malformed requests show.
  */
-#include "http/h2o_errors.h"
+#include "http/h2o_patches.h"
 
 #include <dlfcn.h>
 #include <h2o.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/log.h"
 
-void sk_http_errors_link(void)
+void sk_http_patches_link(void)
 {
+}
+
+static void *real_function(const char *name)
+{
+    void *function = dlsym(RTLD_NEXT, name);
+    if (function == NULL) {
+        sk_log(SK_LOG_ERROR, "http", "dlsym(%s) failed: %s", name, dlerror());
+        abort();
+    }
+    return function;
+}
+
+/* picohttpparser's header record, as compiled into libh2o 2.2.5; Debian installs no
+ * picohttpparser.h, and this layout has not changed since picohttpparser's first release. */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len,
+                      const char **path, size_t *path_len, int *minor_version,
+                      struct phr_header *headers, size_t *num_headers, size_t last_len);
+
+typedef int (*parse_request_fn)(const char *, size_t, const char **, size_t *, const char **,
+                                size_t *, int *, struct phr_header *, size_t *, size_t);
+
+/* Whether the head frames its body ambiguously; `headers` as picohttpparser gives them. */
+static int framing_is_ambiguous(const struct phr_header *headers, size_t count)
+{
+    const struct phr_header *length = NULL;
+    int has_transfer_encoding = 0;
+    for (size_t i = 0; i != count; ++i) {
+        if (headers[i].name_len == 14 && strncasecmp(headers[i].name, "content-length", 14) == 0) {
+            if (length != NULL && (length->value_len != headers[i].value_len ||
+                                   memcmp(length->value, headers[i].value, length->value_len)))
+                return 1;
+            length = &headers[i];
+        } else if (headers[i].name_len == 17 &&
+                   strncasecmp(headers[i].name, "transfer-encoding", 17) == 0) {
+            has_transfer_encoding = 1;
+        }
+    }
+    return length != NULL && has_transfer_encoding;
+}
+
+int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len,
+                      const char **path, size_t *path_len, int *minor_version,
+                      struct phr_header *headers, size_t *num_headers, size_t last_len)
+{
+    static parse_request_fn real_parse;
+    if (real_parse == NULL)
+        real_parse = (parse_request_fn)real_function("phr_parse_request");
+    int result = real_parse(buf, len, method, method_len, path, path_len, minor_version, headers,
+                            num_headers, last_len);
+    if (result > 0 && framing_is_ambiguous(headers, *num_headers))
+        return -1;
+    return result;
 }
 
 /* What http1.c writes for a request it cannot parse, byte for byte. */
@@ -36,14 +96,8 @@ typedef void (*socket_write_fn)(h2o_socket_t *, h2o_iovec_t *, size_t, h2o_socke
 void h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_socket_cb cb)
 {
     static socket_write_fn real_write;
-    if (real_write == NULL) {
-        /* Two threads may race here; both store the same pointer. */
-        real_write = (socket_write_fn)dlsym(RTLD_NEXT, "h2o_socket_write");
-        if (real_write == NULL) {
-            sk_log(SK_LOG_ERROR, "http", "dlsym(h2o_socket_write) failed: %s", dlerror());
-            abort();
-        }
-    }
+    if (real_write == NULL) /* threads may race here: both store the same pointer */
+        real_write = (socket_write_fn)real_function("h2o_socket_write");
     static h2o_iovec_t replacement = {(char *)json_bad_request, sizeof(json_bad_request) - 1};
     if (bufcnt == 1 && bufs[0].len == sizeof(h2o_bad_request) - 1 &&
         memcmp(bufs[0].base, h2o_bad_request, sizeof(h2o_bad_request) - 1) == 0) {
