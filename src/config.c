@@ -97,6 +97,10 @@ const char *sk_config_usage(void)
 
 static int parse_int(const char *text, int64_t min, int64_t max, int64_t *out)
 {
+    /* Digits with an optional '-': strtoll alone would also take " 4" and "+4". */
+    const char *digits = text[0] == '-' ? text + 1 : text;
+    if (*digits < '0' || *digits > '9')
+        return -1;
     char *end;
     errno = 0;
     long long value = strtoll(text, &end, 10);
@@ -216,8 +220,19 @@ sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, c
                                    size_t error_size)
 {
     set_defaults(config);
+    /* The environment is read only for options the command line leaves out, so that a
+     * stale variable cannot stop a correct command. */
+    int given[OPT_COUNT] = {0};
+    for (int arg = 1; arg < argc; ++arg) {
+        for (int id = 0; id != OPT_COUNT; ++id) {
+            size_t flag_len = strlen(options[id].flag);
+            if (strncmp(argv[arg], options[id].flag, flag_len) == 0 &&
+                (argv[arg][flag_len] == '\0' || argv[arg][flag_len] == '='))
+                given[id] = 1;
+        }
+    }
     for (int i = 0; i != OPT_COUNT; ++i) {
-        const char *value = getenv(options[i].env);
+        const char *value = given[i] ? NULL : getenv(options[i].env);
         if (value != NULL && apply(config, (option_id_t)i, value) != 0) {
             /* Never echo the value: it may be a secret. */
             snprintf(error, error_size, "invalid value in %s (%s %s)", options[i].env,

@@ -75,9 +75,9 @@ void sk_router_match(h2o_mem_pool_t *pool, h2o_iovec_t path, sk_route_t *route)
                 break; /* trailing slash */
             return;
         }
-        if (count == 6)
+        if (count == 6 ||
+            decode_segment(pool, path.base + start, end - start, &segments[count++]) != 0)
             return;
-        segments[count++] = h2o_iovec_init(path.base + start, end - start);
         start = end + 1;
     }
 
@@ -107,14 +107,12 @@ void sk_router_match(h2o_mem_pool_t *pool, h2o_iovec_t path, sk_route_t *route)
     }
     if ((count != 4 && count != 5) || !SEGMENT_IS(segments[3], "coupons"))
         return;
-    if (decode_segment(pool, segments[2].base, segments[2].len, &route->user) != 0)
-        return;
+    route->user = segments[2];
     if (count == 4) {
         route->id = SK_ROUTE_COUPONS;
         return;
     }
-    if (decode_segment(pool, segments[4].base, segments[4].len, &route->coupon) != 0)
-        return;
+    route->coupon = segments[4];
     route->id = SK_ROUTE_GRAB;
 }
 

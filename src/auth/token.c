@@ -76,7 +76,8 @@ static size_t slot_of(const char *token, size_t len)
 
 static sk_token_status_t check_claims(sk_token_cache_t *cache, token_entry_t *entry, int64_t now)
 {
-    if (now > entry->claims.exp + SK_JWT_LEEWAY)
+    /* exp comes from a token we signed, but may be near INT64_MAX: move `now` instead. */
+    if (now - SK_JWT_LEEWAY > entry->claims.exp)
         return SK_TOKEN_EXPIRED;
     uint64_t epoch = sk_store_revocation_epoch(cache->store);
     if (epoch != entry->revocation_epoch) {

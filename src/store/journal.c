@@ -93,7 +93,9 @@ struct sk_journal {
     pthread_mutex_t lock;
     pthread_cond_t wakeup;
     sk_journal_entry_t *head, **tail; /* guarded by lock */
-    int stopping;                     /* guarded by lock */
+    void (*after_batch)(void *data);
+    void *after_batch_data;
+    int stopping; /* guarded by lock */
 
     /* Grants of one batch, summed per coupon so each coupon's row is updated once. */
     struct coupon_take {
@@ -284,11 +286,13 @@ static void *journal_main(void *arg)
             next = entry->next; /* on_committed may free or reuse the entry */
             entry->on_committed(entry);
         }
+        if (journal->after_batch != NULL)
+            journal->after_batch(journal->after_batch_data);
     }
     return NULL;
 }
 
-static int load_rows(sk_journal_t *journal, const sk_journal_loader_t *loader)
+static int load_rows(sk_journal_t *journal, const sk_journal_hooks_t *hooks)
 {
     static const char *const queries[4] = {
         "SELECT id, username, kind, password_hash FROM users ORDER BY id",
@@ -311,21 +315,21 @@ static int load_rows(sk_journal_t *journal, const sk_journal_loader_t *loader)
     (sqlite3_column_type(stmt, i) == SQLITE_NULL ? SK_STORE_NO_TIME : sqlite3_column_int64(stmt, i))
             switch (which) {
             case 0:
-                status = loader->on_user(
-                    loader->data, sqlite3_column_int64(stmt, 0), TEXT(1),
+                status = hooks->on_user(
+                    hooks->data, sqlite3_column_int64(stmt, 0), TEXT(1),
                     strcmp(TEXT(2), "saler") == 0 ? SK_USER_SELLER : SK_USER_CUSTOMER, TEXT(3));
                 break;
             case 1:
-                status = loader->on_coupon(loader->data, sqlite3_column_int64(stmt, 0), TEXT(1),
-                                           TEXT(2), TEXT(3), sqlite3_column_int64(stmt, 4),
-                                           sqlite3_column_int64(stmt, 5),
-                                           sqlite3_column_int64(stmt, 6), TIME(7), TIME(8));
+                status = hooks->on_coupon(hooks->data, sqlite3_column_int64(stmt, 0), TEXT(1),
+                                          TEXT(2), TEXT(3), sqlite3_column_int64(stmt, 4),
+                                          sqlite3_column_int64(stmt, 5),
+                                          sqlite3_column_int64(stmt, 6), TIME(7), TIME(8));
                 break;
             case 2:
-                status = loader->on_grant(loader->data, TEXT(0), TEXT(1), TEXT(2));
+                status = hooks->on_grant(hooks->data, TEXT(0), TEXT(1), TEXT(2));
                 break;
             case 3:
-                status = loader->on_revoked(loader->data, TEXT(0), sqlite3_column_int64(stmt, 1));
+                status = hooks->on_revoked(hooks->data, TEXT(0), sqlite3_column_int64(stmt, 1));
                 break;
             }
 #undef TEXT
@@ -343,7 +347,7 @@ static int load_rows(sk_journal_t *journal, const sk_journal_loader_t *loader)
     return 0;
 }
 
-sk_journal_t *sk_journal_open(const char *path, int sync_commits, const sk_journal_loader_t *loader)
+sk_journal_t *sk_journal_open(const char *path, int sync_commits, const sk_journal_hooks_t *hooks)
 {
     sk_journal_t *journal = calloc(1, sizeof(*journal));
     if (journal == NULL)
@@ -382,8 +386,10 @@ sk_journal_t *sk_journal_open(const char *path, int sync_commits, const sk_journ
             goto fail;
         }
     }
-    if (load_rows(journal, loader) != 0)
+    if (load_rows(journal, hooks) != 0)
         goto fail;
+    journal->after_batch = hooks->after_batch;
+    journal->after_batch_data = hooks->data;
     return journal;
 
 fail:

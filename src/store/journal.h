@@ -55,8 +55,9 @@ struct sk_journal_entry {
     } u;
 };
 
-/* What the load at start hands back, row by row, in id order (grants in grant order). */
-typedef struct sk_journal_loader {
+/* The store's side: what the load at start hands back, row by row, in id order (grants in
+ * grant order), and what runs after each committed batch. */
+typedef struct sk_journal_hooks {
     void *data;
     int (*on_user)(void *data, int64_t id, const char *username, sk_user_kind_t kind,
                    const char *password_hash);
@@ -65,16 +66,18 @@ typedef struct sk_journal_loader {
                      int64_t start_at, int64_t end_at);
     int (*on_grant)(void *data, const char *customer, const char *seller, const char *coupon);
     int (*on_revoked)(void *data, const char *jti, int64_t expires_at);
-} sk_journal_loader_t;
+    /* On the journal thread, after the on_committed calls of a batch: lets the store wake
+     * each worker once per batch instead of once per entry. */
+    void (*after_batch)(void *data);
+} sk_journal_hooks_t;
 
 /*
  * Opens (creating if needed) the database at `path` in WAL mode, creates the schema, hands
- * every row to `loader`, then starts the journal thread. `sync_commits` makes every commit
+ * every row to `hooks`, then starts the journal thread. `sync_commits` makes every commit
  * reach the disk (power-loss durability); without it a commit survives a process crash.
  * Returns NULL and logs why on failure.
  */
-sk_journal_t *sk_journal_open(const char *path, int sync_commits,
-                              const sk_journal_loader_t *loader);
+sk_journal_t *sk_journal_open(const char *path, int sync_commits, const sk_journal_hooks_t *hooks);
 
 /* After a load whose stored `remaining` disagreed with the grants rows: rewrite it. Only
  * before the first submit. */

@@ -39,7 +39,8 @@ typedef struct local_user {
     char *password_hash;
     h2o_iovec_t name; /* points at name_bytes */
     pthread_mutex_t lock;
-    coupon_array_t coupons; /* guarded by lock */
+    coupon_array_t coupons;      /* guarded by lock */
+    struct local_user *all_next; /* every user ever made, dead ones too, for teardown */
     char name_bytes[SK_STORE_MAX_NAME + 1];
 } local_user_t;
 
@@ -69,11 +70,24 @@ typedef struct local_store {
     _Atomic uint64_t revocation_epoch;
     pthread_mutex_t all_lock;
     local_coupon_t *all_coupons; /* guarded by all_lock */
+    local_user_t *all_users;     /* guarded by all_lock */
+    sk_store_thread_t *threads;  /* guarded by all_lock */
 } local_store_t;
 
+/*
+ * A worker thread's side of the store. Completions from the journal thread queue on
+ * `completed`; the journal rings the doorbell (one h2o message, which wakes the worker's
+ * loop) once per batch, not once per operation: a wake-up is a write(2) and an epoll
+ * round, more than the rest of a grant costs.
+ */
 struct sk_store_thread {
     local_store_t *store;
     h2o_multithread_receiver_t receiver;
+    h2o_multithread_message_t doorbell;
+    pthread_mutex_t completed_lock;
+    h2o_linklist_t completed; /* guarded by completed_lock, of sk_store_op_t._message.link */
+    int doorbell_rung;        /* guarded by completed_lock */
+    sk_store_thread_t *next;  /* in local_store_t.threads */
 };
 
 static int64_t unix_now(void)
@@ -218,16 +232,44 @@ static void holders_remove(local_coupon_t *coupon, local_user_t *user)
 
 /* ---- completion: from the journal thread back to the worker that started the op ---- */
 
+/* On the journal thread: queue `op` for its worker; ring_doorbells() wakes it. */
 static void post_completion(sk_store_op_t *op)
 {
-    h2o_multithread_send_message(&op->_thread->receiver, &op->_message);
+    sk_store_thread_t *thread = op->_thread;
+    pthread_mutex_lock(&thread->completed_lock);
+    h2o_linklist_insert(&thread->completed, &op->_message.link);
+    pthread_mutex_unlock(&thread->completed_lock);
 }
 
-static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+static void ring_doorbells(void *data)
 {
-    (void)receiver;
-    while (!h2o_linklist_is_empty(messages)) {
-        sk_store_op_t *op = H2O_STRUCT_FROM_MEMBER(sk_store_op_t, _message.link, messages->next);
+    local_store_t *store = data;
+    pthread_mutex_lock(&store->all_lock);
+    for (sk_store_thread_t *thread = store->threads; thread != NULL; thread = thread->next) {
+        pthread_mutex_lock(&thread->completed_lock);
+        int ring = !thread->doorbell_rung && !h2o_linklist_is_empty(&thread->completed);
+        thread->doorbell_rung |= ring;
+        pthread_mutex_unlock(&thread->completed_lock);
+        if (ring)
+            h2o_multithread_send_message(&thread->receiver, &thread->doorbell);
+    }
+    pthread_mutex_unlock(&store->all_lock);
+}
+
+/* On the worker: the doorbell rang, run every queued completion. */
+static void on_doorbell(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    sk_store_thread_t *thread = H2O_STRUCT_FROM_MEMBER(sk_store_thread_t, receiver, receiver);
+    h2o_linklist_t completed;
+    h2o_linklist_init_anchor(&completed);
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next);
+    pthread_mutex_lock(&thread->completed_lock);
+    h2o_linklist_insert_list(&completed, &thread->completed);
+    thread->doorbell_rung = 0;
+    pthread_mutex_unlock(&thread->completed_lock);
+    while (!h2o_linklist_is_empty(&completed)) {
+        sk_store_op_t *op = H2O_STRUCT_FROM_MEMBER(sk_store_op_t, _message.link, completed.next);
         h2o_linklist_unlink(&op->_message.link);
         op->on_done(op);
     }
@@ -272,6 +314,20 @@ static local_user_t *user_create(int64_t id, h2o_iovec_t name, sk_user_kind_t ki
     return user;
 }
 
+static void remember_user(local_store_t *store, local_user_t *user)
+{
+    pthread_mutex_lock(&store->all_lock);
+    user->all_next = store->all_users;
+    store->all_users = user;
+    pthread_mutex_unlock(&store->all_lock);
+}
+
+/* Hands `entry` to the journal; SK_EUNAVAILABLE once the store was drained. */
+static int submit(local_store_t *store, sk_journal_entry_t *entry)
+{
+    return store->journal != NULL ? sk_journal_submit(store->journal, entry) : SK_EUNAVAILABLE;
+}
+
 /* A user or coupon goes live once its row is committed, and dies when it could not be. */
 static void on_creation_committed(sk_journal_entry_t *entry)
 {
@@ -303,6 +359,8 @@ static void local_user_register(sk_store_thread_t *thread, sk_store_user_registe
         complete_now(&op->op, stored == NULL ? SK_STORE_UNAVAILABLE : SK_STORE_DUPLICATE);
         return;
     }
+    /* The index may have dropped a dead user for this one: the list keeps every user. */
+    remember_user(store, user);
     op->op._store_data = &user->state;
     sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_USER, on_creation_committed);
     entry->u.user.id = id;
@@ -310,7 +368,7 @@ static void local_user_register(sk_store_thread_t *thread, sk_store_user_registe
     entry->u.user.username = user->name;
     entry->u.user.kind = op->kind;
     entry->u.user.password_hash = user->password_hash;
-    if (sk_journal_submit(store->journal, entry) != 0) {
+    if (submit(store, entry) != 0) {
         atomic_store(&user->state, ENTRY_DEAD);
         complete_now(&op->op, SK_STORE_UNAVAILABLE);
     }
@@ -406,7 +464,7 @@ static void local_coupon_create(sk_store_thread_t *thread, sk_store_coupon_creat
     entry->u.coupon.seller = seller->name;
     entry->u.coupon.name = coupon->name;
     entry->u.coupon.description = coupon->description;
-    if (pushed != 0 || sk_journal_submit(store->journal, entry) != 0) {
+    if (pushed != 0 || submit(store, entry) != 0) {
         atomic_store(&coupon->state, ENTRY_DEAD);
         complete_now(&op->op, SK_STORE_UNAVAILABLE);
     }
@@ -560,7 +618,7 @@ static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
     entry->u.grant.customer = customer->name;
     entry->u.grant.seller = coupon->seller->name;
     entry->u.grant.coupon = coupon->name;
-    if (sk_journal_submit(store->journal, entry) != 0) {
+    if (submit(store, entry) != 0) {
         undo_grab(coupon, customer);
         complete_now(&op->op, SK_STORE_UNAVAILABLE);
     }
@@ -603,7 +661,7 @@ static void local_revoke(sk_store_thread_t *thread, sk_store_revoke_t *op)
     sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_REVOKE, on_revoke_committed);
     entry->u.revoke.jti = op->jti;
     entry->u.revoke.expires_at = op->expires_at;
-    if (sk_journal_submit(store->journal, entry) != 0)
+    if (submit(store, entry) != 0)
         complete_now(&op->op, SK_STORE_UNAVAILABLE);
 }
 
@@ -626,14 +684,31 @@ static sk_store_thread_t *local_thread_create(sk_store_t *super, h2o_multithread
     sk_store_thread_t *thread = calloc(1, sizeof(*thread));
     if (thread == NULL)
         return NULL;
-    thread->store = (local_store_t *)super;
-    h2o_multithread_register_receiver(queue, &thread->receiver, on_messages);
+    local_store_t *store = (local_store_t *)super;
+    thread->store = store;
+    pthread_mutex_init(&thread->completed_lock, NULL);
+    h2o_linklist_init_anchor(&thread->completed);
+    h2o_multithread_register_receiver(queue, &thread->receiver, on_doorbell);
+    pthread_mutex_lock(&store->all_lock);
+    thread->next = store->threads;
+    store->threads = thread;
+    pthread_mutex_unlock(&store->all_lock);
     return thread;
 }
 
 static void local_thread_destroy(sk_store_thread_t *thread)
 {
+    local_store_t *store = thread->store;
+    pthread_mutex_lock(&store->all_lock);
+    for (sk_store_thread_t **link = &store->threads; *link != NULL; link = &(*link)->next) {
+        if (*link == thread) {
+            *link = thread->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&store->all_lock);
     h2o_multithread_unregister_receiver(thread->receiver.queue, &thread->receiver);
+    pthread_mutex_destroy(&thread->completed_lock);
     free(thread);
 }
 
@@ -659,9 +734,8 @@ static int local_drain(sk_store_t *super)
     return 0;
 }
 
-static void free_user(void *value)
+static void free_user(local_user_t *user)
 {
-    local_user_t *user = value;
     free(user->coupons.items);
     free(user->password_hash);
     pthread_mutex_destroy(&user->lock);
@@ -684,8 +758,10 @@ static void local_destroy(sk_store_t *super)
     if (store->revoked != NULL)
         sk_index_foreach(store->revoked, free);
     sk_index_destroy(store->revoked);
-    if (store->users != NULL)
-        sk_index_foreach(store->users, free_user);
+    for (local_user_t *user = store->all_users, *next; user != NULL; user = next) {
+        next = user->all_next;
+        free_user(user);
+    }
     sk_index_destroy(store->users);
     pthread_mutex_destroy(&store->all_lock);
     free(store);
@@ -705,7 +781,10 @@ static int load_user(void *data, int64_t id, const char *username, sk_user_kind_
     }
     local_user_t *user =
         user_create(id, h2o_iovec_init(username, len), kind, password_hash, ENTRY_LIVE);
-    if (user == NULL || sk_index_insert(store->users, username, len, user, NULL) != user)
+    if (user == NULL)
+        return SK_ENOMEM;
+    remember_user(store, user);
+    if (sk_index_insert(store->users, username, len, user, NULL) != user)
         return SK_ENOMEM;
     if (id >= atomic_load(&store->next_user_id))
         atomic_store(&store->next_user_id, id + 1);
@@ -801,8 +880,9 @@ sk_store_t *sk_store_local_create(const char *db_path, int sync_commits)
     if (store->users == NULL || store->coupons == NULL || store->revoked == NULL)
         goto fail;
 
-    sk_journal_loader_t loader = {store, load_user, load_coupon, load_grant, load_revoked};
-    store->journal = sk_journal_open(db_path, sync_commits, &loader);
+    sk_journal_hooks_t hooks = {store,      load_user,    load_coupon,
+                                load_grant, load_revoked, ring_doorbells};
+    store->journal = sk_journal_open(db_path, sync_commits, &hooks);
     if (store->journal == NULL)
         goto fail;
 
