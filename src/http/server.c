@@ -306,6 +306,10 @@ void sk_http_send_no_content(h2o_req_t *req)
 {
     req->res.status = 204;
     req->res.reason = "No Content";
-    /* No Content-Length on a 204 (RFC 9110 8.6); h2o keeps the connection open for it. */
-    h2o_send_inline(req, NULL, 0);
+    /* No Content-Length on a 204 (RFC 9110 8.6); h2o keeps the connection open for it.
+     * Not h2o_send_inline: its empty body buffer makes h2o 2.2.5's evloop write twice and
+     * arm EPOLLOUT in between (seen with strace: two writev and two epoll_ctl a request). */
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_start_response(req, &generator);
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
 }

@@ -117,9 +117,9 @@ static int64_t monotonic_usec(void)
 static int step_reset(sk_journal_t *journal, int which)
 {
     sqlite3_stmt *stmt = journal->statements[which];
+    /* Every caller binds every parameter, so the bindings need no clearing. */
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
     if (rc != SQLITE_DONE) {
         sk_log(SK_LOG_ERROR, "journal", "sqlite3_step(%.40s...) failed: %s", statement_sql[which],
                sqlite3_errmsg(journal->db));
@@ -355,6 +355,9 @@ sk_journal_t *sk_journal_open(const char *path, int sync_commits, const sk_journ
     pthread_mutex_init(&journal->lock, NULL);
     pthread_cond_init(&journal->wakeup, NULL);
     journal->tail = &journal->head;
+    /* Memory statistics take a global mutex on every SQLite allocation; nothing reads
+     * them. This only works before SQLite initializes, so it is best-effort. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 
     if (sqlite3_open_v2(path, &journal->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
