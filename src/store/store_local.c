@@ -66,7 +66,7 @@ typedef struct local_store {
     sk_store_t super;
     sk_index_t *users, *coupons, *revoked;
     sk_journal_t *journal;
-    _Atomic int64_t next_user_id, next_coupon_id;
+    _Atomic int64_t next_user_id, next_coupon_id, next_grant_id;
     _Atomic uint64_t revocation_epoch;
     pthread_mutex_t all_lock;
     local_coupon_t *all_coupons; /* guarded by all_lock */
@@ -613,6 +613,7 @@ static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
     state->customer = customer;
     op->op._store_data = state;
     sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_GRANT, on_grant_committed);
+    entry->u.grant.id = atomic_fetch_add_explicit(&store->next_grant_id, 1, memory_order_relaxed);
     entry->u.grant.coupon_id = coupon->id;
     entry->u.grant.granted_at = op->now;
     entry->u.grant.customer = customer->name;
@@ -823,9 +824,11 @@ static int load_coupon(void *data, int64_t id, const char *seller_name, const ch
 }
 
 static int load_grant(void *data, const char *customer_name, const char *seller,
-                      const char *coupon_name)
+                      const char *coupon_name, int64_t id)
 {
     local_store_t *store = data;
+    if (id >= atomic_load(&store->next_grant_id))
+        atomic_store(&store->next_grant_id, id + 1);
     local_user_t *customer =
         find_live_user(store, h2o_iovec_init(customer_name, strlen(customer_name)));
     local_coupon_t *coupon = find_coupon(store, h2o_iovec_init(seller, strlen(seller)),
@@ -874,6 +877,7 @@ sk_store_t *sk_store_local_create(const char *db_path, int sync_commits)
     pthread_mutex_init(&store->all_lock, NULL);
     atomic_init(&store->next_user_id, 1);
     atomic_init(&store->next_coupon_id, 1);
+    atomic_init(&store->next_grant_id, 1);
     store->users = sk_index_create();
     store->coupons = sk_index_create();
     store->revoked = sk_index_create();

@@ -81,7 +81,7 @@ class ServerDied(Exception):
 class Server:
     """One seckill process. Options are a dict so a test can override or drop a default."""
 
-    def __init__(self, data_dir, log_dir, options=None, env=None, secret=SECRET):
+    def __init__(self, data_dir, log_dir, options=None, env=None, secret=SECRET, cwd=None):
         self.data_dir = Path(data_dir)
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -99,6 +99,7 @@ class Server:
                 self.options[key] = str(value)
         self.secret = self.options.get("--jwt-secret")
         self.env = env
+        self.cwd = cwd
         self.proc = None
         self.port = None
         self.runs = 0
@@ -132,7 +133,7 @@ class Server:
             env.update(self.env or {})
             with open(log_path, "wb") as log:
                 self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, env=env)
+                                             stdin=subprocess.DEVNULL, env=env, cwd=self.cwd)
             _live_processes.append(self.proc)
             try:
                 self._wait_healthy(timeout, log_path)
@@ -244,13 +245,23 @@ def read_text(path):
 # -- fixtures (imported by both conftest.py files) ----------------------------------------
 
 
+def stop_checked(srv):
+    """Teardown: SIGTERM must end a running server with status 0 (API.md "Command line")."""
+    if not srv.alive():
+        return
+    code = srv.stop()
+    if code != 0:
+        pytest.fail(f"seckill exited with status {code} on SIGTERM (None: still running after "
+                    f"10 s, killed)\n{srv.logs()[-3000:]}", pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """One server per test module, default options."""
     base = tmp_path_factory.mktemp("seckill")
     srv = Server(base / "data", base / "logs").start()
     yield srv
-    srv.stop()
+    stop_checked(srv)
 
 
 @pytest.fixture(scope="module")
@@ -260,20 +271,26 @@ def client(server):
 
 @pytest.fixture
 def start_server(tmp_path_factory):
-    """Factory: start_server(options={...}, data_dir=None, env=None) -> started Server.
+    """Factory: start_server(options={...}, data_dir=None, env=None, cwd=None) -> Server.
     Every server it started is stopped at the end of the test."""
     started = []
 
-    def factory(options=None, data_dir=None, env=None, secret=SECRET, start=True):
+    def factory(options=None, data_dir=None, env=None, secret=SECRET, start=True, cwd=None):
         base = tmp_path_factory.mktemp("seckill")
         srv = Server(data_dir or (base / "data"), base / "logs", options=options, env=env,
-                     secret=secret)
+                     secret=secret, cwd=cwd)
         started.append(srv)
         return srv.start() if start else srv
 
     yield factory
+    failures = []
     for srv in started:
-        srv.stop()
+        try:
+            stop_checked(srv)
+        except pytest.fail.Exception as exc:
+            failures.append(str(exc))
+    if failures:
+        pytest.fail("\n".join(failures), pytrace=False)
 
 
 # -- HTTP client ---------------------------------------------------------------------------
@@ -283,8 +300,44 @@ _MISSING = object()
 
 
 def seg(text):
-    """One percent-encoded path segment."""
+    """One percent-encoded path segment. "." and ".." are encoded as %2E so that they are
+    names, not dot segments."""
+    if text in (".", ".."):
+        return "%2E" * len(text)
     return quote(text, safe="")
+
+
+def _has_dot_segment(path):
+    segments = path.split("?", 1)[0].split("/")
+    return any(s.upper() in (".", "..", "%2E", "%2E%2E", ".%2E", "%2E.") for s in segments)
+
+
+def _verbatim_request(url, method, path, data, headers, timeout):
+    """One request with the path sent byte for byte (requests/urllib3 would decode %2E and
+    resolve dot segments), returned as a requests.Response."""
+    import http.client
+    from requests.structures import CaseInsensitiveDict
+
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        body = data.encode() if isinstance(data, str) else data
+        for key, value in headers.items():
+            conn.putheader(key, value)
+        conn.putheader("Content-Length", str(len(body or b"")))
+        conn.endheaders(body)
+        raw = conn.getresponse()
+        response = requests.Response()
+        response.status_code = raw.status
+        response.headers = CaseInsensitiveDict(raw.getheaders())
+        response._content = raw.read()
+        response.url = url + path
+        response.request = requests.Request(method, url + path, headers=headers,
+                                            data=body).prepare()
+        return response
+    finally:
+        conn.close()
 
 
 class Client:
@@ -302,6 +355,8 @@ class Client:
         if data is not None:
             all_headers["Content-Type"] = "application/json"
         all_headers.update(headers or {})
+        if _has_dot_segment(path) and params is None:
+            return _verbatim_request(self.server.url, method, path, data, all_headers, timeout)
         return self.session.request(method, self.server.url + path, data=data,
                                     headers=all_headers, params=params, timeout=timeout)
 

@@ -2,10 +2,12 @@
 
 import base64
 import hashlib
+import hmac
 import json
 import time
 
 import pytest
+import requests
 
 from seckill_harness import (SECRET, Client, SocketReader, b64url, connect, describe, expect_json,
                              jwt_decode, jwt_sign, seg, strip_bearer, uniq)
@@ -339,3 +341,44 @@ def test_secret_is_the_configured_one(start_server, client, seller):
     # the module server (SECRET) rejects it, whatever the user
     expect_json(client.list(token, seller[0]), 401, body={"errMsg": "Token is invalid."})
     assert SECRET not in other.logs()
+
+
+def test_revocation_reaches_every_connection(server, client, seller):
+    """Tokens may be cached per worker thread, but a logout must reach every cache: use a
+    token on many connections (both workers), log out on one, then every one refuses it."""
+    for _ in range(5):
+        name, token = client.new_user("customer")
+        clients = [Client(server, requests.Session()) for _ in range(6)]
+        for c in clients:
+            for _ in range(3):
+                expect_json(c.list(token, seller[0]), 200, "")
+        expect_json(clients[0].request("POST", "/api/auth/logout", token=token), 200, "log out.")
+        for c in clients:
+            expect_json(c.list(token, seller[0]), 401,
+                        body={"errMsg": "Authorization has been revoked."})
+            expect_json(c.grab(token, seller[0], seller[2]), 401,
+                        body={"errMsg": "Authorization has been revoked."})
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda p: [],
+    lambda p: None,
+    lambda p: "not json",
+    lambda p: {k: v for k, v in p.items() if k != "exp"},
+    lambda p: {k: v for k, v in p.items() if k != "jti"},
+    lambda p: {k: v for k, v in p.items() if k not in ("username", "kind")},
+    lambda p: dict(p, exp=str(p["exp"])),
+    lambda p: dict(p, exp=p["exp"] + 0.5),
+    lambda p: dict(p, exp=1e30),
+    lambda p: dict(p, nbf="0"),
+], ids=["array", "null", "not-json", "no-exp", "no-jti", "no-user", "exp-string", "exp-float",
+        "exp-huge", "nbf-string"])
+def test_well_signed_but_malformed_claims(client, seller, mutate):
+    """Signed with the right key but not a token of ours: 'Token is invalid.'"""
+    _, payload = jwt_decode(client.token(seller[0]))
+    claims = mutate(payload)
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}))
+    body = b64url(claims if isinstance(claims, str) else json.dumps(claims))
+    sig = b64url(hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+    expect_json(client.list(f"{head}.{body}.{sig}", seller[0]), 401,
+                body={"errMsg": "Token is invalid."})

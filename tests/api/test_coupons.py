@@ -3,8 +3,10 @@ formats of "Conventions", and the sale window."""
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
 from seckill_harness import Client, describe, expect_204, expect_json, seg, uniq
 
@@ -399,3 +401,53 @@ def test_sale_opens_at_start(client, seller):
     expect_204(client.grab(ctoken, name, coupon), "not-started")
     time.sleep(max(0.0, start - time.time()) + 1.1)
     expect_json(client.grab(ctoken, name, coupon), 201, body={"errMsg": ""})
+
+
+def test_description_with_nul_round_trips(client, seller):
+    """Free text may hold any character; what is stored is what was sent, never cut at a
+    NUL (or else refused as invalid, but never silently truncated)."""
+    name, token = seller
+    coupon = uniq("nul")
+    data = json.dumps({"name": coupon, "amount": 1, "stock": 1, "description": "a\u0000b"})
+    r = create_raw(client, token, name, data)
+    if r.status_code == 400:
+        expect_json(r, 400, body={"errMsg": INVALID})
+        return
+    expect_json(r, 201, "")
+    assert seller_view(client, token, name, coupon)["description"] == "a\u0000b"
+
+
+def test_concurrent_creation_of_one_name(server, client, seller):
+    name, token = seller
+    coupon = uniq("race")
+
+    def create(i):
+        return Client(server, requests.Session()).create_coupon(token, name, coupon, amount=i + 1)
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(create, range(20)))
+    assert sorted(r.status_code for r in results) == [201] + [400] * 19
+    for r in results:
+        if r.status_code == 400:
+            expect_json(r, 400, body={"errMsg": DUPLICATE})
+    rows = server.query("select amount, remaining from coupons where seller = ? and name = ?",
+                        (name, coupon))
+    assert len(rows) == 1 and rows[0]["amount"] == rows[0]["remaining"]
+    assert seller_view(client, token, name, coupon)["amount"] == rows[0]["amount"]
+
+
+def test_special_characters_round_trip(client):
+    """Quotes, backslashes, control characters in free text and non-ASCII survive the JSON
+    answers unchanged (the answers stay valid JSON)."""
+    seller = uniq('s"\\q') + "é"
+    expect_json(client.register(seller, "pw", "saler"), 201, "")
+    token = client.token(seller, "pw")
+    coupon = 'say "hi" \\ ' + uniq("x") + " 優惠"
+    description = 'line\nnext\t"quoted" \\ back \u0001 \u2028 </script> 😀'
+    expect_json(client.create_coupon(token, seller, coupon, description=description, amount=2),
+                201, "")
+    assert seller_view(client, token, seller, coupon)["description"] == description
+    cust, ctoken = client.new_user("customer")
+    expect_json(client.grab(ctoken, seller, coupon), 201, "")
+    held = expect_json(client.list(ctoken, cust), 200, "")["data"]
+    assert held == [{"name": coupon, "stock": 10, "description": description, "seller": seller}]

@@ -1,5 +1,6 @@
 """PATCH /api/users/{seller}/coupons/{name} — grab a coupon (API.md "Coupons")."""
 
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -229,3 +230,58 @@ def test_grant_survives_restart(start_server, tmp_path):
                 body={"errMsg": "Create failed. Maybe (username,coupon name) duplicates"})
     expect_json(client.register(cust, "x", "customer"), 400,
                 body={"errMsg": "Insert user failed. Maybe user name duplicates."})
+
+
+def test_dot_coupon_names(client, seller):
+    cust, ctoken = client.new_user("customer")
+    for coupon in ("..", ".", "%2E%2E"):
+        r = client.create_coupon(seller[1], seller[0], coupon, amount=1)
+        assert r.status_code in (201, 400), describe(r)  # 400: created by an earlier run
+        expect_json(client.grab(ctoken, seller[0], coupon), 201, "")
+    held = [c["name"] for c in client.list(ctoken, cust).json()["data"]]
+    assert held == ["..", ".", "%2E%2E"]
+
+
+def test_read_your_writes_across_connections(server, client, seller):
+    """A 201 on one connection is visible at once on another (another worker thread)."""
+    coupon = client.new_coupon(seller[1], seller[0], amount=1000)
+    sessions = [requests.Session() for _ in range(4)]
+    for i in range(40):
+        cust, ctoken = client.new_user("customer")
+        grabber = Client(server, sessions[i % 4])
+        expect_json(grabber.grab(ctoken, seller[0], coupon), 201, "")
+        for s in sessions:
+            r = Client(server, s).list(ctoken, cust)
+            data = expect_json(r, 200, "")
+            assert [c["name"] for c in data["data"]] == [coupon]
+        assert left_of(Client(server, sessions[(i + 1) % 4]), seller[1], seller[0], coupon) \
+            == 1000 - (i + 1)
+
+
+def test_orders_survive_restart(start_server, tmp_path):
+    """After a restart a seller's list is still in creation order and a customer's in grab
+    order, and `left` is recomputed from the grants if the stored copy disagrees."""
+    srv = start_server(data_dir=tmp_path / "data")
+    client = Client(srv)
+    seller, stoken = client.new_user("saler")
+    coupons = [client.new_coupon(stoken, seller, name=f"{i}-{uniq('o')}", amount=3)
+               for i in (3, 1, 2, 5, 4)]
+    cust, ctoken = client.new_user("customer")
+    order = [coupons[i] for i in (4, 0, 2, 1)]
+    for coupon in order:
+        expect_json(client.grab(ctoken, seller, coupon), 201, "")
+    assert srv.stop() == 0
+    srv.start()
+    assert [c["name"] for c in client.list_all(stoken, seller)] == coupons
+    assert [c["name"] for c in client.list_all(ctoken, cust)] == order
+    assert srv.stop() == 0
+    # an operator's mistaken UPDATE: the grants table is the truth
+    conn = sqlite3.connect(srv.db_path)
+    conn.execute("update coupons set remaining = 3")
+    conn.commit()
+    conn.close()
+    srv.start()
+    lefts = {c["name"]: c["left"] for c in client.list_all(stoken, seller)}
+    assert lefts == {c: (2 if c in order else 3) for c in coupons}
+    rows = srv.coupon_rows()
+    assert all(rows[(seller, c)]["remaining"] == lefts[c] for c in coupons)

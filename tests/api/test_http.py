@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from seckill_harness import (JSON_CT, Client, SocketReader, connect, describe, expect_204,
-                             expect_json, http_request, seg, uniq)
+from seckill_harness import (JSON_CT, Client, Server, SocketReader, connect, describe,
+                             expect_204, expect_json, http_request, seg, stop_checked, uniq)
 
 NOT_FOUND = {"errMsg": "Not found."}
 NOT_ALLOWED = {"errMsg": "Method not allowed."}
@@ -28,11 +28,10 @@ def users(client):
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory):
     """A server with --max-body 1024."""
-    from seckill_harness import Server
     base = tmp_path_factory.mktemp("small")
     srv = Server(base / "data", base / "logs", options={"--max-body": 1024}).start()
     yield srv
-    srv.stop()
+    stop_checked(srv)
 
 
 # -- routing -------------------------------------------------------------------------------
@@ -83,6 +82,8 @@ def test_unknown_path_with_token_and_body(client, users):
     ("POST", "/healthz", {"GET"}),
     ("POST", "/readyz", {"GET"}),
     ("DELETE", "/metrics", {"GET"}),
+    ("OPTIONS", "/api/users", {"POST"}),
+    ("OPTIONS", "/api/users/someone/coupons/x", {"PATCH"}),
 ])
 def test_wrong_method(client, method, path, allowed):
     r = client.request(method, path)
@@ -481,3 +482,77 @@ def test_client_disconnects_mid_request(server):
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
     expect_json(Client(server).request("GET", "/healthz"), 200, "")
+
+
+def test_conflicting_content_lengths_rejected(server):
+    """Two different Content-Length values make the framing invalid (RFC 9112 §6.3): a
+    malformed request, so 400 and the connection closed (API.md), never one of the two
+    lengths picked (a request-smuggling vector)."""
+    sock = connect(server)
+    try:
+        sock.sendall(b"POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                     b"Content-Length: 40\r\n\r\n{}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        reader = SocketReader(sock)
+        response = reader.read_response("POST")
+        assert response.status == 400 and b"Only receive JSON" not in response.body \
+            and b"User name" not in response.body, response
+        assert reader.closed_by_peer(), "connection kept open after conflicting lengths"
+    finally:
+        sock.close()
+
+
+def test_content_length_with_chunked_closes(server):
+    """Content-Length and Transfer-Encoding together: the server may reject the request or
+    use the chunked framing, but it MUST close the connection after responding
+    (RFC 9112 §6.1), so that nothing smuggled after the body is served."""
+    sock = connect(server)
+    try:
+        sock.sendall(b"POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        reader = SocketReader(sock)
+        response = reader.read_response("POST")
+        assert response.status == 400, response
+        assert reader.closed_by_peer(), "connection kept open after CL + TE"
+    finally:
+        sock.close()
+
+
+def test_many_pipelined_requests(server):
+    sock = connect(server)
+    try:
+        sock.sendall(b"".join(http_request("GET", "/healthz") for _ in range(300)))
+        reader = SocketReader(sock)
+        for _ in range(300):
+            response = reader.read_response()
+            assert response.status == 200 and response.json()["status"] == "ok", response
+    finally:
+        sock.close()
+
+
+def test_many_idle_connections(server):
+    """500 idle connections do not stop the service from answering others."""
+    socks = [connect(server) for _ in range(500)]
+    try:
+        for _ in range(20):
+            expect_json(Client(server).request("GET", "/healthz"), 200, "")
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_expect_100_continue(server):
+    body = json.dumps({"username": uniq("cont"), "password": "pw", "kind": "customer"}).encode()
+    sock = connect(server)
+    try:
+        sock.sendall(b"POST /api/users HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        reader = SocketReader(sock)
+        interim = reader.read_response("POST")
+        if interim.status == 100:
+            sock.sendall(body)
+            final = reader.read_response("POST")
+        else:
+            final = interim
+        assert final.status == 201, final
+    finally:
+        sock.close()

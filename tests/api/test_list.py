@@ -44,6 +44,7 @@ def test_seller_pages(client, big_seller):
 
 @pytest.mark.parametrize("query", ["page=1", "", "page=", "page=0", "page=-1", "page=-0",
                                    "page=-99999999999999999999999", "page=01", "page=%31",
+                                   "page=-9223372036854775808", "page=-9223372036854775809",
                                    "foo=bar", "foo=bar&page=1", "page=1&page=2",
                                    "page=&page=2"])
 def test_first_page(client, big_seller, query):
@@ -60,6 +61,9 @@ def test_second_page(client, big_seller, query):
 
 @pytest.mark.parametrize("query", ["page=3", "page=1000", "page=2147483648",
                                    "page=9223372036854775807", "page=9223372036854775808",
+                                   "page=461168601842738791", "page=461168601842738792",
+                                   "page=461168601842738793", "page=922337203685477581",
+                                   "page=1844674407370955162", "page=18446744073709551617",
                                    "page=99999999999999999999999999999999"])
 def test_past_the_end(client, big_seller, query):
     name, token, _ = big_seller
@@ -198,3 +202,30 @@ def test_percent_encoded_user_name(client):
     encoded = "".join("%%%02X" % b for b in seller.encode())
     data = expect_json(client.request("GET", f"/api/users/{encoded}/coupons", token=token), 200)
     assert [c["name"] for c in data["data"]] == [coupon]
+
+
+@pytest.mark.parametrize("seller", ["..", ".", "a%2Fb", "%2E%2E"])
+def test_dot_segment_user_names(client, seller):
+    """'.' and '..' are valid user names (no '/', whitespace or control character); their
+    path segments must reach the handler percent-decoded, not be resolved as dot segments."""
+    seller = seller + uniq("") if seller not in (".", "..") else seller
+    r = client.register(seller, "pw", "saler")
+    assert r.status_code in (201, 400), describe(r)
+    token = client.token(seller, "pw")
+    coupon = uniq("dot")
+    expect_json(client.create_coupon(token, seller, coupon, amount=5), 201, "")
+    names = [c["name"] for c in client.list_all(token, seller)]
+    assert coupon in names
+    cust, ctoken = client.new_user("customer")
+    expect_json(client.grab(ctoken, seller, coupon), 201, "")
+    expect_json(client.grab(token, seller, ".."), 401,
+                body={"errMsg": "Sellers aren't allowed to get coupons."})
+    held = client.list(ctoken, cust).json()["data"]
+    assert [(c["seller"], c["name"]) for c in held] == [(seller, coupon)]
+
+
+def test_exactly_one_full_page(client):
+    seller, token = client.new_user("saler")
+    coupons = [client.new_coupon(token, seller) for _ in range(20)]
+    assert page_names(client.list(token, seller)) == coupons
+    expect_204(client.list(token, seller, page=2))

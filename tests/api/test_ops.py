@@ -1,16 +1,18 @@
 """Operations (API.md "Operations", "Command line"): /healthz, /readyz, /metrics, the
 command line, secrets, the data directory, signals."""
 
+import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import time
 
 import requests
 
-from seckill_harness import (SECKILL_BIN, SECRET, Client, describe, expect_204, expect_json,
-                             jwt_sign,
+from seckill_harness import (SECKILL_BIN, SECRET, Client, SocketReader, connect, describe,
+                             expect_204, expect_json, jwt_sign,
                              free_port, jwt_decode, require_binary, strip_bearer, uniq)
 
 
@@ -81,6 +83,10 @@ def test_metrics(start_server):
     assert any(name.endswith("_bucket") and "le" in labels for name, labels, _ in samples), \
         "no latency histogram"
     assert re.search(r"sold[-_]?out", text), "no grab outcome sold-out in /metrics"
+    assert any("route" in labels for _, labels, _ in samples), "requests not by route"
+    names = " ".join(types)
+    assert re.search(r"backlog|pending|queue", names), "no persistence backlog metric"
+    assert re.search(r"error|fail", names), "no backend error metric"
     for secret in (SECRET, strip_bearer(stoken).split(".")[2], "123456"):
         assert secret not in text
 
@@ -186,6 +192,54 @@ def test_sigterm_exits_zero(start_server):
     assert srv.stop() == 0, srv.logs()
 
 
+def test_sigterm_finishes_a_request_in_flight(start_server, tmp_path):
+    """A request half received when SIGTERM arrives is read to its end and answered."""
+    srv = start_server(data_dir=tmp_path / "data")
+    name = uniq("late")
+    body = json.dumps({"username": name, "password": "pw", "kind": "customer"}).encode()
+    sock = connect(srv)
+    try:
+        sock.sendall(b"POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+        time.sleep(0.1)
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.1)
+        sock.sendall(body[10:])
+        response = SocketReader(sock).read_response("POST")
+        assert response.status == 201, response
+    finally:
+        sock.close()
+    assert srv.proc.wait(10) == 0, srv.logs()
+    srv.start()
+    expect_json(Client(srv).login(name, "pw"), 200, "")
+
+
+def test_sigint_exits_zero_and_keeps_grants(start_server, tmp_path):
+    srv = start_server(data_dir=tmp_path / "data")
+    client = Client(srv)
+    seller, stoken = client.new_user("saler")
+    coupon = client.new_coupon(stoken, seller, amount=2)
+    cust, ctoken = client.new_user("customer")
+    expect_json(client.grab(ctoken, seller, coupon), 201, "")
+    srv.proc.send_signal(signal.SIGINT)
+    assert srv.proc.wait(10) == 0, srv.logs()
+    srv.start()
+    assert [c["name"] for c in client.list_all(ctoken, cust)] == [coupon]
+    assert client.list_all(stoken, seller)[0]["left"] == 1
+
+
+def test_default_data_dir(start_server, tmp_path):
+    """Without --data-dir the database is ./seckill-data/seckill.db."""
+    srv = start_server(start=False, cwd=tmp_path, options={"--data-dir": None})
+    srv.data_dir = tmp_path / "seckill-data"
+    srv.start()
+    client = Client(srv)
+    name, _ = client.new_user("customer")
+    assert (tmp_path / "seckill-data" / "seckill.db").exists()
+    assert srv.query("select kind from users where username = ?", (name,)) == [
+        {"kind": "customer"}]
+
+
 def test_secrets_never_logged(start_server):
     secret = "Q" * 20 + "-very-secret-signing-key"
     srv = start_server(options={"--log-level": "debug", "--jwt-secret": secret})
@@ -216,3 +270,27 @@ def test_serves_after_many_connections(client):
     for _ in range(300):
         r = requests.get(client.server.url + "/healthz", timeout=5)
         assert r.status_code == 200
+
+
+def test_sql_schema(server, client):
+    """The tables and keys of API.md "Storage", which operators query with plain SQL."""
+    expected = {
+        "users": ({"id", "username", "kind", "password_hash", "created_at"}, [{"username"}]),
+        "coupons": ({"id", "seller", "name", "amount", "remaining", "stock", "description",
+                     "start_at", "end_at", "created_at"}, [{"seller", "name"}]),
+        "grants": ({"id", "customer", "seller", "coupon", "granted_at"},
+                   [{"customer", "seller", "coupon"}]),
+        "revoked_tokens": ({"jti", "expires_at"}, [{"jti"}]),
+    }
+    for table, (columns, unique_keys) in expected.items():
+        info = server.query(f"pragma table_info({table})")
+        assert columns <= {row["name"] for row in info}, (table, info)
+        uniques = []
+        for index in server.query(f"pragma index_list({table})"):
+            if index["unique"]:
+                cols = server.query(f"pragma index_info('{index['name']}')")
+                uniques.append({c["name"] for c in cols})
+        uniques += [{row["name"]} for row in info if row["pk"] and
+                    sum(1 for r in info if r["pk"]) == 1]
+        for key in unique_keys:
+            assert key in uniques, f"{table}: no unique key on {key} (have {uniques})"

@@ -2,10 +2,12 @@
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
-from seckill_harness import describe, expect_json, uniq
+from seckill_harness import Client, describe, expect_json, uniq
 
 NOT_JSON = "Only receive JSON format."
 
@@ -284,3 +286,28 @@ def test_failed_registration_writes_nothing(server, client):
     r = client.register(name, "pw", "martian")
     assert r.status_code == 400, describe(r)
     assert server.query("select count(*) as n from users where username = ?", (name,))[0]["n"] == 0
+
+
+def test_password_with_nul_is_not_truncated(client):
+    name = uniq("nul")
+    data = '{"username": "%s", "password": "abc\\u0000def", "kind": "customer"}' % name
+    expect_json(register_raw(client, data), 201, "")
+    for wrong in ("abc", "abc\u0000", "abc\u0000xyz"):
+        expect_json(client.login(name, wrong), 401, "Password mismatched.")
+    expect_json(client.login(name, "abc\u0000def"), 200, "")
+
+
+def test_concurrent_registrations_of_one_name(server, client):
+    name = uniq("race")
+
+    def register(i):
+        return Client(server, requests.Session()).register(name, f"pw{i}", "customer")
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(register, range(20)))
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [201] + [400] * 19, statuses
+    for r in results:
+        if r.status_code == 400:
+            expect_json(r, 400, body={"errMsg": "Insert user failed. Maybe user name duplicates."})
+    assert server.query("select count(*) n from users where username = ?", (name,))[0]["n"] == 1

@@ -57,8 +57,9 @@ def snapshot(srv):
     return users, coupons
 
 
-def run_load(srv, customers, amounts, rng, stop_at, stop_fn):
-    """Grabs shuffled pairs from THREADS threads; at `stop_at` seconds calls stop_fn.
+def run_load(srv, customers, amounts, rng, stop_at, stop_fn, keep_going=0.0):
+    """Grabs shuffled pairs from THREADS threads; at `stop_at` seconds calls stop_fn, the
+    clients going on for `keep_going` seconds more (0: they stop just before).
     Returns {pair: outcome} with outcome "201", "204:<reason>", "inflight" or "other:..."."""
     pairs = [(c, s, n) for c in customers for (s, n) in amounts]
     rng.shuffle(pairs)
@@ -94,8 +95,15 @@ def run_load(srv, customers, amounts, rng, stop_at, stop_fn):
         t.start()
     started.wait()
     time.sleep(stop_at)
-    stop.set()
-    stop_fn()
+    if keep_going:
+        stopper = threading.Thread(target=stop_fn)
+        stopper.start()
+        time.sleep(keep_going)
+        stop.set()
+        stopper.join(30)
+    else:
+        stop.set()
+        stop_fn()
     for t in threads:
         t.join(30)
         assert not t.is_alive(), "a client thread hangs after the server stopped"
@@ -195,16 +203,19 @@ def test_kill9_mid_load(start_server, tmp_path, round_):
     assert srv.stop() == 0, srv.logs()
 
 
-def test_sigterm_mid_load(start_server, tmp_path):
+@pytest.mark.parametrize("round_", range(2))
+def test_sigterm_mid_load(start_server, tmp_path, round_):
+    """SIGTERM while clients keep sending: exit 0, every 201 durable. A request the server
+    refuses or drops after the signal counts as in flight."""
     seed = random.randrange(1 << 30)
     print(f"\nseed {seed}")
     rng = random.Random(seed)
     srv = start_server(data_dir=tmp_path / "data")
-    sellers, customers, amounts = populate(srv, rng, "t")
+    sellers, customers, amounts = populate(srv, rng, f"t{round_}")
     before = snapshot(srv)
     codes = []
     outcomes = run_load(srv, customers, amounts, rng, rng.uniform(0.3, 1.0),
-                        lambda: codes.append(srv.stop()))
+                        lambda: codes.append(srv.stop()), keep_going=0.3)
     assert codes == [0], f"exit status {codes} after SIGTERM under load\n{srv.logs()[-3000:]}"
     srv.start()
     holders = check_after_restart(srv, sellers, customers, amounts, outcomes, before)

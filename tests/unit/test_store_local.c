@@ -905,8 +905,8 @@ static void test_tampered_remaining_is_fixed(void **state)
      * and a grant row is added by hand past the amount. */
     sql_exec(h->db_path, "UPDATE coupons SET remaining = 99 WHERE name = 'five';"
                          "UPDATE coupons SET remaining = -7 WHERE name = 'two';"
-                         "INSERT INTO grants (customer, seller, coupon, granted_at) "
-                         "VALUES ('c2', 's', 'two', 1), ('c3', 's', 'two', 1);");
+                         "INSERT INTO grants (id, customer, seller, coupon, granted_at) "
+                         "VALUES (1000, 'c2', 's', 'two', 1), (1001, 'c3', 's', 'two', 1);");
 
     harness_open_store(h);
     /* The grants rows are the truth. */
@@ -933,8 +933,8 @@ static void test_failed_grant_is_undone(void **state)
     assert_int_equal(do_register(h, "c2", SK_USER_CUSTOMER, HASH_A), SK_STORE_OK);
     assert_int_equal(do_create(h, "s", "x", 2), SK_STORE_OK);
     /* A row the store does not know about makes the journal's INSERT fail for c1. */
-    sql_exec(h->db_path, "INSERT INTO grants (customer, seller, coupon, granted_at) "
-                         "VALUES ('c1', 's', 'x', 1)");
+    sql_exec(h->db_path, "INSERT INTO grants (id, customer, seller, coupon, granted_at) "
+                         "VALUES (1000, 'c1', 's', 'x', 1)");
 
     assert_int_equal(do_grab(h, "c1", "s", "x"), SK_STORE_UNAVAILABLE);
     /* Everything the grab took was given back. */
