@@ -7,6 +7,9 @@
 #include "http/h2o_patches.h"
 
 #include <dlfcn.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
 #include <h2o.h>
 #include <string.h>
 #include <strings.h>
@@ -157,3 +160,131 @@ void h2o_send_error_generic(h2o_req_t *req, int status, const char *reason, cons
 
 /* The body after the blank line must be exactly the Content-Length it announces. */
 _Static_assert(sizeof("{\"errMsg\":\"Bad request.\"}") - 1 == 25, "json_bad_request length");
+
+/*
+ * Lazy epoll deregistration.
+ *
+ * While a request waits for the journal, h2o stops reading its connection, and its evloop
+ * turns that into epoll_ctl(DEL), then epoll_ctl(ADD) when the answer is sent: two system
+ * calls per grant, the most frequent ones on the hot path (strace). Here a DEL only marks
+ * the fd as kept: the registration stays, and the matching ADD costs nothing. Should a kept
+ * fd report an event meanwhile (a pipelined request, a client closing), that is when it is
+ * really removed, and the event is not passed on, so h2o never sees an event it did not ask
+ * for. The kernel-side data of every registration is the fd; epoll_wait translates it back
+ * to h2o's pointer. A close() of a kept fd removes its registration first, since dup'ed
+ * descriptors (the listener) would otherwise keep it alive.
+ *
+ * One table per thread: an h2o loop and its sockets live on one thread.
+ */
+
+typedef struct polled_fd {
+    void *h2o_data;         /* what h2o registered as data.ptr */
+    uint32_t kernel_events; /* what the kernel has; 0 = not registered */
+    uint8_t kept;           /* h2o asked to remove it; the kernel still has it */
+} polled_fd_t;
+
+static __thread struct {
+    int epfd;
+    polled_fd_t *entries;
+    size_t size;
+} polled = {-1, NULL, 0};
+
+typedef int (*epoll_ctl_fn)(int, int, int, struct epoll_event *);
+typedef int (*epoll_wait_fn)(int, struct epoll_event *, int, int);
+typedef int (*close_fn)(int);
+
+static epoll_ctl_fn real_epoll_ctl(void)
+{
+    static epoll_ctl_fn function;
+    if (function == NULL)
+        function = (epoll_ctl_fn)real_function("epoll_ctl");
+    return function;
+}
+
+static polled_fd_t *polled_entry(int fd)
+{
+    if ((size_t)fd >= polled.size) {
+        size_t size = polled.size ? polled.size : 1024;
+        while (size <= (size_t)fd)
+            size *= 2;
+        polled_fd_t *grown = realloc(polled.entries, size * sizeof(*grown));
+        if (grown == NULL) {
+            sk_log(SK_LOG_ERROR, "http", "out of memory tracking epoll registrations");
+            abort();
+        }
+        memset(grown + polled.size, 0, (size - polled.size) * sizeof(*grown));
+        polled.entries = grown;
+        polled.size = size;
+    }
+    return &polled.entries[fd];
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+    if (polled.epfd == -1)
+        polled.epfd = epfd;
+    if (epfd != polled.epfd || fd < 0)
+        return real_epoll_ctl()(epfd, op, fd, event);
+    polled_fd_t *entry = polled_entry(fd);
+    if (op == EPOLL_CTL_DEL) {
+        if (entry->kernel_events == 0)
+            return real_epoll_ctl()(epfd, op, fd, event); /* let the kernel answer */
+        entry->kept = 1;
+        return 0;
+    }
+    if (op != EPOLL_CTL_ADD && op != EPOLL_CTL_MOD)
+        return real_epoll_ctl()(epfd, op, fd, event);
+    uint32_t wanted = event->events;
+    entry->h2o_data = event->data.ptr;
+    entry->kept = 0;
+    if (entry->kernel_events == wanted)
+        return 0;
+    struct epoll_event registration = {.events = wanted, .data = {.u64 = (uint64_t)fd}};
+    int real_op = entry->kernel_events != 0 ? EPOLL_CTL_MOD : op;
+    int result = real_epoll_ctl()(epfd, real_op, fd, &registration);
+    if (result == 0)
+        entry->kernel_events = wanted;
+    return result;
+}
+
+int epoll_wait(int epfd, struct epoll_event *events, int max_events, int timeout)
+{
+    static epoll_wait_fn real_wait;
+    if (real_wait == NULL)
+        real_wait = (epoll_wait_fn)real_function("epoll_wait");
+    int count = real_wait(epfd, events, max_events, timeout);
+    if (count <= 0 || epfd != polled.epfd)
+        return count;
+    int passed = 0;
+    for (int i = 0; i != count; ++i) {
+        int fd = (int)events[i].data.u64;
+        polled_fd_t *entry = (size_t)fd < polled.size ? &polled.entries[fd] : NULL;
+        if (entry == NULL || entry->kernel_events == 0)
+            continue; /* cannot happen: every registration went through epoll_ctl above */
+        if (entry->kept) {
+            real_epoll_ctl()(epfd, EPOLL_CTL_DEL, fd, NULL);
+            entry->kernel_events = 0;
+            entry->kept = 0;
+            continue;
+        }
+        events[passed].events = events[i].events;
+        events[passed].data.ptr = entry->h2o_data;
+        ++passed;
+    }
+    return passed;
+}
+
+int close(int fd)
+{
+    static close_fn real_close;
+    if (real_close == NULL)
+        real_close = (close_fn)real_function("close");
+    if (fd >= 0 && (size_t)fd < polled.size) {
+        polled_fd_t *entry = &polled.entries[fd];
+        if (entry->kept && entry->kernel_events != 0)
+            real_epoll_ctl()(polled.epfd, EPOLL_CTL_DEL, fd, NULL);
+        entry->kernel_events = 0;
+        entry->kept = 0;
+    }
+    return real_close(fd);
+}
