@@ -9,6 +9,7 @@ Exit status 0 when every correctness check passed (targets are reported, not enf
 """
 import json
 import re
+import os
 import sys
 from collections import defaultdict
 
@@ -293,6 +294,11 @@ def main():
     ] + run_lines + [""]
     if problems:
         md += ["## Problems", ""] + [f"- {p}" for p in problems] + [""]
+    # The hand-written analysis (profiles, history of changes) travels with the numbers.
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            md += ["", f.read().rstrip(), ""]
     with open(results_md, "w") as f:
         f.write("\n".join(md))
     return 1 if problems else 0
