@@ -51,7 +51,8 @@ static const struct option_spec {
     [OPT_TOKEN_TTL] = {"--token-ttl", "SECKILL_TOKEN_TTL", "SECONDS",
                        "token lifetime (default 3600)"},
     [OPT_REDIS] = {"--redis", "SECKILL_REDIS", "URL",
-                   "redis://[:password@]host:port[/db]; with --mysql: distributed deployment"},
+                   "redis://[:password@]host:port[/db]; with --mysql: the distributed deployment "
+                   "(not in this build yet: the service says so and exits 2)"},
     [OPT_MYSQL] = {"--mysql", "SECKILL_MYSQL", "URL", "mysql://user:password@host:port/database"},
     [OPT_MAX_AMOUNT] = {"--max-amount", "SECKILL_MAX_AMOUNT", "N",
                         "the largest amount a coupon may have (default 1000000000)"},
