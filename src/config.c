@@ -33,6 +33,9 @@ typedef enum option_id {
     OPT_PWHASH_COST,
     OPT_SYNC_COMMITS,
     OPT_IDLE_TIMEOUT,
+    OPT_MAX_CONNECTIONS,
+    OPT_RATE_LIMIT,
+    OPT_RATE_BURST,
     OPT_COUNT
 } option_id_t;
 
@@ -69,6 +72,13 @@ static const struct option_spec {
     [OPT_IDLE_TIMEOUT] = {"--idle-timeout", "SECKILL_IDLE_TIMEOUT", "SECONDS",
                           "a request must arrive within this; idle connections close "
                           "(default 10)"},
+    [OPT_MAX_CONNECTIONS] = {"--max-connections", "SECKILL_MAX_CONNECTIONS", "N",
+                             "open connections at most; more are refused at once (default 20000)"},
+    [OPT_RATE_LIMIT] = {"--rate-limit", "SECKILL_RATE_LIMIT", "PER_SECOND",
+                        "grabs per second per user, beyond which the grab route answers 429 "
+                        "(default 0: no limit)"},
+    [OPT_RATE_BURST] = {"--rate-burst", "SECKILL_RATE_BURST", "N",
+                        "grabs a user may make at once before --rate-limit applies (default 10)"},
 };
 
 static char usage_text[4096];
@@ -106,6 +116,27 @@ static int parse_int(const char *text, int64_t min, int64_t max, int64_t *out)
     errno = 0;
     long long value = strtoll(text, &end, 10);
     if (errno != 0 || end == text || *end != '\0' || value < min || value > max)
+        return -1;
+    *out = value;
+    return 0;
+}
+
+/* A rate: digits with at most one '.', from 0 to 1e6 (0 turns the limit off). */
+static int parse_rate(const char *text, double *out)
+{
+    int dots = 0, digits = 0;
+    for (const char *c = text; *c != '\0'; ++c) {
+        if (*c == '.')
+            ++dots;
+        else if (*c >= '0' && *c <= '9')
+            ++digits;
+        else
+            return -1;
+    }
+    if (digits == 0 || dots > 1)
+        return -1;
+    double value = strtod(text, NULL);
+    if (value > 1e6)
         return -1;
     *out = value;
     return 0;
@@ -195,6 +226,15 @@ static int apply(sk_config_t *config, option_id_t id, const char *value)
             return -1;
         config->idle_timeout_ms = (unsigned)number * 1000;
         return 0;
+    case OPT_MAX_CONNECTIONS:
+        if (parse_int(value, 1, 10000000, &number) != 0)
+            return -1;
+        config->max_connections = (int)number;
+        return 0;
+    case OPT_RATE_LIMIT:
+        return parse_rate(value, &config->rate_limit);
+    case OPT_RATE_BURST:
+        return parse_int(value, 1, 1000000, &config->rate_burst);
     case OPT_COUNT:
         break;
     }
@@ -215,6 +255,9 @@ static void set_defaults(sk_config_t *config)
     config->log_level = SK_LOG_INFO;
     config->pwhash_cost = SK_PWHASH_INTERACTIVE;
     config->idle_timeout_ms = 10000;
+    config->max_connections = 20000;
+    config->rate_limit = 0;
+    config->rate_burst = 10;
 }
 
 sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, char *error,

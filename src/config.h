@@ -29,6 +29,9 @@ typedef struct sk_config {
     sk_pwhash_cost_t pwhash_cost;
     int sync_commits;
     unsigned idle_timeout_ms;
+    int max_connections; /* per process; beyond it new connections are refused */
+    double rate_limit;   /* grabs per second per user; 0: no limit */
+    int64_t rate_burst;  /* grabs a user may make at once before the rate applies */
 } sk_config_t;
 
 typedef enum sk_config_action {
