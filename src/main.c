@@ -71,6 +71,8 @@ int main(int argc, char **argv)
         .token_ttl = config.token_ttl,
         .max_amount = config.max_amount,
         .max_body = config.max_body,
+        .rate_limit = config.rate_limit,
+        .rate_burst = config.rate_burst,
     };
     api = sk_api_create(&api_config, store, passwords);
     if (api == NULL)
@@ -81,6 +83,7 @@ int main(int argc, char **argv)
         .threads = config.threads,
         .max_body = config.max_body,
         .idle_timeout_ms = config.idle_timeout_ms,
+        .max_connections = config.max_connections,
     };
     if (sk_http_serve(&http_config, sk_api_app(api)) != 0)
         goto done;

@@ -16,6 +16,7 @@ typedef struct sk_http_config {
     int threads;              /* worker threads, >= 1 */
     size_t max_body;          /* larger bodies must get 413 from the application */
     unsigned idle_timeout_ms; /* a request (headers and body) must arrive within this */
+    int max_connections;      /* open connections at most, all threads together */
 } sk_http_config_t;
 
 /* The application plugged into the server. All callbacks run on a worker thread. */
