@@ -12,7 +12,7 @@ BUILD_PACKAGES := cmake make gcc pkg-config libh2o-evloop-dev libh2o-dev-common 
 TEST_PACKAGES := libcmocka-dev python3-pytest python3-requests sqlite3 clang libclang-rt-14-dev
 BENCH_PACKAGES := wrk nginx-light
 
-.PHONY: deps deps-test deps-bench build build-asan run test unit api fuzz-smoke bench clean
+.PHONY: deps deps-test deps-bench build build-asan run test stress fuzz-smoke fuzz bench clean
 
 deps:
 	@scripts/install-packages $(BUILD_PACKAGES)
@@ -42,6 +42,10 @@ test: deps-test build build-asan
 	SECKILL_BIN=$(CURDIR)/build/seckill $(PYTHON) -m pytest -q tests/api tests/stress
 	SECKILL_BIN=$(CURDIR)/build-asan/seckill SECKILL_SANITIZED=1 $(PYTHON) -m pytest -q tests/api tests/stress
 	$(MAKE) --no-print-directory fuzz-smoke
+
+# The full crash matrix (25 rounds of grab load + kill -9 or SIGTERM); `make test` runs 3.
+stress: deps-test build
+	SECKILL_BIN=$(CURDIR)/build/seckill SECKILL_CRASH_ROUNDS=25 $(PYTHON) -m pytest -q tests/stress
 
 # Each fuzz target for a short run (FUZZ_SECONDS, default 20); `make fuzz FUZZ_SECONDS=600`
 # for a long one.
