@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "fixture.h"
 #include <pthread.h>
 
 #include "auth/password.h"
@@ -33,8 +35,7 @@ static int setup_fixture(void **state)
     fixture_t *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    f->loop = h2o_evloop_create();
-    f->queue = h2o_multithread_create_queue(f->loop);
+    sk_test_loop_create(&f->loop, &f->queue);
     f->receiver = sk_password_receiver_create(f->queue);
     f->pool = sk_password_pool_create(2, SK_PWHASH_MIN);
     *state = f;
@@ -47,13 +48,7 @@ static int teardown_fixture(void **state)
     if (f->pool != NULL)
         sk_password_pool_destroy(f->pool);
     sk_password_receiver_destroy(f->receiver);
-    h2o_multithread_destroy_queue(f->queue);
-#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR == 2
-    /* h2o 2.2's evloop flavour closes the queue's socket but never frees the queue. */
-    free(f->queue);
-#endif
-    h2o_evloop_run(f->loop, 0);
-    h2o_evloop_destroy(f->loop);
+    sk_test_loop_destroy(f->loop, f->queue);
     free(f);
     return 0;
 }
@@ -102,9 +97,7 @@ static void job_dispose(test_job_t *job)
 
 static void run_until(fixture_t *f, const int *counter, int target)
 {
-    for (int i = 0; *counter < target && i < 1000; i++)
-        h2o_evloop_run(f->loop, 10);
-    assert_int_equal(*counter, target);
+    assert_int_equal(sk_test_run_until(f->loop, counter, target), target);
 }
 
 /* Submits one job and waits for it; checks it completed once, later, on this thread. */

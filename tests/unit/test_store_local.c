@@ -19,6 +19,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "fixture.h"
 #include <pthread.h>
 #include <sched.h>
 #include <sqlite3.h>
@@ -34,28 +36,9 @@
 #define HASH_B "$argon2id$v=19$m=8,t=1,p=1$b3RoZXJzYWx0$b3RoZXJoYXNob3RoZXJoYQ"
 
 /* A store on a temp file, with the one worker loop the test itself runs. */
-typedef struct harness {
-    char dir[64];
-    char db_path[128];
-    h2o_evloop_t *loop;
-    h2o_multithread_queue_t *queue;
-    sk_store_t *store;
-    sk_store_thread_t *thread;
-    h2o_mem_pool_t pool;
-} harness_t;
+typedef sk_test_store_t harness_t;
 
 /* ---- loop and store lifecycle ---- */
-
-static void loop_dispose(h2o_evloop_t *loop, h2o_multithread_queue_t *queue)
-{
-    h2o_multithread_destroy_queue(queue);
-#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR == 2
-    /* h2o 2.2's evloop flavour closes the queue's socket but never frees the queue. */
-    free(queue);
-#endif
-    h2o_evloop_run(loop, 0); /* let the loop close the queue's socket */
-    h2o_evloop_destroy(loop);
-}
 
 /* h2o keeps freed socket buffers in a thread-local list; a thread that exits must empty it,
  * or LeakSanitizer counts them as lost. */
@@ -87,41 +70,14 @@ static int setup_harness(void **state)
     harness_t *h = calloc(1, sizeof(*h));
     if (h == NULL)
         return -1;
-    strcpy(h->dir, "/tmp/sk-test-store-XXXXXX");
-    if (mkdtemp(h->dir) == NULL)
-        return -1;
-    snprintf(h->db_path, sizeof(h->db_path), "%s/seckill.db", h->dir);
-    h->loop = h2o_evloop_create();
-    h->queue = h2o_multithread_create_queue(h->loop);
-    h2o_mem_init_pool(&h->pool);
-    h->store = sk_store_local_create(h->db_path, 0);
-    if (h->store == NULL)
-        return -1;
-    h->thread = sk_store_thread_create(h->store, h->queue);
     *state = h;
-    return h->thread == NULL ? -1 : 0;
-}
-
-static void remove_db_files(const char *dir)
-{
-    static const char *const names[] = {"seckill.db", "seckill.db-wal", "seckill.db-shm",
-                                        "seckill.db-journal"};
-    char path[160];
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-        unlink(path);
-    }
-    rmdir(dir);
+    return sk_test_store_open(h, "store");
 }
 
 static int teardown_harness(void **state)
 {
     harness_t *h = *state;
-    if (h->store != NULL)
-        harness_close_store(h);
-    h2o_mem_clear_pool(&h->pool);
-    loop_dispose(h->loop, h->queue);
-    remove_db_files(h->dir);
+    sk_test_store_close(h);
     free(h);
     return 0;
 }
@@ -1109,7 +1065,7 @@ static void *sale_worker_main(void *arg)
     }
 
     sk_store_thread_destroy(sale->store, thread);
-    loop_dispose(loop, queue);
+    sk_test_loop_destroy(loop, queue);
     release_thread_socket_buffers();
     free(names);
     free(grabs);

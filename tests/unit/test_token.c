@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "fixture.h"
 #include <sodium.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,13 +31,7 @@
 static const char secret_text[] = "token-test-secret-0123456789abcdef";
 
 typedef struct fixture {
-    char dir[64];
-    char db_path[128];
-    h2o_evloop_t *loop;
-    h2o_multithread_queue_t *queue;
-    sk_store_t *store;
-    sk_store_thread_t *thread;
-    h2o_mem_pool_t pool;
+    sk_test_store_t ts;
     uint8_t key[sizeof(secret_text) - 1]; /* mutable: the cache keeps a pointer to it */
     sk_token_cache_t *cache;
 } fixture_t;
@@ -47,44 +43,19 @@ static int setup_fixture(void **state)
     fixture_t *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
-    strcpy(f->dir, "/tmp/sk-test-token-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->db_path, sizeof(f->db_path), "%s/seckill.db", f->dir);
-    f->loop = h2o_evloop_create();
-    f->queue = h2o_multithread_create_queue(f->loop);
-    h2o_mem_init_pool(&f->pool);
-    f->store = sk_store_local_create(f->db_path, 0);
-    if (f->store == NULL)
-        return -1;
-    f->thread = sk_store_thread_create(f->store, f->queue);
-    memcpy(f->key, secret_text, sizeof(f->key));
-    f->cache = sk_token_cache_create(f->key, sizeof(f->key), f->store);
     *state = f;
-    return f->thread != NULL && f->cache != NULL ? 0 : -1;
+    if (sk_test_store_open(&f->ts, "token") != 0)
+        return -1;
+    memcpy(f->key, secret_text, sizeof(f->key));
+    f->cache = sk_token_cache_create(f->key, sizeof(f->key), f->ts.store);
+    return f->cache != NULL ? 0 : -1;
 }
 
 static int teardown_fixture(void **state)
 {
     fixture_t *f = *state;
     sk_token_cache_destroy(f->cache);
-    sk_store_thread_destroy(f->store, f->thread);
-    sk_store_destroy(f->store);
-    h2o_mem_clear_pool(&f->pool);
-    h2o_multithread_destroy_queue(f->queue);
-#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR == 2
-    /* h2o 2.2's evloop flavour closes the queue's socket but never frees the queue. */
-    free(f->queue);
-#endif
-    h2o_evloop_run(f->loop, 0);
-    h2o_evloop_destroy(f->loop);
-    static const char *const names[] = {"seckill.db", "seckill.db-wal", "seckill.db-shm"};
-    char path[160];
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        snprintf(path, sizeof(path), "%s/%s", f->dir, names[i]);
-        unlink(path);
-    }
-    rmdir(f->dir);
+    sk_test_store_close(&f->ts);
     free(f);
     return 0;
 }
@@ -101,13 +72,11 @@ static void revoke_jti(fixture_t *f, const char *jti, int64_t expires_at)
     memset(&op, 0, sizeof(op));
     op.op.on_done = on_revoked;
     op.op.data = &done;
-    op.op.pool = &f->pool;
+    op.op.pool = &f->ts.pool;
     op.jti = jti;
     op.expires_at = expires_at;
-    sk_store_revoke(f->store, f->thread, &op);
-    for (int i = 0; done == 0 && i < 1000; i++)
-        h2o_evloop_run(f->loop, 10);
-    assert_int_equal(done, 1);
+    sk_store_revoke(f->ts.store, f->ts.thread, &op);
+    assert_int_equal(sk_test_run_until(f->ts.loop, &done, 1), 1);
     assert_int_equal(op.op.result, SK_STORE_OK);
 }
 
@@ -380,7 +349,7 @@ static void test_revoked_after_cached(void **state)
     assert_int_equal(check(f, bystander), SK_TOKEN_OK);
 
     /* Another thread's cache, which never saw the token, refuses it as well. */
-    sk_token_cache_t *other = sk_token_cache_create(f->key, sizeof(f->key), f->store);
+    sk_token_cache_t *other = sk_token_cache_create(f->key, sizeof(f->key), f->ts.store);
     assert_non_null(other);
     const sk_jwt_claims_t *claims = NULL;
     assert_int_equal(sk_token_check(other, token, strlen(token), NOW, &claims), SK_TOKEN_REVOKED);
@@ -409,7 +378,7 @@ static void test_revoked_and_expired(void **state)
     revoke_jti(f, jti, NOW + TTL);
     /* Cached or not, expiry is reported first. */
     assert_int_equal(check_at(f, token, NOW + TTL + 6, NULL), SK_TOKEN_EXPIRED);
-    sk_token_cache_t *other = sk_token_cache_create(f->key, sizeof(f->key), f->store);
+    sk_token_cache_t *other = sk_token_cache_create(f->key, sizeof(f->key), f->ts.store);
     assert_non_null(other);
     const sk_jwt_claims_t *claims = NULL;
     assert_int_equal(sk_token_check(other, token, strlen(token), NOW + TTL + 6, &claims),
@@ -428,13 +397,13 @@ static void test_revocation_survives_restart(void **state)
 
     /* A restarted service: a new store on the same file, a new cache. */
     sk_token_cache_destroy(f->cache);
-    sk_store_thread_destroy(f->store, f->thread);
-    sk_store_destroy(f->store);
-    f->store = sk_store_local_create(f->db_path, 0);
-    assert_non_null(f->store);
-    f->thread = sk_store_thread_create(f->store, f->queue);
-    assert_non_null(f->thread);
-    f->cache = sk_token_cache_create(f->key, sizeof(f->key), f->store);
+    sk_store_thread_destroy(f->ts.store, f->ts.thread);
+    sk_store_destroy(f->ts.store);
+    f->ts.store = sk_store_local_create(f->ts.db_path, 0);
+    assert_non_null(f->ts.store);
+    f->ts.thread = sk_store_thread_create(f->ts.store, f->ts.queue);
+    assert_non_null(f->ts.thread);
+    f->cache = sk_token_cache_create(f->key, sizeof(f->key), f->ts.store);
     assert_non_null(f->cache);
     assert_int_equal(check_at(f, token, now, NULL), SK_TOKEN_REVOKED);
 }
