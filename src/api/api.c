@@ -82,6 +82,16 @@ void api_send_unavailable(api_request_t *r)
                   h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Service temporarily unavailable."))));
 }
 
+void api_send_too_many(api_request_t *r, int64_t retry_after_usec)
+{
+    int64_t seconds = (retry_after_usec + 999999) / 1000000;
+    char *value = h2o_mem_alloc_pool(&r->req->pool, sizeof(H2O_INT64_LONGEST_STR));
+    size_t len = (size_t)snprintf(value, sizeof(H2O_INT64_LONGEST_STR), "%lld",
+                                  (long long)(seconds < 1 ? 1 : seconds));
+    h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, value, len);
+    api_send_json(r, 429, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Too many requests."))));
+}
+
 int api_authenticate(api_request_t *r)
 {
     h2o_req_t *req = r->req;
@@ -245,9 +255,12 @@ sk_api_t *sk_api_create(const sk_api_config_t *config, sk_store_t *store,
     api->store = store;
     api->passwords = passwords;
     api->metrics = sk_metrics_create();
-    if (api->metrics == NULL) {
-        free(api);
-        return NULL;
+    if (api->metrics == NULL)
+        goto fail;
+    if (config->rate_limit > 0) {
+        api->ratelimit = sk_ratelimit_create(config->rate_limit, config->rate_burst);
+        if (api->ratelimit == NULL)
+            goto fail;
     }
     api->app.data = api;
     api->app.thread_create = thread_create;
@@ -255,6 +268,11 @@ sk_api_t *sk_api_create(const sk_api_config_t *config, sk_store_t *store,
     api->app.thread_destroy = thread_destroy;
     api->app.handle = handle;
     return api;
+fail:
+    if (api->metrics != NULL)
+        sk_metrics_destroy(api->metrics);
+    free(api);
+    return NULL;
 }
 
 const sk_http_app_t *sk_api_app(sk_api_t *api)
@@ -264,6 +282,7 @@ const sk_http_app_t *sk_api_app(sk_api_t *api)
 
 void sk_api_destroy(sk_api_t *api)
 {
+    sk_ratelimit_destroy(api->ratelimit);
     sk_metrics_destroy(api->metrics);
     free(api);
 }

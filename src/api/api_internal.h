@@ -10,6 +10,7 @@
 
 #include "api/api.h"
 #include "api/metrics.h"
+#include "api/ratelimit.h"
 #include "api/router.h"
 #include "auth/jwt.h"
 #include "auth/token.h"
@@ -19,6 +20,7 @@ struct sk_api {
     sk_store_t *store;
     sk_password_pool_t *passwords;
     sk_metrics_t *metrics;
+    sk_ratelimit_t *ratelimit; /* of the grab route; NULL: no limit */
     sk_http_app_t app;
 };
 
@@ -52,6 +54,8 @@ void api_send_error(api_request_t *r, int status, const char *message);
 void api_send_no_content(api_request_t *r, const char *reason);
 /* Answers 503 with Retry-After. */
 void api_send_unavailable(api_request_t *r);
+/* Answers 429 with Retry-After: `retry_after_usec` in whole seconds, rounded up, at least 1. */
+void api_send_too_many(api_request_t *r, int64_t retry_after_usec);
 /* Answers a jansson value (stolen) as the body. */
 void api_send_value(api_request_t *r, int status, json_t *value);
 

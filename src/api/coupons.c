@@ -240,6 +240,16 @@ void api_handle_grab(api_request_t *r)
         api_send_error(r, 401, "Sellers aren't allowed to get coupons.");
         return;
     }
+    /* Before the store, so a limited grab changes nothing; the request's start time (the
+     * monotonic clock) spares a clock read. */
+    sk_ratelimit_t *ratelimit = r->thread->api->ratelimit;
+    int64_t retry_after_usec;
+    if (ratelimit != NULL &&
+        !sk_ratelimit_take(ratelimit, r->claims->username, strlen(r->claims->username),
+                           (int64_t)r->started_usec, &retry_after_usec)) {
+        api_send_too_many(r, retry_after_usec);
+        return;
+    }
     sk_store_grab_t *op = h2o_mem_alloc_pool(&r->req->pool, sizeof(*op));
     memset(op, 0, sizeof(*op));
     op->op.on_done = on_grabbed;
