@@ -73,7 +73,7 @@ static const struct option_spec {
                           "a request must arrive within this; idle connections close "
                           "(default 10)"},
     [OPT_MAX_CONNECTIONS] = {"--max-connections", "SECKILL_MAX_CONNECTIONS", "N",
-                             "open connections at most; more are refused at once (default 20000)"},
+                             "open connections at most; more are refused at once (default 16384)"},
     [OPT_RATE_LIMIT] = {"--rate-limit", "SECKILL_RATE_LIMIT", "PER_SECOND",
                         "grabs per second per user, beyond which the grab route answers 429 "
                         "(default 0: no limit)"},
@@ -255,7 +255,7 @@ static void set_defaults(sk_config_t *config)
     config->log_level = SK_LOG_INFO;
     config->pwhash_cost = SK_PWHASH_INTERACTIVE;
     config->idle_timeout_ms = 10000;
-    config->max_connections = 20000;
+    config->max_connections = 16384;
     config->rate_limit = 0;
     config->rate_burst = 10;
 }

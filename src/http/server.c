@@ -9,10 +9,21 @@
  * listener, marks its context shutting down (h2o answers the next response on each
  * connection with "Connection: close"), keeps running until the application has answered
  * every request it holds, lets the last writes go out, and ends.
+ *
+ * Connection cap: one process-wide atomic count of open client connections. A slot is
+ * taken before each accept and given back by the socket's on_close callback, which h2o
+ * 2.2.5 calls from dispose_socket() for every way a connection ends (close after a
+ * response, timeout, peer reset, the http1 code freeing it); h2o's own server counts its
+ * --max-connections the same way. The count is exact: a slot is reserved (compare-and-swap)
+ * before the accept, so threads racing at the cap cannot overshoot it. A client
+ * beyond the cap is accepted and refused at once with a small 503 written straight to its
+ * socket, never handed to h2o: refusing is cheaper than serving, and a refused client
+ * learns why instead of waiting in the kernel's backlog (what h2o's own server does).
  */
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,7 +32,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/h2o_patches.h"
@@ -35,6 +48,7 @@ typedef struct http_worker {
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listener;
     int listen_fd;
+    h2o_timeout_entry_t accept_pause; /* while out of file descriptors: resumes accepting */
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t shutdown_receiver;
     h2o_multithread_message_t shutdown_message;
@@ -49,6 +63,16 @@ static pthread_mutex_t finished_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t finished_changed = PTHREAD_COND_INITIALIZER;
 static int finished_workers; /* guarded by finished_lock */
 static http_worker_t *workers;
+
+/* Open client connections, all threads together, and the most there may be. */
+static _Atomic int open_connections;
+static int connection_cap;
+static _Atomic long last_accept_warning; /* time(NULL) of the last line about accepting */
+
+/* Descriptors the process needs besides client connections: standard streams, the
+ * listener and its dup per thread, each loop's epoll fd and wake-up pipe, SQLite's files,
+ * and one spare per thread for accepting a connection only to refuse it. */
+#define FD_RESERVE 64
 
 /* h2o 2.2.5 reads up to ~400 KiB of request head; no client of this API needs more than a
  * few hundred bytes, and every byte a connection may hold is memory a flood can take. */
@@ -81,6 +105,95 @@ void *sk_http_thread_data(h2o_req_t *req)
     return ((http_worker_t *)req->conn->ctx)->app_thread_data;
 }
 
+static void on_connection_closed(void *data)
+{
+    (void)data;
+    int before = atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
+    assert(before > 0);
+}
+
+/* Takes a connection slot; returns 0 when the cap is reached (nothing taken). */
+static int reserve_connection(void)
+{
+    int open = atomic_load_explicit(&open_connections, memory_order_relaxed);
+    do {
+        if (open >= connection_cap)
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(&open_connections, &open, open + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return 1;
+}
+
+/* Logs at most one line per 10 seconds, so that a flood does not become a log flood. */
+static int warning_due(void)
+{
+    long now = (long)time(NULL);
+    long last = atomic_load_explicit(&last_accept_warning, memory_order_relaxed);
+    return now - last >= 10 &&
+           atomic_compare_exchange_strong_explicit(&last_accept_warning, &last, now,
+                                                   memory_order_relaxed, memory_order_relaxed);
+}
+
+static const char too_many_connections[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                           "Content-Type: application/json; charset=utf-8\r\n"
+                                           "Content-Length: 34\r\n"
+                                           "Retry-After: 1\r\n"
+                                           "Connection: close\r\n"
+                                           "\r\n"
+                                           "{\"errMsg\":\"Too many connections.\"}";
+_Static_assert(sizeof("{\"errMsg\":\"Too many connections.\"}") - 1 == 34,
+               "too_many_connections Content-Length");
+
+/*
+ * Accepts one connection beyond the cap and refuses it: the 503 goes into the fresh socket's
+ * empty send buffer in one non-blocking send. Whatever the client has sent already is read
+ * and dropped first, because closing a socket with unread input makes the kernel answer with
+ * a reset where the client expects the 503 and a clean end. Returns 0, or -1 with errno set
+ * by accept4 when there was nothing to accept or no descriptor to accept it with.
+ */
+static int refuse_connection(http_worker_t *worker)
+{
+    int fd = accept4(worker->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (warning_due())
+        sk_log(SK_LOG_WARN, "http",
+               "%d connections open, the --max-connections cap: refusing new ones with 503",
+               connection_cap);
+    (void)send(fd, too_many_connections, sizeof(too_many_connections) - 1,
+               MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(fd, SHUT_WR);
+    char discard[4096];
+    for (int i = 0; i != 4 && recv(fd, discard, sizeof(discard), MSG_DONTWAIT) > 0; ++i) {
+    }
+    close(fd);
+    return 0;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void on_accept_pause_end(h2o_timeout_entry_t *entry)
+{
+    http_worker_t *worker = H2O_STRUCT_FROM_MEMBER(http_worker_t, accept_pause, entry);
+    if (worker->listener != NULL && !worker->shutting_down)
+        h2o_socket_read_start(worker->listener, on_accept);
+}
+
+/*
+ * Out of descriptors (EMFILE/ENFILE): the pending connection stays in the backlog and the
+ * listener stays readable, so a level-triggered loop would spin on it. Stop listening for
+ * 100 ms instead; connections closing meanwhile make room.
+ */
+static void pause_accepting(http_worker_t *worker)
+{
+    if (warning_due())
+        sk_log(SK_LOG_WARN, "http", "accept: %s; not accepting for 100 ms", strerror(errno));
+    h2o_socket_read_stop(worker->listener);
+    if (!h2o_timeout_is_linked(&worker->accept_pause))
+        h2o_timeout_link(worker->context.loop, &worker->context.hundred_ms_timeout,
+                         &worker->accept_pause);
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     http_worker_t *worker = listener->data;
@@ -88,10 +201,24 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         return;
     /* Take a few at once: a connection storm at the start of a sale wakes every loop. */
     for (int i = 0; i != 16; ++i) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            break;
-        h2o_accept(&worker->accept_ctx, sock);
+        if (!reserve_connection()) {
+            if (refuse_connection(worker) == 0)
+                continue;
+        } else {
+            h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+            if (sock != NULL) {
+                sock->on_close.cb = on_connection_closed;
+                sock->on_close.data = NULL;
+                h2o_accept(&worker->accept_ctx, sock);
+                continue;
+            }
+            int accept_errno = errno;
+            atomic_fetch_sub_explicit(&open_connections, 1, memory_order_relaxed);
+            errno = accept_errno;
+        }
+        if (errno == EMFILE || errno == ENFILE)
+            pause_accepting(worker);
+        break;
     }
 }
 
@@ -103,6 +230,8 @@ static void on_shutdown_message(h2o_multithread_receiver_t *receiver, h2o_linkli
     if (worker->shutting_down)
         return;
     worker->shutting_down = 1;
+    if (h2o_timeout_is_linked(&worker->accept_pause))
+        h2o_timeout_unlink(&worker->accept_pause);
     if (worker->listener != NULL) {
         h2o_socket_read_stop(worker->listener);
         h2o_socket_close(worker->listener);
@@ -135,6 +264,7 @@ static void *worker_main(void *arg)
     worker->accept_ctx.hosts = globalconf.hosts;
     worker->listener = h2o_evloop_socket_create(loop, worker->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     worker->listener->data = worker;
+    worker->accept_pause.cb = on_accept_pause_end;
     h2o_socket_read_start(worker->listener, on_accept);
     atomic_store(&worker->ready, 1);
 
@@ -208,6 +338,42 @@ static void configure_h2o(const sk_http_config_t *config)
     handler->on_req = handle_request;
 }
 
+/*
+ * Raises the soft RLIMIT_NOFILE to the hard limit (every open connection is a descriptor;
+ * the soft limit is often 1024) and sets the connection cap to what fits under it.
+ */
+static void set_connection_cap(const sk_http_config_t *config)
+{
+    connection_cap = config->max_connections;
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        sk_log(SK_LOG_WARN, "http", "getrlimit(RLIMIT_NOFILE) failed: %s", strerror(errno));
+        return;
+    }
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlim_t soft = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+            sk_log(SK_LOG_WARN, "http", "setrlimit(RLIMIT_NOFILE, %llu) failed: %s",
+                   (unsigned long long)limit.rlim_max, strerror(errno));
+            limit.rlim_cur = soft;
+        }
+    }
+    sk_log(SK_LOG_INFO, "http", "file descriptor limit %llu, connection cap %d",
+           (unsigned long long)limit.rlim_cur, config->max_connections);
+    /* Past the descriptor limit accept() fails and a client cannot even be refused. */
+    if (limit.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)config->max_connections + FD_RESERVE > limit.rlim_cur) {
+        connection_cap = limit.rlim_cur > (rlim_t)2 * FD_RESERVE
+                             ? (int)(limit.rlim_cur - FD_RESERVE)
+                             : (int)(limit.rlim_cur / 2);
+        sk_log(SK_LOG_WARN, "http",
+               "--max-connections %d exceeds the file descriptor limit %llu: capping at %d "
+               "(raise the hard limit, e.g. LimitNOFILE= or ulimit -Hn, to allow more)",
+               config->max_connections, (unsigned long long)limit.rlim_cur, connection_cap);
+    }
+}
+
 int sk_http_serve(const sk_http_config_t *config, const sk_http_app_t *app)
 {
     sigset_t stop_signals;
@@ -218,6 +384,7 @@ int sk_http_serve(const sk_http_config_t *config, const sk_http_app_t *app)
     signal(SIGPIPE, SIG_IGN);
 
     sk_http_patches_link();
+    set_connection_cap(config);
     configure_h2o(config);
     int listen_fd = open_listener(config);
     if (listen_fd < 0)

@@ -16,7 +16,9 @@ typedef struct sk_http_config {
     int threads;              /* worker threads, >= 1 */
     size_t max_body;          /* larger bodies must get 413 from the application */
     unsigned idle_timeout_ms; /* a request (headers and body) must arrive within this */
-    int max_connections;      /* open connections at most, all threads together */
+    int max_connections;      /* open connections at most, all threads together; beyond it a
+                               * new connection gets 503 and is closed. Lowered to what the
+                               * file descriptor limit allows (logged). */
 } sk_http_config_t;
 
 /* The application plugged into the server. All callbacks run on a worker thread. */
@@ -33,10 +35,10 @@ typedef struct sk_http_app {
 } sk_http_app_t;
 
 /*
- * Binds `config->host:port`, serves until SIGTERM or SIGINT, then stops accepting, answers
- * every request already received, and returns 0. Returns SK_EIO (logged) when the socket
- * cannot be bound or a thread cannot start. Call from the main thread, with the signals not
- * yet handled elsewhere.
+ * Raises the soft RLIMIT_NOFILE to the hard limit, binds `config->host:port`, serves until
+ * SIGTERM or SIGINT, then stops accepting, answers every request already received, and
+ * returns 0. Returns SK_EIO (logged) when the socket cannot be bound or a thread cannot
+ * start. Call from the main thread, with the signals not yet handled elsewhere.
  */
 int sk_http_serve(const sk_http_config_t *config, const sk_http_app_t *app);
 
