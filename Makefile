@@ -12,7 +12,7 @@ BUILD_PACKAGES := cmake make gcc pkg-config libh2o-evloop-dev libh2o-dev-common 
 TEST_PACKAGES := libcmocka-dev python3-pytest python3-requests sqlite3 clang libclang-rt-14-dev
 BENCH_PACKAGES := wrk nginx-light
 
-.PHONY: deps deps-test deps-bench build build-asan run test stress fuzz-smoke fuzz bench clean
+.PHONY: deps deps-test deps-bench build build-asan build-tsan run test test-tsan stress fuzz-smoke fuzz bench clean
 
 deps:
 	@scripts/install-packages $(BUILD_PACKAGES)
@@ -31,17 +31,34 @@ build-asan: deps-test
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan -j $(JOBS)
 
+build-tsan: deps-test
+	cmake --preset tsan >/dev/null
+	cmake --build --preset tsan -j $(JOBS)
+
 run: build
 	./build/seckill $(ARGS)
 
-# Unit tests and black-box tests against the release build, then the same against the
-# ASan+UBSan build (slower, so the black-box part skips nothing but runs fewer crash rounds).
+# Unit tests and black-box tests (API, hostile clients, JMeter plan, crash matrix) against
+# the release build, then the same against ASan+UBSan and against TSan, then a short fuzz
+# run of every parser.
 test: deps-test build build-asan
 	cd build && ctest --output-on-failure
 	cd build-asan && ctest --output-on-failure
 	SECKILL_BIN=$(CURDIR)/build/seckill $(PYTHON) -m pytest -q tests/api tests/stress
 	SECKILL_BIN=$(CURDIR)/build-asan/seckill SECKILL_SANITIZED=1 $(PYTHON) -m pytest -q tests/api tests/stress
+	$(MAKE) --no-print-directory test-tsan
 	$(MAKE) --no-print-directory fuzz-smoke
+
+# The same suites under ThreadSanitizer. Servers killed with kill -9 never report an exit
+# status, so their logs are searched for reports too.
+TSAN_ENV := TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp"
+test-tsan: build-tsan
+	cd build-tsan && $(TSAN_ENV) ctest --output-on-failure
+	rm -rf build-tsan/pytest
+	SECKILL_BIN=$(CURDIR)/build-tsan/seckill SECKILL_SANITIZED=1 $(TSAN_ENV) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider --basetemp=$(CURDIR)/build-tsan/pytest tests/api tests/stress
+	@if grep -rl "WARNING: ThreadSanitizer" build-tsan/pytest; then \
+	    echo "ThreadSanitizer reports in the server logs above"; exit 1; fi
 
 # The full crash matrix (25 rounds of grab load + kill -9 or SIGTERM); `make test` runs 3.
 stress: deps-test build

@@ -7,6 +7,7 @@
 #include "http/h2o_patches.h"
 
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -26,6 +27,24 @@ static void *real_function(const char *name)
     if (function == NULL) {
         sk_log(SK_LOG_ERROR, "http", "dlsym(%s) failed: %s", name, dlerror());
         abort();
+    }
+    return function;
+}
+
+/*
+ * real_function(name), looked up on the first call and kept in `*cache`. Every worker thread
+ * comes through here, and two may arrive first at once: both look the function up and store
+ * the same pointer. That is harmless only if the slot is atomic; with a plain static it is
+ * a data race (undefined behaviour, and ThreadSanitizer reports it). Relaxed ordering is
+ * enough: the pointer leads to code, not to data that another thread wrote. On x86-64 a
+ * relaxed load is a plain load, so the hot path (epoll_wait, epoll_ctl) pays nothing.
+ */
+static void *cached_real_function(_Atomic(void *) *cache, const char *name)
+{
+    void *function = atomic_load_explicit(cache, memory_order_relaxed);
+    if (function == NULL) {
+        function = real_function(name);
+        atomic_store_explicit(cache, function, memory_order_relaxed);
     }
     return function;
 }
@@ -69,9 +88,9 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
                       const char **path, size_t *path_len, int *minor_version,
                       struct phr_header *headers, size_t *num_headers, size_t last_len)
 {
-    static parse_request_fn real_parse;
-    if (real_parse == NULL)
-        real_parse = (parse_request_fn)real_function("phr_parse_request");
+    static _Atomic(void *) cache;
+    parse_request_fn real_parse =
+        (parse_request_fn)cached_real_function(&cache, "phr_parse_request");
     int result = real_parse(buf, len, method, method_len, path, path_len, minor_version, headers,
                             num_headers, last_len);
     if (result > 0 && framing_is_ambiguous(headers, *num_headers))
@@ -98,9 +117,8 @@ typedef void (*socket_write_fn)(h2o_socket_t *, h2o_iovec_t *, size_t, h2o_socke
 
 void h2o_socket_write(h2o_socket_t *sock, h2o_iovec_t *bufs, size_t bufcnt, h2o_socket_cb cb)
 {
-    static socket_write_fn real_write;
-    if (real_write == NULL) /* threads may race here: both store the same pointer */
-        real_write = (socket_write_fn)real_function("h2o_socket_write");
+    static _Atomic(void *) cache;
+    socket_write_fn real_write = (socket_write_fn)cached_real_function(&cache, "h2o_socket_write");
     static h2o_iovec_t replacement = {(char *)json_bad_request, sizeof(json_bad_request) - 1};
     if (bufcnt == 1 && bufs[0].len == sizeof(h2o_bad_request) - 1 &&
         memcmp(bufs[0].base, h2o_bad_request, sizeof(h2o_bad_request) - 1) == 0) {
@@ -195,10 +213,8 @@ typedef int (*close_fn)(int);
 
 static epoll_ctl_fn real_epoll_ctl(void)
 {
-    static epoll_ctl_fn function;
-    if (function == NULL)
-        function = (epoll_ctl_fn)real_function("epoll_ctl");
-    return function;
+    static _Atomic(void *) cache;
+    return (epoll_ctl_fn)cached_real_function(&cache, "epoll_ctl");
 }
 
 static polled_fd_t *polled_entry(int fd)
@@ -249,9 +265,8 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 
 int epoll_wait(int epfd, struct epoll_event *events, int max_events, int timeout)
 {
-    static epoll_wait_fn real_wait;
-    if (real_wait == NULL)
-        real_wait = (epoll_wait_fn)real_function("epoll_wait");
+    static _Atomic(void *) cache;
+    epoll_wait_fn real_wait = (epoll_wait_fn)cached_real_function(&cache, "epoll_wait");
     int count = real_wait(epfd, events, max_events, timeout);
     if (count <= 0 || epfd != polled.epfd)
         return count;
@@ -276,9 +291,8 @@ int epoll_wait(int epfd, struct epoll_event *events, int max_events, int timeout
 
 int close(int fd)
 {
-    static close_fn real_close;
-    if (real_close == NULL)
-        real_close = (close_fn)real_function("close");
+    static _Atomic(void *) cache;
+    close_fn real_close = (close_fn)cached_real_function(&cache, "close");
     if (fd >= 0 && (size_t)fd < polled.size) {
         polled_fd_t *entry = &polled.entries[fd];
         if (entry->kept && entry->kernel_events != 0)
