@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api/api.h"
 #include "auth/password.h"
@@ -37,6 +38,9 @@ int main(int argc, char **argv)
         break;
     }
     sk_log_set_level((sk_log_level_t)config.log_level);
+    /* The database holds password hashes: every file the service makes is private, not
+     * only the data directory around it. */
+    umask(077);
     if (sodium_init() < 0) {
         fprintf(stderr, "seckill: sodium_init failed\n");
         return 1;

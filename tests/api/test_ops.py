@@ -177,6 +177,12 @@ def test_generated_secret_and_private_data_dir(start_server, tmp_path):
         mode = stat.S_IMODE(os.stat(path).st_mode)
         assert mode == 0o600, f"{path.name} mode {oct(mode)}"
     assert SECRET not in "".join(p.read_text(errors="replace") for p in others)
+    # the database holds password hashes: its files are private too
+    databases = [p for p in data_dir.iterdir() if p.name.startswith("seckill.db")]
+    assert databases
+    for path in databases:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        assert mode == 0o600, f"{path.name} mode {oct(mode)}"
     # the generated secret is kept: a token of the first run is valid after a restart
     srv.start()
     assert [c["name"] for c in client.list_all(token, name)] == [coupon]
