@@ -54,9 +54,11 @@ static const struct option_spec {
     [OPT_TOKEN_TTL] = {"--token-ttl", "SECKILL_TOKEN_TTL", "SECONDS",
                        "token lifetime (default 3600)"},
     [OPT_REDIS] = {"--redis", "SECKILL_REDIS", "URL",
-                   "redis://[:password@]host:port[/db]; with --mysql: the distributed deployment "
-                   "(not in this build yet: the service says so and exits 2)"},
-    [OPT_MYSQL] = {"--mysql", "SECKILL_MYSQL", "URL", "mysql://user:password@host:port/database"},
+                   "redis://[[user]:password@]host[:port][,host[:port]...][/db] (several hosts: "
+                   "seeds of one Redis Cluster); with --mysql: the distributed deployment"},
+    [OPT_MYSQL] = {"--mysql", "SECKILL_MYSQL", "URL",
+                   "mysql://user:password@host[:port]/database (MySQL 5.7/8 or MariaDB); "
+                   "the distributed deployment needs --jwt-secret too"},
     [OPT_MAX_AMOUNT] = {"--max-amount", "SECKILL_MAX_AMOUNT", "N",
                         "the largest amount a coupon may have (default 1000000000)"},
     [OPT_MAX_BODY] = {"--max-body", "SECKILL_MAX_BODY", "BYTES",
@@ -90,9 +92,13 @@ const char *sk_config_usage(void)
     size_t used = (size_t)snprintf(
         usage_text, sizeof(usage_text),
         "Usage: seckill [options]\n"
+        "       seckill reconcile --redis URL --mysql URL [--repair]\n"
         "A flash-sale coupon service. Without --redis/--mysql it runs embedded, keeping its\n"
-        "state in DIR/seckill.db (SQLite). Every option also reads the environment variable\n"
-        "shown; the flag wins.\n\n");
+        "state in DIR/seckill.db (SQLite); with both it is one instance of the distributed\n"
+        "deployment (Redis + MySQL, any number of instances). Every option also reads the\n"
+        "environment variable shown; the flag wins.\n"
+        "`reconcile` compares Redis's hot state with SQL and reports every difference (exit 0:\n"
+        "none, 1: some); --repair also fixes them.\n\n");
     for (int i = 0; i != OPT_COUNT && used < sizeof(usage_text); ++i) {
         char left[64];
         snprintf(left, sizeof(left), "%s %s", options[i].flag, options[i].arg);
@@ -267,7 +273,12 @@ sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, c
     /* The environment is read only for options the command line leaves out, so that a
      * stale variable cannot stop a correct command. */
     int given[OPT_COUNT] = {0};
-    for (int arg = 1; arg < argc; ++arg) {
+    int first = 1;
+    if (argc > 1 && strcmp(argv[1], "reconcile") == 0) {
+        config->reconcile = 1;
+        first = 2;
+    }
+    for (int arg = first; arg < argc; ++arg) {
         for (int id = 0; id != OPT_COUNT; ++id) {
             size_t flag_len = strlen(options[id].flag);
             if (strncmp(argv[arg], options[id].flag, flag_len) == 0 &&
@@ -284,12 +295,16 @@ sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, c
             return SK_CONFIG_ERROR;
         }
     }
-    for (int arg = 1; arg < argc; ++arg) {
+    for (int arg = first; arg < argc; ++arg) {
         const char *word = argv[arg];
         if (strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0)
             return SK_CONFIG_HELP;
         if (strcmp(word, "--version") == 0)
             return SK_CONFIG_VERSION;
+        if (config->reconcile && strcmp(word, "--repair") == 0) {
+            config->repair = 1;
+            continue;
+        }
         const char *equals = strchr(word, '=');
         size_t name_len = equals ? (size_t)(equals - word) : strlen(word);
         int id = 0;
@@ -313,6 +328,10 @@ sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, c
     }
     if ((config->redis_url == NULL) != (config->mysql_url == NULL)) {
         snprintf(error, error_size, "--redis and --mysql go together");
+        return SK_CONFIG_ERROR;
+    }
+    if (config->reconcile && config->redis_url == NULL) {
+        snprintf(error, error_size, "reconcile needs --redis and --mysql");
         return SK_CONFIG_ERROR;
     }
     return SK_CONFIG_RUN;
@@ -372,6 +391,16 @@ static int load_or_create_secret(sk_config_t *config, char *error, size_t error_
 
 int sk_config_prepare_data_dir(sk_config_t *config, char *error, size_t error_size)
 {
+    if (config->redis_url != NULL) {
+        /* Instances must share the key, and a generated one would differ on each. */
+        if (config->jwt_secret == NULL) {
+            snprintf(error, error_size,
+                     "the distributed deployment needs --jwt-secret (SECKILL_JWT_SECRET), the "
+                     "same on every instance");
+            return -1;
+        }
+        goto check_secret;
+    }
     if (mkdir(config->data_dir, 0700) != 0 && errno != EEXIST) {
         snprintf(error, error_size, "cannot create data dir %s: %s", config->data_dir,
                  strerror(errno));
@@ -379,6 +408,7 @@ int sk_config_prepare_data_dir(sk_config_t *config, char *error, size_t error_si
     }
     if (config->jwt_secret == NULL && load_or_create_secret(config, error, error_size) != 0)
         return -1;
+check_secret:
     if (strlen(config->jwt_secret) < MIN_SECRET_BYTES) {
         snprintf(error, error_size, "the JWT secret must be at least %d bytes long",
                  MIN_SECRET_BYTES);

@@ -32,6 +32,8 @@ typedef struct sk_config {
     int max_connections; /* per process; beyond it new connections are refused */
     double rate_limit;   /* grabs per second per user; 0: no limit */
     int64_t rate_burst;  /* grabs a user may make at once before the rate applies */
+    int reconcile;       /* `seckill reconcile ...`: compare Redis with SQL, then exit */
+    int repair;          /* reconcile --repair */
 } sk_config_t;
 
 typedef enum sk_config_action {
@@ -55,8 +57,9 @@ const char *sk_config_usage(void);
 void sk_config_dispose(sk_config_t *config);
 
 /*
- * Makes sure the data directory exists (created mode 0700) and, when no secret was given,
- * loads the one kept there or generates and keeps a new one (mode 0600). Refuses secrets
+ * Embedded: makes sure the data directory exists (created mode 0700) and, when no secret
+ * was given, loads the one kept there or generates and keeps a new one (mode 0600).
+ * Distributed (--redis): no data directory; a secret must be given. Refuses secrets
  * shorter than 32 bytes. Returns 0, or -1 with a message in `error`.
  */
 int sk_config_prepare_data_dir(sk_config_t *config, char *error, size_t error_size);

@@ -14,7 +14,9 @@
 #include "auth/password.h"
 #include "config.h"
 #include "http/server.h"
+#include "store/reconcile.h"
 #include "store/store_local.h"
+#include "store/store_redis.h"
 #include "util/log.h"
 
 int main(int argc, char **argv)
@@ -45,11 +47,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "seckill: sodium_init failed\n");
         return 1;
     }
-    if (config.redis_url != NULL) {
-        fprintf(stderr, "seckill: the distributed deployment (--redis/--mysql) is not part of "
-                        "this build yet; run without them for the embedded deployment\n");
+    if (config.reconcile) {
+        int result = sk_reconcile_run(config.redis_url, config.mysql_url, config.repair, stdout);
         sk_config_dispose(&config);
-        return 2;
+        return result;
     }
     if (sk_config_prepare_data_dir(&config, error, sizeof(error)) != 0) {
         fprintf(stderr, "seckill: %s\n", error);
@@ -61,9 +62,13 @@ int main(int argc, char **argv)
     sk_store_t *store = NULL;
     sk_password_pool_t *passwords = NULL;
     sk_api_t *api = NULL;
-    char db_path[PATH_MAX];
-    snprintf(db_path, sizeof(db_path), "%s/seckill.db", config.data_dir);
-    store = sk_store_local_create(db_path, config.sync_commits);
+    if (config.redis_url != NULL) {
+        store = sk_store_redis_create(config.redis_url, config.mysql_url, 10000);
+    } else {
+        char db_path[PATH_MAX];
+        snprintf(db_path, sizeof(db_path), "%s/seckill.db", config.data_dir);
+        store = sk_store_local_create(db_path, config.sync_commits);
+    }
     if (store == NULL)
         goto done;
     passwords = sk_password_pool_create(config.threads, config.pwhash_cost);

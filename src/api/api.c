@@ -217,7 +217,7 @@ static void *thread_create(void *data, h2o_context_t *context, h2o_multithread_q
         return NULL;
     thread->api = api;
     thread->context = context;
-    thread->store = sk_store_thread_create(api->store, queue);
+    thread->store = sk_store_thread_create(api->store, context->loop, queue);
     thread->tokens =
         sk_token_cache_create(api->config.jwt_secret, api->config.jwt_secret_len, api->store);
     thread->password_receiver = sk_password_receiver_create(queue);

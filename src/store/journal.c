@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "store/counters.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -105,16 +106,8 @@ struct sk_journal {
     } * takes;
     size_t take_count, take_capacity;
 
-    _Atomic uint64_t backlog, batches, ops, failures, commit_usec_sum;
-    _Atomic uint64_t batch_size_buckets[8], commit_usec_buckets[8];
+    sk_store_counters_t counters;
 };
-
-static int64_t monotonic_usec(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-}
 
 static int step_reset(sk_journal_t *journal, int which)
 {
@@ -219,20 +212,10 @@ static int write_takes(sk_journal_t *journal)
     return 0;
 }
 
-static void count_bucket(_Atomic uint64_t *buckets, uint64_t value, const uint64_t *bounds)
-{
-    size_t i = 0;
-    while (i < 7 && value > bounds[i])
-        ++i;
-    atomic_fetch_add_explicit(&buckets[i], 1, memory_order_relaxed);
-}
-
 /* Writes one batch in one transaction; sets every entry's status. */
 static void commit_batch(sk_journal_t *journal, sk_journal_entry_t *batch, size_t size)
 {
-    static const uint64_t size_bounds[7] = {1, 4, 16, 64, 256, 1024, 4096};
-    static const uint64_t usec_bounds[7] = {100, 300, 1000, 3000, 10000, 30000, 100000};
-    int64_t started = monotonic_usec();
+    int64_t started = sk_store_monotonic_usec();
     int status = step_reset(journal, STMT_BEGIN);
 
     journal->take_count = 0;
@@ -248,15 +231,11 @@ static void commit_batch(sk_journal_t *journal, sk_journal_entry_t *batch, size_
             step_reset(journal, STMT_ROLLBACK);
         for (sk_journal_entry_t *entry = batch; entry != NULL; entry = entry->next)
             entry->status = SK_EIO;
-        atomic_fetch_add_explicit(&journal->failures, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&journal->counters.failures, 1, memory_order_relaxed);
     }
 
-    uint64_t elapsed = (uint64_t)(monotonic_usec() - started);
-    atomic_fetch_add_explicit(&journal->batches, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&journal->ops, size, memory_order_relaxed);
-    atomic_fetch_add_explicit(&journal->commit_usec_sum, elapsed, memory_order_relaxed);
-    count_bucket(journal->batch_size_buckets, size, size_bounds);
-    count_bucket(journal->commit_usec_buckets, elapsed, usec_bounds);
+    sk_store_counters_batch(&journal->counters, size,
+                            (uint64_t)(sk_store_monotonic_usec() - started));
 }
 
 static void *journal_main(void *arg)
@@ -284,7 +263,7 @@ static void *journal_main(void *arg)
         pthread_mutex_unlock(&journal->lock);
 
         commit_batch(journal, batch, size);
-        atomic_fetch_sub_explicit(&journal->backlog, size, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&journal->counters.backlog, size, memory_order_relaxed);
         for (sk_journal_entry_t *entry = batch, *next; entry != NULL; entry = next) {
             next = entry->next; /* on_committed may free or reuse the entry */
             entry->on_committed(entry);
@@ -435,7 +414,7 @@ int sk_journal_submit(sk_journal_t *journal, sk_journal_entry_t *entry)
     int was_empty = journal->head == NULL;
     *journal->tail = entry;
     journal->tail = &entry->next;
-    atomic_fetch_add_explicit(&journal->backlog, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&journal->counters.backlog, 1, memory_order_relaxed);
     pthread_mutex_unlock(&journal->lock);
     /* The journal thread only sleeps on an empty queue, so only that case needs a signal. */
     if (was_empty)
@@ -465,15 +444,5 @@ void sk_journal_close(sk_journal_t *journal)
 
 void sk_journal_stats(sk_journal_t *journal, sk_store_stats_t *out)
 {
-    out->journal_backlog = atomic_load_explicit(&journal->backlog, memory_order_relaxed);
-    out->journal_batches = atomic_load_explicit(&journal->batches, memory_order_relaxed);
-    out->journal_ops = atomic_load_explicit(&journal->ops, memory_order_relaxed);
-    out->journal_failures = atomic_load_explicit(&journal->failures, memory_order_relaxed);
-    out->commit_usec_sum = atomic_load_explicit(&journal->commit_usec_sum, memory_order_relaxed);
-    for (int i = 0; i != 8; ++i) {
-        out->batch_size_buckets[i] =
-            atomic_load_explicit(&journal->batch_size_buckets[i], memory_order_relaxed);
-        out->commit_usec_buckets[i] =
-            atomic_load_explicit(&journal->commit_usec_buckets[i], memory_order_relaxed);
-    }
+    sk_store_counters_read(&journal->counters, out);
 }

@@ -1,9 +1,10 @@
 /* Dispatch from the store interface to the deployment chosen at start. */
 #include "store/store.h"
 
-sk_store_thread_t *sk_store_thread_create(sk_store_t *store, h2o_multithread_queue_t *queue)
+sk_store_thread_t *sk_store_thread_create(sk_store_t *store, h2o_loop_t *loop,
+                                          h2o_multithread_queue_t *queue)
 {
-    return store->vtable->thread_create(store, queue);
+    return store->vtable->thread_create(store, loop, queue);
 }
 
 void sk_store_thread_destroy(sk_store_t *store, sk_store_thread_t *thread)

@@ -115,7 +115,8 @@ typedef struct sk_store_stats {
 } sk_store_stats_t;
 
 typedef struct sk_store_vtable {
-    sk_store_thread_t *(*thread_create)(sk_store_t *store, h2o_multithread_queue_t *queue);
+    sk_store_thread_t *(*thread_create)(sk_store_t *store, h2o_loop_t *loop,
+                                        h2o_multithread_queue_t *queue);
     void (*thread_destroy)(sk_store_thread_t *thread);
     void (*user_register)(sk_store_thread_t *thread, sk_store_user_register_t *op);
     void (*user_find)(sk_store_thread_t *thread, sk_store_user_find_t *op);
@@ -135,8 +136,10 @@ struct sk_store {
     const sk_store_vtable_t *vtable;
 };
 
-/* Per worker thread: completions are delivered through `queue` (the worker loop's). */
-sk_store_thread_t *sk_store_thread_create(sk_store_t *store, h2o_multithread_queue_t *queue);
+/* Per worker thread: completions are delivered through `queue`, the queue of the worker's
+ * `loop`; a store may also put its own connections on that loop. */
+sk_store_thread_t *sk_store_thread_create(sk_store_t *store, h2o_loop_t *loop,
+                                          h2o_multithread_queue_t *queue);
 
 /* Call on the thread's own loop, after every operation it started has completed. */
 void sk_store_thread_destroy(sk_store_t *store, sk_store_thread_t *thread);

@@ -680,8 +680,10 @@ static uint64_t local_revocation_epoch(sk_store_t *super)
 
 /* ---- threads, stats, lifecycle ---- */
 
-static sk_store_thread_t *local_thread_create(sk_store_t *super, h2o_multithread_queue_t *queue)
+static sk_store_thread_t *local_thread_create(sk_store_t *super, h2o_loop_t *loop,
+                                              h2o_multithread_queue_t *queue)
 {
+    (void)loop; /* the journal completes through the queue */
     sk_store_thread_t *thread = calloc(1, sizeof(*thread));
     if (thread == NULL)
         return NULL;

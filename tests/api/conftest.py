@@ -5,3 +5,4 @@
 """
 
 from seckill_harness import client, server, start_server  # noqa: F401  (fixtures)
+from seckill_harness import pytest_collection_modifyitems, pytest_configure  # noqa: F401,E402

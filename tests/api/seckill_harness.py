@@ -13,6 +13,14 @@ Helpers:
   API.md (Content-Type, Content-Length, errMsg key, empty 204).
 - JWT helpers to decode a token and forge one (the tests know the secret).
 - raw_request / read_response: speak HTTP/1.x over a plain socket.
+
+With SECKILL_DEPLOYMENT=distributed the same tests run against the distributed
+deployment: every data directory a test names becomes its own Redis (AOF on, started
+here) and its own MariaDB database (one MariaDB per session, tests/backends), so that a
+restart "on the same data dir" finds the same state. The `server` fixture is then a Fleet
+of two instances on one deployment, and each request goes to a random one of them.
+`query()` reads MariaDB after the persisters have caught up. Tests marked
+`embedded_only` (SQLite files, the data directory) are skipped there.
 """
 
 import atexit
@@ -22,6 +30,7 @@ import hmac
 import itertools
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -35,6 +44,7 @@ import pytest
 import requests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DISTRIBUTED = os.environ.get("SECKILL_DEPLOYMENT") == "distributed"
 SECKILL_BIN = os.environ.get("SECKILL_BIN") or str(REPO_ROOT / "build" / "seckill")
 SECRET = "test-secret-0123456789-abcdefghijklmnopq"  # 40 bytes
 assert len(SECRET) == 40
@@ -78,6 +88,115 @@ class ServerDied(Exception):
     pass
 
 
+# -- the distributed deployment's backends ----------------------------------------------
+
+
+class Deployment:
+    """One Redis and one MariaDB database: the shared state of a group of instances."""
+
+    _mariadb = None
+    _by_dir = {}
+    _count = itertools.count()
+
+    def __init__(self, key, cluster=False, aof=True):
+        import backends  # tests/backends, put on sys.path below
+
+        Deployment.mariadb()
+        self.cluster = cluster
+        if cluster:
+            self.redis = backends.RedisCluster(masters=3, aof=aof).start()
+        else:
+            self.redis = backends.RedisServer(aof=aof).start()
+        atexit.register(self.redis.close)
+        self.database = f"sk_{_run_tag}_{next(Deployment._count)}"
+        self.mysql_url = Deployment._mariadb.create_database(self.database)
+        self.key = key
+
+    @classmethod
+    def mariadb(cls):
+        """The session's MariaDB (started on first use)."""
+        import backends
+
+        if cls._mariadb is None:
+            cls._mariadb = backends.MariaDB().start()
+            atexit.register(cls._mariadb.close)
+        return cls._mariadb
+
+    @classmethod
+    def for_dir(cls, data_dir, **kwargs):
+        """The deployment of `data_dir`, made (with kwargs: cluster, aof) on first use."""
+        key = str(Path(data_dir).resolve())
+        if key not in cls._by_dir:
+            cls._by_dir[key] = cls(key, **kwargs)
+        return cls._by_dir[key]
+
+    @property
+    def redis_url(self):
+        return self.redis.url
+
+    @property
+    def redis_nodes(self):
+        """Every Redis server of the deployment (the Cluster's masters, or the one)."""
+        return self.redis.nodes if self.cluster else [self.redis]
+
+    def settle(self, timeout=10.0):
+        """Waits until every grant in the Redis streams has reached SQL (the persisters
+        delete what they have written)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = 0
+            for node in self.redis_nodes:
+                for key in node.command("KEYS", "sk:{*}:g") or []:
+                    pending += int(node.command("XLEN", key))
+            if pending == 0 or time.monotonic() > deadline:
+                return pending
+            time.sleep(0.05)
+
+    def query(self, sql, args=()):
+        """Rows as dicts (numbers as int) from this deployment's database; `?` placeholders
+        as in sqlite3."""
+        self.settle()
+        parts = sql.split("?")
+        assert len(parts) == len(args) + 1, "one argument per ?"
+        text = parts[0]
+        for arg, part in zip(args, parts[1:]):
+            if isinstance(arg, (int, float)):
+                text += str(arg)
+            else:
+                text += "'" + str(arg).replace("\\", "\\\\").replace("'", "''") + "'"
+            text += part
+        db = Deployment._mariadb
+        argv = ["mariadb", "--no-defaults", "--protocol=tcp", "-h", "127.0.0.1",
+                "-P", str(db.port), "-u", db.user, "--batch", self.database]
+        env = dict(os.environ, MYSQL_PWD=db.password)
+        out = subprocess.run(argv, input=text, capture_output=True, text=True, env=env,
+                             timeout=30)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        if not lines:
+            return []
+        names = lines[0].split("\t")
+        rows = []
+        for line in lines[1:]:
+            values = []
+            for field in line.split("\t"):
+                if field == "NULL":
+                    values.append(None)
+                elif field.lstrip("-").isdigit():
+                    values.append(int(field))
+                else:
+                    values.append(field.replace("\\t", "\t").replace("\\n", "\n")
+                                  .replace("\\\\", "\\"))
+            rows.append(dict(zip(names, values)))
+        return rows
+
+
+if DISTRIBUTED:
+    import sys as _sys
+
+    _sys.path.insert(0, str(REPO_ROOT / "tests" / "backends"))
+
+
 class Server:
     """One seckill process. Options are a dict so a test can override or drop a default."""
 
@@ -92,6 +211,11 @@ class Server:
             "--threads": "2",
             "--log-level": "warn",
         }
+        self.deployment = None
+        if DISTRIBUTED:
+            self.deployment = Deployment.for_dir(self.data_dir)
+            self.options["--redis"] = self.deployment.redis_url
+            self.options["--mysql"] = self.deployment.mysql_url
         for key, value in (options or {}).items():
             if value is None:
                 self.options.pop(key, None)
@@ -152,7 +276,9 @@ class Server:
                 raise ServerDied(f"seckill exited with status {code} at start:\n"
                                  f"command: {' '.join(self.command())}\n{read_text(log_path)}")
             try:
-                r = requests.get(self.url + "/healthz", timeout=1)
+                # The distributed deployment is ready once its backends and hot state are.
+                r = requests.get(self.url + ("/readyz" if DISTRIBUTED else "/healthz"),
+                                 timeout=1)
                 if r.status_code == 200:
                     return
             except requests.RequestException:
@@ -196,6 +322,8 @@ class Server:
     # -- database -----------------------------------------------------------------------
 
     def query(self, sql, args=()):
+        if self.deployment is not None:
+            return self.deployment.query(sql, args)
         conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
         try:
             conn.row_factory = sqlite3.Row
@@ -255,12 +383,45 @@ def stop_checked(srv):
                     f"10 s, killed)\n{srv.logs()[-3000:]}", pytrace=False)
 
 
+class Fleet:
+    """Instances of one distributed deployment; each request goes to a random one (`url`).
+    Everything else reads like a Server (the first instance's process and port)."""
+
+    def __init__(self, servers):
+        self.servers = servers
+        self.first = servers[0]
+
+    @property
+    def url(self):
+        return random.choice(self.servers).url
+
+    def __getattr__(self, name):
+        return getattr(self.first, name)
+
+
+def start_fleet(start_server, count=2, **kwargs):
+    """In the distributed runs, `count` instances on one deployment (a Fleet: requests go
+    to a random one); in the embedded runs, the one server."""
+    first = start_server(**kwargs)
+    if not DISTRIBUTED:
+        return first
+    kwargs["data_dir"] = first.data_dir
+    return Fleet([first] + [start_server(**kwargs) for _ in range(count - 1)])
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One server per test module, default options."""
+    """One server per test module, default options; in the distributed runs, two instances
+    on one deployment."""
     base = tmp_path_factory.mktemp("seckill")
     srv = Server(base / "data", base / "logs").start()
-    yield srv
+    if not DISTRIBUTED:
+        yield srv
+        stop_checked(srv)
+        return
+    second = Server(base / "data", base / "logs2").start()
+    yield Fleet([srv, second])
+    stop_checked(second)
     stop_checked(srv)
 
 
@@ -646,3 +807,20 @@ def make_users(server, names, kind, password="123456", threads=32):
         return name, client.token(name, password)
 
     return dict(parallel(server, register, names, threads))
+
+
+# -- pytest hooks (re-exported by both conftest.py files) --------------------------------
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "embedded_only: checks SQLite files or the data "
+                                       "directory; skipped against the distributed deployment")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not DISTRIBUTED:
+        return
+    skip = pytest.mark.skip(reason="embedded deployment only (SQLite, data directory)")
+    for item in items:
+        if "embedded_only" in item.keywords:
+            item.add_marker(skip)

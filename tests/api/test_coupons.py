@@ -48,6 +48,7 @@ def test_create_and_list(client, seller):
                     "left": 20}
 
 
+@pytest.mark.embedded_only
 def test_create_stored_in_database(server, client, seller):
     name, token = seller
     coupon = uniq("db")

@@ -258,6 +258,7 @@ def test_read_your_writes_across_connections(server, client, seller):
             == 1000 - (i + 1)
 
 
+@pytest.mark.embedded_only
 def test_orders_survive_restart(start_server, tmp_path):
     """After a restart a seller's list is still in creation order and a customer's in grab
     order, and `left` is recomputed from the grants if the stored copy disagrees."""

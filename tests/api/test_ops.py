@@ -9,6 +9,7 @@ import stat
 import subprocess
 import time
 
+import pytest
 import requests
 
 from seckill_harness import (SECKILL_BIN, SECRET, Client, SocketReader, connect, describe,
@@ -140,6 +141,7 @@ def test_32_byte_secret_accepted(start_server):
     expect_204(client.list(token, name))
 
 
+@pytest.mark.embedded_only
 def test_options_from_environment(start_server, tmp_path):
     srv = start_server(start=False, options={"--data-dir": None, "--jwt-secret": None,
                                              "--max-amount": None},
@@ -160,6 +162,7 @@ def test_options_from_environment(start_server, tmp_path):
     expect_json(client.list(jwt_sign(header, payload, secret="v" * 40), name), 200, "")
 
 
+@pytest.mark.embedded_only
 def test_generated_secret_and_private_data_dir(start_server, tmp_path):
     data_dir = tmp_path / "fresh" / "data"
     (tmp_path / "fresh").mkdir()
@@ -234,6 +237,7 @@ def test_sigint_exits_zero_and_keeps_grants(start_server, tmp_path):
     assert client.list_all(stoken, seller)[0]["left"] == 1
 
 
+@pytest.mark.embedded_only
 def test_default_data_dir(start_server, tmp_path):
     """Without --data-dir the database is ./seckill-data/seckill.db."""
     srv = start_server(start=False, cwd=tmp_path, options={"--data-dir": None})
@@ -278,6 +282,7 @@ def test_serves_after_many_connections(client):
         assert r.status_code == 200
 
 
+@pytest.mark.embedded_only
 def test_sql_schema(server, client):
     """The tables and keys of API.md "Storage", which operators query with plain SQL."""
     expected = {

@@ -6,3 +6,4 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
 from seckill_harness import client, server, start_server  # noqa: E402,F401  (fixtures)
+from seckill_harness import pytest_collection_modifyitems, pytest_configure  # noqa: E402,F401

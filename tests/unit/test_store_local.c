@@ -53,7 +53,7 @@ static void harness_open_store(harness_t *h)
 {
     h->store = sk_store_local_create(h->db_path, 0);
     assert_non_null(h->store);
-    h->thread = sk_store_thread_create(h->store, h->queue);
+    h->thread = sk_store_thread_create(h->store, h->loop, h->queue);
     assert_non_null(h->thread);
 }
 
@@ -1030,7 +1030,7 @@ static void *sale_worker_main(void *arg)
     worker->self = pthread_self();
     h2o_evloop_t *loop = h2o_evloop_create();
     h2o_multithread_queue_t *queue = h2o_multithread_create_queue(loop);
-    sk_store_thread_t *thread = sk_store_thread_create(sale->store, queue);
+    sk_store_thread_t *thread = sk_store_thread_create(sale->store, loop, queue);
     sale_grab_t *grabs = calloc(PER_WORKER, sizeof(*grabs));
     char(*names)[32] = calloc(PER_WORKER, sizeof(*names));
     char coupon[32];

@@ -401,7 +401,7 @@ static void test_revocation_survives_restart(void **state)
     sk_store_destroy(f->ts.store);
     f->ts.store = sk_store_local_create(f->ts.db_path, 0);
     assert_non_null(f->ts.store);
-    f->ts.thread = sk_store_thread_create(f->ts.store, f->ts.queue);
+    f->ts.thread = sk_store_thread_create(f->ts.store, f->ts.loop, f->ts.queue);
     assert_non_null(f->ts.thread);
     f->cache = sk_token_cache_create(f->key, sizeof(f->key), f->ts.store);
     assert_non_null(f->cache);

@@ -44,7 +44,7 @@ int sk_test_store_open(sk_test_store_t *t, const char *name)
     t->store = sk_store_local_create(t->db_path, 0);
     if (t->store == NULL)
         return -1;
-    t->thread = sk_store_thread_create(t->store, t->queue);
+    t->thread = sk_store_thread_create(t->store, t->loop, t->queue);
     return t->thread != NULL ? 0 : -1;
 }
 

@@ -1,0 +1,481 @@
+/*
+ * The distributed deployment's hot state in Redis (see hot_state.h): key names, scripts,
+ * and the loader that rebuilds it from SQL.
+ */
+#include "store/hot_state.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/index.h"
+#include "util/log.h"
+
+/* Checks run in API.md's order: no such coupon, window, sold out, already held. A coupon
+ * still being rebuilt answers LOADING, never a wrong "no such coupon". The grant, its
+ * holder, the customer's holding and the stream entry that makes it durable are one
+ * atomic step. The holding's score orders a customer's list by grab time: Redis's clock in
+ * microseconds (a stream id's milliseconds would tie across shards); the stream entry
+ * carries it as `o` so that the persister writes SQL rows in the same order. */
+static const char grab_source[] =
+    "local c = redis.call('HMGET', KEYS[1], 'left', 'start', 'end', 'loading')\n"
+    "if not c[1] then return {1, 0, '', ''} end\n"
+    "if c[4] then return {6, 0, '', ''} end\n"
+    "local now = tonumber(ARGV[4])\n"
+    "if c[2] ~= '' and now < tonumber(c[2]) then return {2, 0, c[2], c[3]} end\n"
+    "if c[3] ~= '' and now >= tonumber(c[3]) then return {3, 0, c[2], c[3]} end\n"
+    "local left = tonumber(c[1])\n"
+    "if left <= 0 then return {4, 0, c[2], c[3]} end\n"
+    "if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {5, left, c[2], c[3]} end\n"
+    "left = left - 1\n"
+    "local time = redis.call('TIME')\n"
+    "local order = string.format('%d%06d', time[1], time[2])\n"
+    "redis.call('HSET', KEYS[1], 'left', left)\n"
+    "redis.call('SADD', KEYS[2], ARGV[1])\n"
+    "redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 's', ARGV[2], 'n', ARGV[3], 'l', left,\n"
+    "           't', ARGV[4], 'o', order)\n"
+    "redis.call('ZADD', KEYS[3], order, ARGV[5])\n"
+    "return {0, left, c[2], c[3]}\n";
+
+static const char load_source[] =
+    "if ARGV[1] == '1' then\n"
+    "  if redis.call('EXISTS', KEYS[1]) == 1 and not redis.call('HGET', KEYS[1], 'loading') then\n"
+    "    return 0\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[1], 'amount', ARGV[3], 'left', ARGV[4], 'stock', ARGV[5],\n"
+    "             'desc', ARGV[6], 'start', ARGV[7], 'end', ARGV[8], 'id', ARGV[9])\n"
+    "  if ARGV[2] ~= '1' then redis.call('HSET', KEYS[1], 'loading', '1') end\n"
+    "end\n"
+    "for i = 3, #KEYS do\n"
+    "  redis.call('SADD', KEYS[2], ARGV[11 + 2 * (i - 3)])\n"
+    "  redis.call('ZADD', KEYS[i], 'NX', ARGV[12 + 2 * (i - 3)], ARGV[10])\n"
+    "end\n"
+    "if ARGV[2] == '1' then redis.call('HDEL', KEYS[1], 'loading') end\n"
+    "return 1\n";
+
+static const char ack_source[] = "redis.call('XACK', KEYS[1], '" SK_HOT_GROUP "', unpack(ARGV))\n"
+                                 "return redis.call('XDEL', KEYS[1], unpack(ARGV))\n";
+
+void sk_hot_state_init(sk_hot_state_t *hot)
+{
+    /* Shard i gets the first tag "s<i>.<k>" whose slot lies in the i-th sixteenth of the
+     * slot space; a plain "s<i>" would leave the shards' masters to chance. */
+    for (unsigned shard = 0; shard != SK_HOT_SHARDS; ++shard) {
+        unsigned low = shard * (SK_REDIS_SLOTS / SK_HOT_SHARDS);
+        unsigned high = low + SK_REDIS_SLOTS / SK_HOT_SHARDS;
+        for (unsigned k = 0;; ++k) {
+            char tag[SK_HOT_TAG_MAX];
+            int len = snprintf(tag, sizeof(tag), "%x.%x", shard, k);
+            assert(len > 0 && (size_t)len < sizeof(tag));
+            unsigned slot = sk_redis_key_slot(tag, (size_t)len);
+            if (slot >= low && slot < high) {
+                memcpy(hot->tags[shard], tag, (size_t)len + 1);
+                break;
+            }
+        }
+    }
+    sk_redis_script_init(&hot->grab, grab_source);
+    sk_redis_script_init(&hot->load, load_source);
+    sk_redis_script_init(&hot->ack, ack_source);
+}
+
+unsigned sk_hot_shard(const char *bytes, size_t len)
+{
+    return (unsigned)(sk_index_hash(bytes, len) % SK_HOT_SHARDS);
+}
+
+size_t sk_hot_key(char *out, const sk_hot_state_t *hot, unsigned shard, char kind, const char *a,
+                  size_t a_len, const char *b, size_t b_len)
+{
+    assert(shard < SK_HOT_SHARDS && a_len <= 64 && b_len <= 64);
+    char *p = out;
+    memcpy(p, "sk:{", 4);
+    p += 4;
+    size_t tag_len = strlen(hot->tags[shard]);
+    memcpy(p, hot->tags[shard], tag_len);
+    p += tag_len;
+    *p++ = '}';
+    *p++ = ':';
+    *p++ = kind;
+    if (a != NULL) {
+        *p++ = ':';
+        memcpy(p, a, a_len);
+        p += a_len;
+        if (b != NULL) {
+            *p++ = '/';
+            memcpy(p, b, b_len);
+            p += b_len;
+        }
+    }
+    *p = '\0';
+    return (size_t)(p - out);
+}
+
+redisReply *sk_hot_command(sk_redis_sync_t *redis, int master, int argc, const char **argv)
+{
+    size_t lens[16];
+    assert(argc <= 16);
+    for (int i = 0; i != argc; ++i)
+        lens[i] = strlen(argv[i]);
+    return master < 0 ? sk_redis_sync_command(redis, NULL, 0, argc, argv, lens)
+                      : sk_redis_sync_command_on_master(redis, (size_t)master, argc, argv, lens);
+}
+
+int sk_hot_state_check_aof(sk_redis_sync_t *redis)
+{
+    int without = 0;
+    for (size_t i = 0; i != sk_redis_sync_master_count(redis); ++i) {
+        const char *argv[] = {"INFO", "persistence"};
+        redisReply *reply = sk_hot_command(redis, (int)i, 2, argv);
+        int aof = reply != NULL && reply->type == REDIS_REPLY_STRING &&
+                  strstr(reply->str, "aof_enabled:1") != NULL;
+        if (reply != NULL && !aof) {
+            sk_log(SK_LOG_WARN, "redis",
+                   "!!! Redis master %zu runs WITHOUT appendonly (AOF): a Redis crash will lose "
+                   "granted coupons that are not yet in SQL. Run it with --appendonly yes !!!",
+                   i);
+            ++without;
+        }
+        if (reply != NULL)
+            freeReplyObject(reply);
+    }
+    return without;
+}
+
+/* ---- the loader ---- */
+
+typedef struct load_holder {
+    char *customer;
+    int64_t score;
+} load_holder_t;
+
+typedef struct load_coupon {
+    sk_mysql_coupon_t row; /* strings owned */
+    load_holder_t *holders;
+    size_t holder_count, holder_capacity;
+} load_coupon_t;
+
+typedef struct load_state {
+    sk_index_t *by_key; /* "seller/name" → load_coupon_t */
+    load_coupon_t **coupons;
+    size_t count, capacity;
+    int64_t grant_seq; /* grants seen so far, in SQL id order */
+    int failed;
+} load_state_t;
+
+static char *copy_bytes(const char *bytes, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (copy != NULL) {
+        memcpy(copy, bytes, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
+static int collect_coupon(void *data, const sk_mysql_coupon_t *row)
+{
+    load_state_t *state = data;
+    load_coupon_t *coupon = calloc(1, sizeof(*coupon));
+    if (coupon == NULL)
+        goto fail;
+    coupon->row = *row;
+    coupon->row.seller = copy_bytes(row->seller, row->seller_len);
+    coupon->row.name = copy_bytes(row->name, row->name_len);
+    coupon->row.description = copy_bytes(row->description, row->description_len);
+    if (state->count == state->capacity) {
+        size_t capacity = state->capacity ? state->capacity * 2 : 64;
+        load_coupon_t **grown = realloc(state->coupons, capacity * sizeof(*grown));
+        if (grown == NULL)
+            goto fail;
+        state->coupons = grown;
+        state->capacity = capacity;
+    }
+    state->coupons[state->count++] = coupon;
+    if (coupon->row.seller == NULL || coupon->row.name == NULL || coupon->row.description == NULL)
+        goto fail_owned;
+    char key[2 * 64 + 2];
+    int len = snprintf(key, sizeof(key), "%s/%s", coupon->row.seller, coupon->row.name);
+    if (sk_index_insert(state->by_key, key, (size_t)len, coupon, NULL) == NULL)
+        goto fail_owned;
+    return 0;
+fail:
+    free(coupon);
+fail_owned:
+    state->failed = 1;
+    return 1;
+}
+
+static int collect_grant(void *data, const sk_mysql_grant_t *grant)
+{
+    load_state_t *state = data;
+    char key[2 * 64 + 2];
+    if (grant->seller_len > 64 || grant->coupon_len > 64)
+        return 0;
+    int len = snprintf(key, sizeof(key), "%.*s/%.*s", (int)grant->seller_len, grant->seller,
+                       (int)grant->coupon_len, grant->coupon);
+    load_coupon_t *coupon = sk_index_find(state->by_key, key, (size_t)len);
+    if (coupon == NULL)
+        return 0; /* a grant of a coupon that is not in SQL: reconcile reports it */
+    if (coupon->holder_count == coupon->holder_capacity) {
+        size_t capacity = coupon->holder_capacity ? coupon->holder_capacity * 2 : 16;
+        load_holder_t *grown = realloc(coupon->holders, capacity * sizeof(*grown));
+        if (grown == NULL)
+            goto fail;
+        coupon->holders = grown;
+        coupon->holder_capacity = capacity;
+    }
+    char *customer = copy_bytes(grant->customer, grant->customer_len);
+    if (customer == NULL)
+        goto fail;
+    /* Holdings rebuilt from SQL keep the SQL order and sort before every later grab (whose
+     * scores are microseconds since 1970). */
+    coupon->holders[coupon->holder_count++] =
+        (load_holder_t){.customer = customer, .score = ++state->grant_seq};
+    return 0;
+fail:
+    state->failed = 1;
+    return 1;
+}
+
+static void free_load_state(load_state_t *state)
+{
+    for (size_t i = 0; i != state->count; ++i) {
+        load_coupon_t *coupon = state->coupons[i];
+        for (size_t h = 0; h != coupon->holder_count; ++h)
+            free(coupon->holders[h].customer);
+        free(coupon->holders);
+        free((char *)coupon->row.seller);
+        free((char *)coupon->row.name);
+        free((char *)coupon->row.description);
+        free(coupon);
+    }
+    free(state->coupons);
+    if (state->by_key != NULL)
+        sk_index_destroy(state->by_key);
+}
+
+#define LOAD_CHUNK 256 /* holders per script call: bounds one call's time inside Redis */
+
+static int load_coupon(const sk_hot_state_t *hot, sk_redis_sync_t *redis,
+                       const sk_mysql_coupon_t *coupon, const char *const *customers,
+                       const int64_t *scores, size_t holder_count, int create)
+{
+    char member[2 * 64 + 2];
+    int member_len = snprintf(member, sizeof(member), "%.*s/%.*s", (int)coupon->seller_len,
+                              coupon->seller, (int)coupon->name_len, coupon->name);
+    unsigned shard = sk_hot_shard(member, (size_t)member_len);
+    int status = -1;
+
+    /* The seller's list first: a listed coupon whose hash is missing is skipped by the
+     * list, while a hash without its list entry would be invisible to the seller. */
+    char seller_key[SK_HOT_KEY_MAX], score[32];
+    size_t seller_key_len =
+        sk_hot_key(seller_key, hot, sk_hot_shard(coupon->seller, coupon->seller_len), 's',
+                   coupon->seller, coupon->seller_len, NULL, 0);
+    int score_len = snprintf(score, sizeof(score), "%" PRId64, coupon->id);
+    const char *zadd[] = {"ZADD", seller_key, "NX", score, coupon->name};
+    size_t zadd_len[] = {4, seller_key_len, 2, (size_t)score_len, coupon->name_len};
+    redisReply *reply = sk_redis_sync_command(redis, NULL, 0, 5, zadd, zadd_len);
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        goto done;
+    freeReplyObject(reply);
+    reply = NULL;
+
+    size_t key_count = 2 + LOAD_CHUNK, arg_count = 10 + 2 * LOAD_CHUNK;
+    char(*keys)[SK_HOT_KEY_MAX] = malloc(key_count * sizeof(*keys));
+    const char **key_ptrs = malloc(key_count * sizeof(*key_ptrs));
+    size_t *key_lens = malloc(key_count * sizeof(*key_lens));
+    char(*numbers)[32] = malloc((6 + LOAD_CHUNK) * sizeof(*numbers));
+    const char **args = malloc(arg_count * sizeof(*args));
+    size_t *arg_lens = malloc(arg_count * sizeof(*arg_lens));
+    if (keys == NULL || key_ptrs == NULL || key_lens == NULL || numbers == NULL || args == NULL ||
+        arg_lens == NULL)
+        goto free_buffers;
+    key_lens[0] = sk_hot_key(keys[0], hot, shard, 'c', coupon->seller, coupon->seller_len,
+                             coupon->name, coupon->name_len);
+    key_lens[1] = sk_hot_key(keys[1], hot, shard, 'h', coupon->seller, coupon->seller_len,
+                             coupon->name, coupon->name_len);
+    /* Never more left than the holders allow: SQL's remaining and its grants are written in
+     * one transaction, but a hand-edited row must not make Redis oversell. */
+    int64_t left = coupon->remaining;
+    if (left > coupon->amount - (int64_t)holder_count)
+        left = coupon->amount - (int64_t)holder_count;
+    if (left < 0)
+        left = 0;
+    int64_t values[5] = {coupon->amount, left, coupon->stock, coupon->start_at, coupon->end_at};
+    for (int i = 0; i != 5; ++i)
+        snprintf(numbers[i], sizeof(numbers[i]), "%" PRId64, values[i]);
+    snprintf(numbers[5], sizeof(numbers[5]), "%" PRId64, coupon->id);
+    size_t done_holders = 0;
+    do {
+        size_t chunk = holder_count - done_holders;
+        if (chunk > LOAD_CHUNK)
+            chunk = LOAD_CHUNK;
+        int first = create && done_holders == 0;
+        int last = create && done_holders + chunk == holder_count;
+        args[0] = first ? "1" : "0";
+        args[1] = last ? "1" : "0";
+        args[2] = numbers[0];
+        args[3] = numbers[1];
+        args[4] = numbers[2];
+        args[5] = coupon->description;
+        args[6] = coupon->has_start ? numbers[3] : "";
+        args[7] = coupon->has_end ? numbers[4] : "";
+        args[8] = numbers[5];
+        args[9] = member;
+        for (int i = 0; i != 10; ++i)
+            arg_lens[i] = strlen(args[i]);
+        arg_lens[5] = coupon->description_len;
+        arg_lens[9] = (size_t)member_len;
+        for (size_t h = 0; h != chunk; ++h) {
+            const char *customer = customers[done_holders + h];
+            size_t customer_len = strlen(customer);
+            key_lens[2 + h] =
+                sk_hot_key(keys[2 + h], hot, shard, 'u', customer, customer_len, NULL, 0);
+            args[10 + 2 * h] = customer;
+            arg_lens[10 + 2 * h] = customer_len;
+            snprintf(numbers[6 + h], sizeof(numbers[6 + h]), "%" PRId64, scores[done_holders + h]);
+            args[11 + 2 * h] = numbers[6 + h];
+            arg_lens[11 + 2 * h] = strlen(numbers[6 + h]);
+        }
+        for (size_t k = 0; k != 2 + chunk; ++k)
+            key_ptrs[k] = keys[k];
+        reply = sk_redis_sync_eval(redis, &hot->load, (int)(2 + chunk), key_ptrs, key_lens,
+                                   (int)(10 + 2 * chunk), args, arg_lens);
+        if (reply == NULL || reply->type != REDIS_REPLY_INTEGER)
+            goto free_buffers;
+        long long created = reply->integer;
+        freeReplyObject(reply);
+        reply = NULL;
+        if (first && created == 0)
+            break; /* complete in Redis already: leave it as it is */
+        done_holders += chunk;
+    } while (done_holders < holder_count);
+    status = 0;
+free_buffers:
+    free(keys);
+    free(key_ptrs);
+    free(key_lens);
+    free(numbers);
+    free(args);
+    free(arg_lens);
+done:
+    if (reply != NULL) {
+        if (reply->type == REDIS_REPLY_ERROR)
+            sk_log(SK_LOG_ERROR, "loader", "loading a coupon failed: %s", reply->str);
+        freeReplyObject(reply);
+    }
+    return status;
+}
+
+int sk_hot_state_load_coupon(const sk_hot_state_t *hot, sk_redis_sync_t *redis,
+                             const sk_mysql_coupon_t *coupon, const char *const *customers,
+                             const int64_t *scores, size_t holder_count)
+{
+    return load_coupon(hot, redis, coupon, customers, scores, holder_count, 1);
+}
+
+int sk_hot_state_add_holders(const sk_hot_state_t *hot, sk_redis_sync_t *redis,
+                             const sk_mysql_coupon_t *coupon, const char *const *customers,
+                             const int64_t *scores, size_t holder_count)
+{
+    return holder_count == 0 ? 0
+                             : load_coupon(hot, redis, coupon, customers, scores, holder_count, 0);
+}
+
+static int ready_key_exists(sk_redis_sync_t *redis)
+{
+    const char *argv[] = {"EXISTS", SK_HOT_READY_KEY};
+    redisReply *reply = sk_hot_command(redis, -1, 2, argv);
+    int result = reply == NULL || reply->type != REDIS_REPLY_INTEGER ? -1 : reply->integer != 0;
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return result;
+}
+
+static int load_everything(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql)
+{
+    load_state_t state = {.by_key = sk_index_create()};
+    int status = -1;
+    const char **customers = NULL;
+    int64_t *scores = NULL;
+    if (state.by_key == NULL)
+        goto done;
+    if (sk_mysql_coupons_each(sql, collect_coupon, &state) != SK_MYSQL_OK || state.failed)
+        goto done;
+    if (sk_mysql_grants_each(sql, collect_grant, &state) != SK_MYSQL_OK || state.failed)
+        goto done;
+    size_t grants = 0;
+    for (size_t i = 0; i != state.count; ++i) {
+        load_coupon_t *coupon = state.coupons[i];
+        free(customers);
+        free(scores);
+        customers = malloc((coupon->holder_count + 1) * sizeof(*customers));
+        scores = malloc((coupon->holder_count + 1) * sizeof(*scores));
+        if (customers == NULL || scores == NULL)
+            goto done;
+        for (size_t h = 0; h != coupon->holder_count; ++h) {
+            customers[h] = coupon->holders[h].customer;
+            scores[h] = coupon->holders[h].score;
+        }
+        if (sk_hot_state_load_coupon(hot, redis, &coupon->row, customers, scores,
+                                     coupon->holder_count) != 0)
+            goto done;
+        grants += coupon->holder_count;
+    }
+    sk_log(SK_LOG_INFO, "loader", "rebuilt the hot state from SQL: %zu coupons, %zu grants",
+           state.count, grants);
+    status = 0;
+done:
+    free(customers);
+    free(scores);
+    free_load_state(&state);
+    return status;
+}
+
+int sk_hot_state_ensure(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql)
+{
+    int exists = ready_key_exists(redis);
+    if (exists != 0)
+        return exists < 0 ? -1 : 0;
+    char owner[64];
+    snprintf(owner, sizeof(owner), "%ld-%ld", (long)getpid(), (long)time(NULL));
+    /* The lock expires so that a loader that died does not block the others for ever. */
+    const char *lock[] = {"SET", SK_HOT_LOADING_KEY, owner, "NX", "PX", "120000"};
+    redisReply *reply = sk_hot_command(redis, -1, 6, lock);
+    if (reply == NULL)
+        return -1;
+    int locked = reply->type == REDIS_REPLY_STATUS;
+    freeReplyObject(reply);
+    if (!locked) {
+        /* Another instance loads: wait for it (two minutes at most, the lock's life). */
+        for (int i = 0; i != 1200; ++i) {
+            usleep(100 * 1000);
+            exists = ready_key_exists(redis);
+            if (exists != 0)
+                return exists < 0 ? -1 : 0;
+        }
+        return -1;
+    }
+    sk_log(SK_LOG_WARN, "loader",
+           "Redis has no hot state (new, or it lost its data): rebuilding it from SQL");
+    int status = load_everything(hot, redis, sql);
+    if (status == 0) {
+        const char *ready[] = {"SET", SK_HOT_READY_KEY, "1"};
+        reply = sk_hot_command(redis, -1, 3, ready);
+        if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+            status = -1;
+        if (reply != NULL)
+            freeReplyObject(reply);
+    }
+    const char *unlock[] = {"DEL", SK_HOT_LOADING_KEY};
+    reply = sk_hot_command(redis, -1, 2, unlock);
+    if (reply != NULL)
+        freeReplyObject(reply);
+    return status == 0 ? 1 : -1;
+}

@@ -1,0 +1,421 @@
+/*
+ * Reconciliation of Redis with SQL (see reconcile.h).
+ */
+#include "store/reconcile.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/hot_state.h"
+#include "store/index.h"
+#include "store/mysql.h"
+#include "store/persister.h"
+#include "store/redis_sync.h"
+
+typedef struct sql_coupon {
+    sk_mysql_coupon_t row; /* strings owned */
+    char **customers;      /* its grants in SQL */
+    size_t customer_count, customer_capacity;
+    int seen_in_redis;
+} sql_coupon_t;
+
+typedef struct sql_state {
+    sk_index_t *by_member; /* "seller/name" → sql_coupon_t */
+    sql_coupon_t **coupons;
+    size_t count, capacity;
+    size_t grants;
+    int failed;
+} sql_state_t;
+
+typedef struct reconcile {
+    const sk_hot_state_t *hot;
+    sk_redis_sync_t *redis;
+    sk_mysql_t *sql;
+    int repair;
+    FILE *out;
+    size_t differences;
+    int failed;
+} reconcile_t;
+
+static char *copy(const char *bytes, size_t len)
+{
+    char *text = malloc(len + 1);
+    if (text != NULL) {
+        memcpy(text, bytes, len);
+        text[len] = '\0';
+    }
+    return text;
+}
+
+static int collect_coupon(void *data, const sk_mysql_coupon_t *row)
+{
+    sql_state_t *state = data;
+    sql_coupon_t *coupon = calloc(1, sizeof(*coupon));
+    if (coupon == NULL || state->count == state->capacity) {
+        size_t capacity = state->capacity ? state->capacity * 2 : 64;
+        sql_coupon_t **grown = coupon ? realloc(state->coupons, capacity * sizeof(*grown)) : NULL;
+        if (grown == NULL) {
+            free(coupon);
+            state->failed = 1;
+            return 1;
+        }
+        state->coupons = grown;
+        state->capacity = capacity;
+    }
+    coupon->row = *row;
+    coupon->row.seller = copy(row->seller, row->seller_len);
+    coupon->row.name = copy(row->name, row->name_len);
+    coupon->row.description = copy(row->description, row->description_len);
+    state->coupons[state->count++] = coupon;
+    char member[2 * 64 + 2];
+    int len = snprintf(member, sizeof(member), "%s/%s", coupon->row.seller, coupon->row.name);
+    if (sk_index_insert(state->by_member, member, (size_t)len, coupon, NULL) == NULL)
+        state->failed = 1;
+    return state->failed;
+}
+
+static int push_customer(sql_coupon_t *coupon, const char *customer, size_t len)
+{
+    if (coupon->customer_count == coupon->customer_capacity) {
+        size_t capacity = coupon->customer_capacity ? coupon->customer_capacity * 2 : 16;
+        char **grown = realloc(coupon->customers, capacity * sizeof(*grown));
+        if (grown == NULL)
+            return -1;
+        coupon->customers = grown;
+        coupon->customer_capacity = capacity;
+    }
+    char *text = copy(customer, len);
+    if (text == NULL)
+        return -1;
+    coupon->customers[coupon->customer_count++] = text;
+    return 0;
+}
+
+static int collect_grant(void *data, const sk_mysql_grant_t *grant)
+{
+    sql_state_t *state = data;
+    char member[2 * 64 + 2];
+    int len = snprintf(member, sizeof(member), "%.*s/%.*s", (int)grant->seller_len, grant->seller,
+                       (int)grant->coupon_len, grant->coupon);
+    sql_coupon_t *coupon = sk_index_find(state->by_member, member, (size_t)len);
+    ++state->grants;
+    if (coupon == NULL)
+        return 0;
+    if (push_customer(coupon, grant->customer, grant->customer_len) != 0) {
+        state->failed = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void report(reconcile_t *r, const char *what, const sql_coupon_t *coupon, const char *detail)
+{
+    ++r->differences;
+    fprintf(r->out, "%s: coupon %s/%s%s%s\n", what, coupon->row.seller, coupon->row.name,
+            detail[0] ? ": " : "", detail);
+}
+
+static redisReply *command(reconcile_t *r, int argc, const char **argv, const size_t *lens)
+{
+    redisReply *reply = sk_redis_sync_command(r->redis, NULL, 0, argc, argv, lens);
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        r->failed = 1;
+        if (reply != NULL)
+            freeReplyObject(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+/* Compares one SQL coupon with its Redis copy; repairs when asked. */
+static void check_coupon(reconcile_t *r, sql_coupon_t *coupon)
+{
+    const sk_mysql_coupon_t *row = &coupon->row;
+    char member[2 * 64 + 2];
+    int member_len = snprintf(member, sizeof(member), "%s/%s", row->seller, row->name);
+    unsigned shard = sk_hot_shard(member, (size_t)member_len);
+    char coupon_key[SK_HOT_KEY_MAX], holders_key[SK_HOT_KEY_MAX], detail[256];
+    size_t coupon_key_len = sk_hot_key(coupon_key, r->hot, shard, 'c', row->seller, row->seller_len,
+                                       row->name, row->name_len);
+    size_t holders_key_len = sk_hot_key(holders_key, r->hot, shard, 'h', row->seller,
+                                        row->seller_len, row->name, row->name_len);
+    const char *hmget[] = {"HMGET", coupon_key, "amount", "left"};
+    size_t hmget_len[] = {5, coupon_key_len, 6, 4};
+    redisReply *hash = command(r, 4, hmget, hmget_len);
+    if (hash == NULL)
+        return;
+    int in_redis = hash->type == REDIS_REPLY_ARRAY && hash->elements == 2 &&
+                   hash->element[0]->type == REDIS_REPLY_STRING;
+    int64_t redis_left = in_redis ? strtoll(hash->element[1]->str, NULL, 10) : 0;
+    freeReplyObject(hash);
+    qsort(coupon->customers, coupon->customer_count, sizeof(char *), compare_strings);
+    if (!in_redis) {
+        snprintf(detail, sizeof(detail), "%zu grants in SQL", coupon->customer_count);
+        report(r, "missing in Redis", coupon, detail);
+        if (r->repair) {
+            int64_t *scores = calloc(coupon->customer_count + 1, sizeof(*scores));
+            for (size_t i = 0; scores != NULL && i != coupon->customer_count; ++i)
+                scores[i] = (int64_t)i + 1;
+            if (scores == NULL || sk_hot_state_load_coupon(r->hot, r->redis, row,
+                                                           (const char *const *)coupon->customers,
+                                                           scores, coupon->customer_count) != 0)
+                r->failed = 1;
+            free(scores);
+        }
+        return;
+    }
+
+    const char *smembers[] = {"SMEMBERS", holders_key};
+    size_t smembers_len[] = {8, holders_key_len};
+    redisReply *holders = command(r, 2, smembers, smembers_len);
+    if (holders == NULL)
+        return;
+    /* Merge the two sorted sets of customers: each side's extras are differences. */
+    size_t redis_count = holders->type == REDIS_REPLY_ARRAY ? holders->elements : 0;
+    char **redis_customers = calloc(redis_count + 1, sizeof(*redis_customers));
+    const char **only_sql = calloc(coupon->customer_count + 1, sizeof(*only_sql));
+    int64_t *scores = calloc(coupon->customer_count + 1, sizeof(*scores));
+    if (redis_customers == NULL || only_sql == NULL || scores == NULL) {
+        r->failed = 1;
+        goto done;
+    }
+    for (size_t i = 0; i != redis_count; ++i)
+        redis_customers[i] = holders->element[i]->str;
+    qsort(redis_customers, redis_count, sizeof(char *), compare_strings);
+    size_t i = 0, j = 0, only_sql_count = 0, union_count = 0;
+    while (i < redis_count || j < coupon->customer_count) {
+        int order = i == redis_count ? 1
+                    : j == coupon->customer_count
+                        ? -1
+                        : strcmp(redis_customers[i], coupon->customers[j]);
+        ++union_count;
+        if (order == 0) {
+            ++i, ++j;
+        } else if (order < 0) {
+            snprintf(detail, sizeof(detail), "customer %s", redis_customers[i]);
+            report(r, "grant in Redis, not in SQL", coupon, detail);
+            if (r->repair) {
+                sk_mysql_grant_t grant = {
+                    .customer = redis_customers[i],
+                    .customer_len = strlen(redis_customers[i]),
+                    .seller = row->seller,
+                    .seller_len = row->seller_len,
+                    .coupon = row->name,
+                    .coupon_len = row->name_len,
+                    .granted_at = (int64_t)time(NULL),
+                };
+                if (sk_mysql_grant_insert(r->sql, &grant) != SK_MYSQL_OK)
+                    r->failed = 1;
+            }
+            ++i;
+        } else {
+            snprintf(detail, sizeof(detail), "customer %s", coupon->customers[j]);
+            report(r, "grant in SQL, not in Redis", coupon, detail);
+            scores[only_sql_count] = (int64_t)only_sql_count + 1;
+            only_sql[only_sql_count++] = coupon->customers[j];
+            ++j;
+        }
+    }
+    if (r->repair &&
+        sk_hot_state_add_holders(r->hot, r->redis, row, only_sql, scores, only_sql_count) != 0)
+        r->failed = 1;
+
+    int64_t expected = row->amount - (int64_t)union_count;
+    if (expected < 0)
+        expected = 0;
+    if (redis_left != expected) {
+        snprintf(detail, sizeof(detail), "Redis left %" PRId64 ", amount - grants %" PRId64,
+                 redis_left, expected);
+        report(r, "left differs", coupon, detail);
+        if (r->repair) {
+            char value[24];
+            int value_len = snprintf(value, sizeof(value), "%" PRId64, expected);
+            const char *hset[] = {"HSET", coupon_key, "left", value};
+            size_t hset_len[] = {4, coupon_key_len, 4, (size_t)value_len};
+            redisReply *reply = command(r, 4, hset, hset_len);
+            if (reply != NULL)
+                freeReplyObject(reply);
+        }
+    }
+    if (row->remaining != expected) {
+        snprintf(detail, sizeof(detail), "SQL remaining %" PRId64 ", amount - grants %" PRId64,
+                 row->remaining, expected);
+        report(r, "remaining differs", coupon, detail);
+        if (r->repair &&
+            sk_mysql_coupon_set_remaining(r->sql, row->seller, row->seller_len, row->name,
+                                          row->name_len, expected) != SK_MYSQL_OK)
+            r->failed = 1;
+    }
+
+    char seller_key[SK_HOT_KEY_MAX];
+    size_t seller_key_len =
+        sk_hot_key(seller_key, r->hot, sk_hot_shard(row->seller, row->seller_len), 's', row->seller,
+                   row->seller_len, NULL, 0);
+    const char *zscore[] = {"ZSCORE", seller_key, row->name};
+    size_t zscore_len[] = {6, seller_key_len, row->name_len};
+    redisReply *listed = command(r, 3, zscore, zscore_len);
+    if (listed != NULL && listed->type == REDIS_REPLY_NIL) {
+        report(r, "not in the seller's list in Redis", coupon, "");
+        if (r->repair) {
+            char score[24];
+            int score_len = snprintf(score, sizeof(score), "%" PRId64, row->id);
+            const char *zadd[] = {"ZADD", seller_key, score, row->name};
+            size_t zadd_len[] = {4, seller_key_len, (size_t)score_len, row->name_len};
+            redisReply *reply = command(r, 4, zadd, zadd_len);
+            if (reply != NULL)
+                freeReplyObject(reply);
+        }
+    }
+    if (listed != NULL)
+        freeReplyObject(listed);
+done:
+    free(redis_customers);
+    free(only_sql);
+    free(scores);
+    freeReplyObject(holders);
+}
+
+/* Coupons in Redis that SQL does not have (a creation whose undo failed): reported, and
+ * with --repair removed from Redis when nobody holds one, since SQL decides what exists. */
+static void check_redis_only(reconcile_t *r, sql_state_t *state)
+{
+    for (size_t master = 0; master != sk_redis_sync_master_count(r->redis); ++master) {
+        char cursor[32] = "0";
+        do {
+            const char *scan[] = {"SCAN", cursor, "MATCH", "sk:{*}:c:*", "COUNT", "1000"};
+            redisReply *reply = sk_hot_command(r->redis, (int)master, 6, scan);
+            if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+                r->failed = 1;
+                if (reply != NULL)
+                    freeReplyObject(reply);
+                return;
+            }
+            snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
+            redisReply *keys = reply->element[1];
+            for (size_t k = 0; k != keys->elements; ++k) {
+                const char *key = keys->element[k]->str;
+                const char *member = strstr(key, "}:c:");
+                if (member == NULL)
+                    continue;
+                member += 4;
+                if (sk_index_find(state->by_member, member, strlen(member)) != NULL)
+                    continue;
+                ++r->differences;
+                fprintf(r->out, "missing in SQL: coupon %s (only in Redis)\n", member);
+                if (r->repair) {
+                    fprintf(r->out, "  not repaired: create it again, or delete %s by hand\n", key);
+                }
+            }
+            freeReplyObject(reply);
+        } while (strcmp(cursor, "0") != 0);
+    }
+}
+
+/* Writes what the streams hold to SQL, waiting a little for the instances' persisters. */
+static void settle_streams(reconcile_t *r)
+{
+    char consumer[64];
+    snprintf(consumer, sizeof(consumer), "reconcile-%ld", (long)getpid());
+    for (int round = 0; round != 50; ++round) {
+        int sql_failed = 0;
+        sk_store_counters_t counters = {0};
+        long written = sk_persister_step(r->hot, r->redis, r->sql, consumer, 5000, SK_PERSIST_CLAIM,
+                                         &counters, &sql_failed);
+        if (written < 0) {
+            r->failed = 1;
+            return;
+        }
+        long long in_flight = 0;
+        for (unsigned shard = 0; shard != SK_HOT_SHARDS; ++shard) {
+            char key[SK_HOT_KEY_MAX];
+            size_t key_len = sk_hot_key(key, r->hot, shard, 'g', NULL, 0, NULL, 0);
+            const char *xlen[] = {"XLEN", key};
+            size_t xlen_len[] = {4, key_len};
+            redisReply *reply = command(r, 2, xlen, xlen_len);
+            if (reply == NULL)
+                return;
+            in_flight += reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
+            freeReplyObject(reply);
+        }
+        if (in_flight == 0)
+            return;
+        if (round == 49)
+            fprintf(r->out, "note: %lld grants are still on their way to SQL\n", in_flight);
+        usleep(100 * 1000);
+    }
+}
+
+int sk_reconcile_run(const char *redis_url, const char *mysql_url, int repair, FILE *out)
+{
+    sk_redis_config_t redis_config;
+    sk_mysql_config_t mysql_config;
+    sk_hot_state_t hot;
+    char error[256];
+    int status = 3;
+    sql_state_t state = {0};
+    reconcile_t r = {.hot = &hot, .repair = repair, .out = out};
+    if (sk_redis_config_parse(redis_url, &redis_config, error, sizeof(error)) != 0 ||
+        sk_mysql_config_parse(mysql_url, &mysql_config, error, sizeof(error)) != 0) {
+        fprintf(stderr, "seckill reconcile: %s\n", error);
+        return 2;
+    }
+    sk_hot_state_init(&hot);
+    r.redis = sk_redis_sync_connect(&redis_config, 5000, error, sizeof(error));
+    if (r.redis == NULL) {
+        fprintf(stderr, "seckill reconcile: Redis: %s\n", error);
+        goto done;
+    }
+    r.sql = sk_mysql_connect(&mysql_config, 5000, error, sizeof(error));
+    if (r.sql == NULL || sk_mysql_ensure_schema(r.sql) != SK_MYSQL_OK) {
+        fprintf(stderr, "seckill reconcile: SQL: %s\n", r.sql ? sk_mysql_error(r.sql) : error);
+        goto done;
+    }
+    settle_streams(&r);
+    state.by_member = sk_index_create();
+    if (r.failed || state.by_member == NULL ||
+        sk_mysql_coupons_each(r.sql, collect_coupon, &state) != SK_MYSQL_OK ||
+        sk_mysql_grants_each(r.sql, collect_grant, &state) != SK_MYSQL_OK || state.failed) {
+        fprintf(stderr, "seckill reconcile: reading SQL failed\n");
+        goto done;
+    }
+    for (size_t i = 0; i != state.count && !r.failed; ++i)
+        check_coupon(&r, state.coupons[i]);
+    if (!r.failed)
+        check_redis_only(&r, &state);
+    if (r.failed) {
+        fprintf(stderr, "seckill reconcile: a backend failed during the comparison\n");
+        goto done;
+    }
+    if (r.differences == 0)
+        fprintf(out, "in agreement: %zu coupons, %zu grants\n", state.count, state.grants);
+    else
+        fprintf(out, "%zu differences%s\n", r.differences, repair ? ", repaired" : "");
+    status = r.differences == 0 ? 0 : 1;
+done:
+    for (size_t i = 0; i != state.count; ++i) {
+        sql_coupon_t *coupon = state.coupons[i];
+        for (size_t c = 0; c != coupon->customer_count; ++c)
+            free(coupon->customers[c]);
+        free(coupon->customers);
+        free((char *)coupon->row.seller);
+        free((char *)coupon->row.name);
+        free((char *)coupon->row.description);
+        free(coupon);
+    }
+    free(state.coupons);
+    if (state.by_member != NULL)
+        sk_index_destroy(state.by_member);
+    if (r.sql != NULL)
+        sk_mysql_close(r.sql);
+    if (r.redis != NULL)
+        sk_redis_sync_free(r.redis);
+    return status;
+}

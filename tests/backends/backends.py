@@ -1,0 +1,892 @@
+#!/usr/bin/python3
+"""Real Redis, Redis Cluster and MariaDB servers for the tests of the distributed deployment.
+
+Every server runs on a free loopback port with its data in a directory of its own, and
+nothing here depends on a server that is already running. Standard library only.
+
+As a command (CTest's `backends_start` / `backends_stop` fixtures):
+
+    backends.py start DIR   start a standalone Redis (AOF on), a three-master Redis Cluster
+                            (AOF on, no replicas) and a MariaDB with a database
+                            `seckill_test`; write DIR/env (KEY=VALUE lines) and DIR/pids;
+                            exit 0 only once all of them answer
+    backends.py stop DIR    stop what DIR/pids names (SIGTERM, then SIGKILL) and remove
+                            the data
+
+DIR/env holds
+
+    SK_TEST_REDIS_URL=redis://127.0.0.1:PORT/0
+    SK_TEST_REDIS_CLUSTER_URL=redis://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3
+    SK_TEST_MYSQL_URL=mysql://USER:PASSWORD@127.0.0.1:PORT/seckill_test
+
+As a module (pytest, see fixtures.py):
+
+    RedisServer(aof=True)   .start() .stop() .kill() .restart() .pause() .resume()
+                            .close() .url .port .pid .dir .command(*args) .cli(*args)
+                            .logs()
+    RedisCluster(masters=3) .start() .stop() .kill() .restart() .close() .url .ports
+                            .nodes (RedisServer each) .cli(*args) .node_for_key(key)
+                            .logs()
+    MariaDB()               .start() .stop() .kill() .restart() .pause() .resume()
+                            .close() .url .port .pid .query(sql, database=None)
+                            .admin(sql) .create_database(name=None) .url_for(name)
+                            .drop_database(name) .logs()
+    free_port(), redis_command(port, *args)
+
+`stop()` keeps the data directory, so `start()` (or `restart()`) brings the same server
+back on the same port with its data; `close()` stops and removes the data. Whatever a
+process starts is closed at exit.
+"""
+
+import argparse
+import atexit
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+MARIADBD = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+MARIADB_INSTALL_DB = shutil.which("mariadb-install-db") or "/usr/bin/mariadb-install-db"
+MARIADB = shutil.which("mariadb") or "/usr/bin/mariadb"
+
+HOST = "127.0.0.1"
+CLUSTER_SLOTS = 16384
+STOP_TIMEOUT = 5.0
+START_TIMEOUT = 30.0
+# The process names the `stop` command agrees to signal (/proc/PID/comm).
+SERVER_NAMES = ("redis-server", "mariadbd")
+
+
+class BackendError(Exception):
+    """A server did not start, stop or answer as expected."""
+
+
+class RedisError(Exception):
+    """Redis answered with an error reply."""
+
+
+# ---------------------------------------------------------------------------------------
+# Ports and processes
+
+_ports_lock = threading.Lock()
+_ports_given = set()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now, never the same one twice in
+    this process. Another process may still take it first; the servers retry on that."""
+    with _ports_lock:
+        for _ in range(100):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((HOST, 0))
+                port = sock.getsockname()[1]
+            if port not in _ports_given:
+                _ports_given.add(port)
+                return port
+    raise BackendError("no free port")
+
+
+# Called with (pid, name) for every server process started; the `start` command records
+# them in DIR/pids at once, so that a start killed half way can still be cleaned up.
+spawn_listeners = []
+
+
+def _spawn(argv, log_path, cwd):
+    log = open(log_path, "ab")
+    try:
+        # A session of its own: a Ctrl-C meant for pytest or ctest does not reach the
+        # servers half way through a test; they are stopped explicitly.
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=cwd,
+                                   start_new_session=True)
+    finally:
+        log.close()
+    for listener in spawn_listeners:
+        listener(process.pid, os.path.basename(argv[0]))
+    return process
+
+
+def _stop_process(process, timeout=STOP_TIMEOUT):
+    """SIGTERM, wait up to `timeout`, then SIGKILL. Returns the exit status."""
+    if process.poll() is not None:
+        return process.returncode
+    try:
+        process.send_signal(signal.SIGCONT)  # a paused server cannot handle SIGTERM
+        process.terminate()
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+def _kill_process(process):
+    if process.poll() is None:
+        process.kill()
+    return process.wait()
+
+
+def _tail(path, lines=40):
+    try:
+        with open(path, "rb") as log:
+            text = log.read().decode("utf-8", "replace")
+    except OSError as error:
+        return "(no log: %s)" % error
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _wait_until(check, timeout, what, process=None, logs=None):
+    """Poll `check()` until it returns a true value; fail early if `process` exits.
+    `logs()` gives the text to show on failure."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        if process is not None and process.poll() is not None:
+            raise BackendError("%s: the server exited with status %s\n%s"
+                               % (what, process.returncode, logs() if logs else ""))
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, RedisError, BackendError, subprocess.SubprocessError) as error:
+            last_error = error
+        if time.monotonic() > deadline:
+            raise BackendError("%s: not ready after %.0f s (%s)\n%s"
+                               % (what, timeout, last_error, logs() if logs else ""))
+        time.sleep(0.02)
+
+
+def _logs(directory, names, lines):
+    parts = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            parts.append("--- %s\n%s" % (path, _tail(path, lines)))
+    return "\n".join(parts) or "(no logs in %s)" % directory
+
+
+def _address_in_use(log_path):
+    return "Address already in use" in _tail(log_path, 20)
+
+
+_open_servers = []
+
+
+def _register(server):
+    if server not in _open_servers:
+        _open_servers.append(server)
+
+
+@atexit.register
+def close_all():
+    """Close every server this process started and did not close (runs at exit)."""
+    while _open_servers:
+        server = _open_servers.pop()
+        try:
+            server.close()
+        except Exception as error:  # keep closing the others
+            print("backends: closing %r: %s" % (server, error), file=sys.stderr)
+
+
+def _make_base_dir(base_dir, prefix):
+    if base_dir is None:
+        return tempfile.mkdtemp(prefix=prefix), True
+    os.makedirs(base_dir, exist_ok=True)
+    return os.path.abspath(base_dir), False
+
+
+# ---------------------------------------------------------------------------------------
+# A small RESP client (enough for tests: commands in, replies out)
+
+def _encode_command(args):
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif not isinstance(arg, bytes):
+            arg = str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
+def _read_reply(stream):
+    line = stream.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("connection closed by the server")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        return RedisError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        length = int(rest)
+        if length < 0:
+            return None
+        data = stream.read(length + 2)
+        return data[:-2].decode("utf-8", "surrogateescape")
+    if kind == b"*":
+        count = int(rest)
+        if count < 0:
+            return None
+        return [_read_reply(stream) for _ in range(count)]
+    raise ConnectionError("unexpected reply %r" % line)
+
+
+def redis_command(port, *args, host=HOST, timeout=5.0):
+    """Send one command to the Redis at host:port and return its reply: str, int, None or
+    a list of those. An error reply raises RedisError (errors inside arrays are
+    returned as RedisError values)."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(_encode_command(args))
+        with sock.makefile("rb") as stream:
+            reply = _read_reply(stream)
+    if isinstance(reply, RedisError):
+        raise reply
+    return reply
+
+
+def _redis_ready(port):
+    try:
+        return redis_command(port, "PING", timeout=1.0) == "PONG"
+    except RedisError as error:  # LOADING: still reading the AOF
+        if str(error).startswith("LOADING"):
+            return False
+        raise
+
+
+# ---------------------------------------------------------------------------------------
+# Redis
+
+class RedisServer:
+    """One redis-server on 127.0.0.1. `aof=True`: appendonly yes, appendfsync everysec.
+    `cluster=True`: cluster-enabled (a node of a RedisCluster)."""
+
+    def __init__(self, aof=True, base_dir=None, port=None, cluster=False):
+        self.aof = aof
+        self.cluster = cluster
+        self.dir, self._owns_dir = _make_base_dir(base_dir, "sk-redis-")
+        self.port = port
+        self.bus_port = None
+        self.process = None
+        self._fresh = port is None  # may move to another port if this one is taken
+        self.log_path = os.path.join(self.dir, "redis.log")
+
+    def __repr__(self):
+        return "RedisServer(port=%s, dir=%s)" % (self.port, self.dir)
+
+    @property
+    def url(self):
+        return "redis://%s:%d/0" % (HOST, self.port)
+
+    @property
+    def address(self):
+        return "%s:%d" % (HOST, self.port)
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process else None
+
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def _argv(self):
+        argv = [REDIS_SERVER,
+                "--bind", HOST, "--port", str(self.port), "--dir", self.dir,
+                "--logfile", self.log_path, "--daemonize", "no", "--save", "",
+                "--appendonly", "yes" if self.aof else "no",
+                "--appendfsync", "everysec",
+                "--enable-debug-command", "local"]
+        if self.cluster:
+            argv += ["--cluster-enabled", "yes",
+                     "--cluster-config-file", os.path.join(self.dir, "nodes.conf"),
+                     "--cluster-port", str(self.bus_port),
+                     "--cluster-node-timeout", "2000"]
+        return argv
+
+    def launch(self):
+        """Start the process without waiting for it; `wait_ready()` waits."""
+        if self.running():
+            return
+        if self.port is None:
+            self.port = free_port()
+        if self.cluster and self.bus_port is None:
+            self.bus_port = free_port()
+        self.process = _spawn(self._argv(), os.path.join(self.dir, "stdout.log"), self.dir)
+        _register(self)
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        _wait_until(lambda: _redis_ready(self.port), timeout, repr(self), self.process,
+                    self.logs)
+
+    def start(self, timeout=START_TIMEOUT):
+        """Start (or start again, on the same port with the same data) and wait until it
+        answers PING. A fresh server that lost its port to another process retries on
+        another one."""
+        for attempt in range(3):
+            self.launch()
+            try:
+                self.wait_ready(timeout)
+                self._fresh = False
+                return self
+            except BackendError:
+                if not (self._fresh and attempt < 2 and self.process.poll() is not None
+                        and _address_in_use(self.log_path)):
+                    raise
+                self.port = self.bus_port = None
+        return self
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM (Redis writes and fsyncs the AOF), SIGKILL after `timeout`. Keeps data."""
+        if self.process is not None:
+            _stop_process(self.process, timeout)
+
+    def kill(self):
+        """SIGKILL: a crash. With appendfsync everysec, writes older than ~1 s survive."""
+        if self.process is not None:
+            _kill_process(self.process)
+
+    def restart(self, timeout=START_TIMEOUT):
+        self.stop()
+        return self.start(timeout)
+
+    def pause(self):
+        """SIGSTOP: the server stops answering but keeps its connections."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def close(self):
+        """Stop and remove the data directory (if this object created it)."""
+        self.stop()
+        if self._owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self in _open_servers:
+            _open_servers.remove(self)
+
+    def logs(self, lines=40):
+        """The end of the server's log (and of its stdout, where early errors go)."""
+        return _logs(self.dir, ("stdout.log", "redis.log"), lines)
+
+    def command(self, *args, timeout=5.0):
+        """One command over RESP; see redis_command."""
+        return redis_command(self.port, *args, timeout=timeout)
+
+    def cli(self, *args, check=True):
+        """Run redis-cli against this server; returns its stdout (str)."""
+        return _run_cli(["-h", HOST, "-p", str(self.port)], args, check)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _run_cli(target, args, check):
+    result = subprocess.run([REDIS_CLI] + target + [str(arg) for arg in args],
+                            capture_output=True, text=True, timeout=30,
+                            stdin=subprocess.DEVNULL)
+    if check and (result.returncode != 0 or result.stdout.startswith("(error)")
+                  or result.stdout.startswith("ERR")):
+        raise BackendError("redis-cli %s: status %d: %s%s" % (
+            " ".join(map(str, args)), result.returncode, result.stdout, result.stderr))
+    return result.stdout
+
+
+class RedisCluster:
+    """A Redis Cluster of `masters` redis-server processes (no replicas, AOF on),
+    created with `redis-cli --cluster create`."""
+
+    def __init__(self, masters=3, aof=True, base_dir=None):
+        self.dir, self._owns_dir = _make_base_dir(base_dir, "sk-cluster-")
+        self.nodes = [RedisServer(aof=aof, cluster=True,
+                                  base_dir=os.path.join(self.dir, "node%d" % index))
+                      for index in range(masters)]
+        self._created = False
+
+    def __repr__(self):
+        return "RedisCluster(ports=%s, dir=%s)" % (self.ports, self.dir)
+
+    @property
+    def ports(self):
+        return [node.port for node in self.nodes]
+
+    @property
+    def url(self):
+        return "redis://" + ",".join(node.address for node in self.nodes)
+
+    @property
+    def pids(self):
+        return [node.pid for node in self.nodes]
+
+    def launch(self):
+        for node in self.nodes:
+            node.launch()
+        _register(self)
+
+    def start(self, timeout=START_TIMEOUT):
+        """Start the nodes, create the cluster the first time, and wait until every node
+        reports cluster_state:ok and CLUSTER SLOTS covers all 16384 slots."""
+        self.launch()
+        for node in self.nodes:
+            node.start(timeout)  # waits; a fresh node retries on another port if needed
+        if not self._created:
+            addresses = [node.address for node in self.nodes]
+            result = subprocess.run(
+                [REDIS_CLI, "--cluster", "create"] + addresses
+                + ["--cluster-replicas", "0", "--cluster-yes"],
+                capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+            if result.returncode != 0 or "[OK] All 16384 slots covered" not in result.stdout:
+                raise BackendError("redis-cli --cluster create: status %d\n%s%s\n%s" % (
+                    result.returncode, result.stdout, result.stderr, self.logs()))
+            self._created = True
+        _wait_until(self._ready, timeout, repr(self), logs=self.logs)
+        return self
+
+    def _ready(self):
+        for node in self.nodes:
+            info = node.command("CLUSTER", "INFO", timeout=1.0)
+            if "cluster_state:ok" not in info:
+                return False
+            if "cluster_known_nodes:%d" % len(self.nodes) not in info:
+                return False
+            covered = sum(int(entry[1]) - int(entry[0]) + 1
+                          for entry in node.command("CLUSTER", "SLOTS", timeout=1.0))
+            if covered != CLUSTER_SLOTS:
+                return False
+        return True
+
+    def logs(self, lines=40):
+        return "\n".join("--- %r\n%s" % (node, node.logs(lines)) for node in self.nodes)
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """Stop every node; the data (AOF, nodes.conf) stays for start()."""
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.send_signal(signal.SIGCONT)
+                node.process.terminate()
+        for node in self.nodes:
+            node.stop(timeout)
+
+    def kill(self):
+        for node in self.nodes:
+            node.kill()
+
+    def restart(self, timeout=START_TIMEOUT):
+        self.stop()
+        return self.start(timeout)
+
+    def close(self):
+        self.stop()
+        for node in self.nodes:
+            node.close()
+        if self._owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self in _open_servers:
+            _open_servers.remove(self)
+
+    def cli(self, *args, check=True):
+        """Run `redis-cli -c` (follows MOVED/ASK) against the first node; returns stdout."""
+        return _run_cli(["-c", "-h", HOST, "-p", str(self.nodes[0].port)], args, check)
+
+    def node_for_key(self, key):
+        """The RedisServer serving `key`'s slot."""
+        slot = self.nodes[0].command("CLUSTER", "KEYSLOT", key)
+        for entry in self.nodes[0].command("CLUSTER", "SLOTS"):
+            if int(entry[0]) <= slot <= int(entry[1]):
+                port = int(entry[2][1])
+                return next(node for node in self.nodes if node.port == port)
+        raise BackendError("no node serves slot %d" % slot)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------
+# MariaDB
+
+def _unescape_batch(field):
+    """Undo the escaping of `mariadb --batch` (\\n \\t \\\\ \\0)."""
+    if "\\" not in field:
+        return field
+    out, index = [], 0
+    while index < len(field):
+        char = field[index]
+        if char == "\\" and index + 1 < len(field):
+            following = field[index + 1]
+            out.append({"n": "\n", "t": "\t", "0": "\0", "\\": "\\"}.get(
+                following, "\\" + following))
+            index += 2
+        else:
+            out.append(char)
+            index += 1
+    return "".join(out)
+
+
+class MariaDB:
+    """A mariadbd on 127.0.0.1 with a fresh data directory, a database `seckill_test` and
+    a user (random password) with all privileges on it and on every database made by
+    create_database()."""
+
+    def __init__(self, base_dir=None, database="seckill_test", user="seckill_test"):
+        self.dir, self._owns_dir = _make_base_dir(base_dir, "sk-mariadb-")
+        self.data_dir = os.path.join(self.dir, "data")
+        self.tmp_dir = os.path.join(self.dir, "tmp")
+        self.log_path = os.path.join(self.dir, "mariadb.err")
+        self.socket = os.path.join(self.dir, "mysql.sock")
+        self._socket_dir = None
+        if len(self.socket) > 100:  # sun_path holds 108 bytes
+            self._socket_dir = tempfile.mkdtemp(prefix="sk-my-")
+            self.socket = os.path.join(self._socket_dir, "mysql.sock")
+        self.database = database
+        self.user = user
+        self.password = secrets.token_hex(12)
+        self.port = None
+        self.process = None
+        self._fresh = True
+        self._provisioned = False
+
+    def __repr__(self):
+        return "MariaDB(port=%s, dir=%s)" % (self.port, self.dir)
+
+    @property
+    def url(self):
+        return self.url_for(self.database)
+
+    def url_for(self, database):
+        return "mysql://%s:%s@%s:%d/%s" % (self.user, self.password, HOST, self.port,
+                                           database)
+
+    @property
+    def pid(self):
+        return self.process.pid if self.process else None
+
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def _install(self):
+        if os.path.isdir(os.path.join(self.data_dir, "mysql")):
+            return
+        os.makedirs(self.data_dir, exist_ok=True)
+        argv = [MARIADB_INSTALL_DB, "--no-defaults", "--datadir=" + self.data_dir,
+                "--auth-root-authentication-method=normal", "--skip-test-db",
+                "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
+                "--innodb-log-file-size=16M"]
+        if os.geteuid() == 0:
+            argv.append("--user=root")
+        install_log = os.path.join(self.dir, "install.log")
+        with open(install_log, "wb") as log:
+            result = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=self.dir, timeout=120)
+        if result.returncode != 0:
+            raise BackendError("mariadb-install-db: status %d\n%s"
+                               % (result.returncode, _tail(install_log)))
+
+    def _argv(self):
+        argv = [MARIADBD, "--no-defaults",
+                "--datadir=" + self.data_dir, "--tmpdir=" + self.tmp_dir,
+                "--port=%d" % self.port, "--bind-address=" + HOST,
+                "--socket=" + self.socket, "--pid-file=" + os.path.join(self.dir, "mysql.pid"),
+                "--log-error=" + self.log_path, "--skip-name-resolve",
+                "--performance-schema=OFF", "--innodb-buffer-pool-size=64M",
+                "--innodb-log-file-size=16M",
+                # The log reaches the OS at every commit: a killed mariadbd loses nothing;
+                # only a power loss could, which tests do not simulate.
+                "--innodb-flush-log-at-trx-commit=2", "--innodb-doublewrite=0",
+                "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
+                "--max-connections=1000", "--max-allowed-packet=64M"]
+        if os.geteuid() == 0:
+            argv.append("--user=root")
+        return argv
+
+    def launch(self):
+        """Install the data directory if needed and start mariadbd, without waiting."""
+        if self.running():
+            return
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        self._install()
+        if self.port is None:
+            self.port = free_port()
+        self.process = _spawn(self._argv(), os.path.join(self.dir, "stdout.log"), self.dir)
+        _register(self)
+
+    def _root(self, sql, database=None, timeout=30.0):
+        argv = [MARIADB, "--no-defaults", "--socket=" + self.socket, "--user=root",
+                "--batch", "--skip-column-names"]
+        if database:
+            argv.append("--database=" + database)
+        return self._client(argv, sql, None, timeout)
+
+    @staticmethod
+    def _client(argv, sql, password, timeout):
+        env = dict(os.environ)
+        env.pop("MYSQL_PWD", None)
+        if password is not None:
+            env["MYSQL_PWD"] = password
+        result = subprocess.run(argv, input=sql, capture_output=True, text=True,
+                                env=env, timeout=timeout)
+        if result.returncode != 0:
+            raise BackendError("mariadb: status %d: %s" % (result.returncode,
+                                                           result.stderr.strip()))
+        return [[_unescape_batch(field) for field in line.split("\t")]
+                for line in result.stdout.splitlines()]
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        _wait_until(lambda: self._root("SELECT 1", timeout=5.0) == [["1"]], timeout,
+                    repr(self), self.process, self.logs)
+        if not self._provisioned:
+            self._root("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s';\n"
+                       "CREATE DATABASE IF NOT EXISTS `%s`;\n"
+                       "GRANT ALL PRIVILEGES ON `%s`.* TO '%s'@'%%';\n"
+                       % (self.user, self.password, self.database, self.database,
+                          self.user))
+            self._provisioned = True
+        # The test user over TCP: the path the service takes.
+        _wait_until(lambda: self.query("SELECT 1") == [["1"]], timeout, repr(self),
+                    self.process, self.logs)
+
+    def start(self, timeout=START_TIMEOUT):
+        """Start (again, on the same port with the same data) and wait until the test
+        user can query over TCP."""
+        for attempt in range(3):
+            self.launch()
+            try:
+                self.wait_ready(timeout)
+                self._fresh = False
+                return self
+            except BackendError:
+                if not (self._fresh and attempt < 2 and self.process.poll() is not None
+                        and _address_in_use(self.log_path)):
+                    raise
+                self.port = None
+        return self
+
+    def stop(self, timeout=10.0):
+        """SIGTERM (a clean InnoDB shutdown), SIGKILL after `timeout`. Keeps data."""
+        if self.process is not None:
+            _stop_process(self.process, timeout)
+
+    def kill(self):
+        if self.process is not None:
+            _kill_process(self.process)
+
+    def restart(self, timeout=START_TIMEOUT):
+        self.stop()
+        return self.start(timeout)
+
+    def pause(self):
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def close(self):
+        self.stop()
+        if self._owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self._socket_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+        if self in _open_servers:
+            _open_servers.remove(self)
+
+    def logs(self, lines=40):
+        """The end of mariadbd's stdout and of its error log."""
+        return _logs(self.dir, ("stdout.log", "mariadb.err"), lines)
+
+    def query(self, sql, database=None, timeout=30.0):
+        """Run `sql` (one or more statements) as the test user over TCP, in `database`
+        (default: seckill_test); returns the rows as lists of strings (NULL is "NULL")."""
+        argv = [MARIADB, "--no-defaults", "--protocol=TCP", "--host=" + HOST,
+                "--port=%d" % self.port, "--user=" + self.user, "--batch",
+                "--skip-column-names", "--database=" + (database or self.database)]
+        return self._client(argv, sql, self.password, timeout)
+
+    def admin(self, sql, database=None, timeout=30.0):
+        """Run `sql` as root over the Unix socket; rows as lists of strings."""
+        return self._root(sql, database, timeout)
+
+    def create_database(self, name=None):
+        """A fresh, empty database (dropped first if it exists) the test user owns;
+        returns its mysql:// URL. `name` defaults to a unique one."""
+        name = name or "sk_test_" + secrets.token_hex(4)
+        self._root("DROP DATABASE IF EXISTS `%s`;\nCREATE DATABASE `%s`;\n"
+                   "GRANT ALL PRIVILEGES ON `%s`.* TO '%s'@'%%';\n"
+                   % (name, name, name, self.user))
+        return self.url_for(name)
+
+    def drop_database(self, name):
+        self._root("DROP DATABASE IF EXISTS `%s`;" % name)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------
+# The command: start DIR / stop DIR
+
+def _proc_is_ours(pid, directory):
+    """True when PID is a redis-server or mariadbd whose working directory is inside
+    `directory` (both servers run in their data directory)."""
+    try:
+        with open("/proc/%d/comm" % pid) as comm:
+            name = comm.read().strip()
+        cwd = os.readlink("/proc/%d/cwd" % pid)
+    except OSError:
+        return False
+    root = os.path.realpath(directory)
+    cwd = cwd.removesuffix(" (deleted)")
+    return name in SERVER_NAMES and (cwd == root or cwd.startswith(root + os.sep))
+
+
+def _proc_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def stop_recorded(directory, timeout=STOP_TIMEOUT):
+    """Stop the servers DIR/pids records, if they are still ours; returns their count."""
+    pids_path = os.path.join(directory, "pids")
+    try:
+        with open(pids_path) as pids_file:
+            pids = [int(line.split()[0]) for line in pids_file if line.strip()]
+    except FileNotFoundError:
+        return 0
+    ours = [pid for pid in pids if _proc_is_ours(pid, directory)]
+    for pid in ours:
+        try:
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_proc_alive(pid) for pid in ours) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in ours:
+        if _proc_alive(pid) and _proc_is_ours(pid, directory):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    while any(_proc_alive(pid) for pid in ours) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.unlink(pids_path)
+    return len(ours)
+
+
+STATE_ENTRIES = ("redis", "cluster", "mariadb", "env", "env.tmp", "pids")
+
+
+def _remove_state(directory):
+    for entry in STATE_ENTRIES:
+        path = os.path.join(directory, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.lexists(path):
+            os.unlink(path)
+
+
+def command_start(directory):
+    directory = os.path.abspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    stop_recorded(directory)
+    _remove_state(directory)
+
+    pids_lock = threading.Lock()
+    pids_path = os.path.join(directory, "pids")
+
+    def record(pid, name):
+        with pids_lock, open(pids_path, "a") as pids_file:
+            pids_file.write("%d\n" % pid)
+
+    spawn_listeners.append(record)
+    redis = RedisServer(aof=True, base_dir=os.path.join(directory, "redis"))
+    cluster = RedisCluster(masters=3, base_dir=os.path.join(directory, "cluster"))
+    mariadb = MariaDB(base_dir=os.path.join(directory, "mariadb"))
+    servers = [mariadb, cluster, redis]
+    errors = []
+
+    def start(server):
+        try:
+            server.start()
+        except Exception as error:
+            errors.append(str(error))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=start, args=(server,)) for server in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    spawn_listeners.remove(record)
+
+    if errors:
+        print("backends: start failed:\n" + "\n".join(errors), file=sys.stderr)
+        for server in servers:
+            print(server.logs(), file=sys.stderr)
+        for server in servers:
+            server.stop()
+        _remove_state(directory)
+        return 1
+
+    env_text = ("SK_TEST_REDIS_URL=%s\nSK_TEST_REDIS_CLUSTER_URL=%s\nSK_TEST_MYSQL_URL=%s\n"
+                % (redis.url, cluster.url, mariadb.url))
+    env_tmp = os.path.join(directory, "env.tmp")
+    with open(env_tmp, "w") as env_file:
+        os.fchmod(env_file.fileno(), 0o600)  # holds the database password
+        env_file.write(env_text)
+    os.rename(env_tmp, os.path.join(directory, "env"))
+    # The servers outlive this command: `stop DIR` ends them.
+    _open_servers.clear()
+    print("backends: ready in %.1f s (%s)" % (time.monotonic() - started,
+                                              os.path.join(directory, "env")))
+    sys.stdout.write(env_text.replace(mariadb.password, "***"))
+    return 0
+
+
+def command_stop(directory):
+    directory = os.path.abspath(directory)
+    if not os.path.isdir(directory):
+        return 0
+    count = stop_recorded(directory)
+    _remove_state(directory)
+    try:
+        os.rmdir(directory)
+    except OSError:
+        pass  # not empty: something else lives there too
+    print("backends: stopped %d servers" % count)
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument("dir")
+    args = parser.parse_args(argv)
+    if args.action == "start":
+        return command_start(args.dir)
+    return command_stop(args.dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The test backends themselves: each starts, answers, keeps its data across a restart,
+and stops; the `start DIR` / `stop DIR` command does the same and cleans up after an
+earlier run without touching processes that are not its own."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from backends import (MariaDB, RedisCluster, RedisServer, _proc_alive, free_port,
+                      redis_command)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "backends.py")
+
+
+def test_free_port_is_bindable_and_not_repeated():
+    ports = {free_port() for _ in range(20)}
+    assert len(ports) == 20
+    assert all(1024 <= port < 65536 for port in ports)
+
+
+def test_redis_round_trip(redis_server):
+    assert redis_server.command("SET", "greeting", "hello world") == "OK"
+    assert redis_server.command("GET", "greeting") == "hello world"
+    assert redis_server.cli("GET", "greeting").strip() == "hello world"
+    assert redis_server.url == "redis://127.0.0.1:%d/0" % redis_server.port
+    assert redis_server.command("CONFIG", "GET", "appendonly") == ["appendonly", "yes"]
+    assert redis_server.command("CONFIG", "GET", "appendfsync") == ["appendfsync", "everysec"]
+
+
+def test_redis_aof_survives_restart_and_kill():
+    with RedisServer(aof=True) as server:
+        port, data_dir = server.port, server.dir
+        server.command("SET", "kept", "1")
+        server.command("RPUSH", "list", "a", "b")
+        server.restart()  # SIGTERM: a clean shutdown
+        assert (server.port, server.dir) == (port, data_dir)
+        assert server.command("GET", "kept") == "1"
+        assert server.command("LRANGE", "list", "0", "-1") == ["a", "b"]
+
+        server.command("SET", "after-restart", "2")
+        time.sleep(1.5)  # appendfsync everysec
+        server.kill()
+        assert not server.running()
+        server.start()
+        assert server.port == port
+        assert server.command("GET", "after-restart") == "2"
+    assert not os.path.exists(data_dir)
+
+
+def test_redis_pause_and_resume():
+    with RedisServer(aof=False) as server:
+        server.pause()
+        with pytest.raises(OSError):
+            redis_command(server.port, "PING", timeout=0.3)
+        server.resume()
+        assert server.command("PING") == "PONG"
+
+
+def test_cluster_round_trip(redis_cluster):
+    assert redis_cluster.url == "redis://" + ",".join(
+        "127.0.0.1:%d" % port for port in redis_cluster.ports)
+    assert len(redis_cluster.ports) == 3
+    keys = ["key%d" % index for index in range(20)]
+    for key in keys:
+        assert redis_cluster.cli("SET", key, "value-" + key).strip() == "OK"
+    for key in keys:
+        assert redis_cluster.cli("GET", key).strip() == "value-" + key
+    # The keys spread over the masters, and a hash tag keeps keys on one slot.
+    assert len({redis_cluster.node_for_key(key).port for key in keys}) == 3
+    assert (redis_cluster.node_for_key("{coupon:1}:left").port
+            == redis_cluster.node_for_key("{coupon:1}:holders").port)
+    for node in redis_cluster.nodes:
+        assert "cluster_state:ok" in node.command("CLUSTER", "INFO")
+        assert node.command("CONFIG", "GET", "appendonly") == ["appendonly", "yes"]
+
+
+def test_cluster_restart_keeps_data():
+    with RedisCluster(masters=3) as cluster:
+        ports = cluster.ports
+        for index in range(10):
+            cluster.cli("SET", "k%d" % index, str(index))
+        cluster.restart()
+        assert cluster.ports == ports
+        for index in range(10):
+            assert cluster.cli("GET", "k%d" % index).strip() == str(index)
+
+
+def test_mariadb_round_trip(mariadb):
+    assert mariadb.url.startswith("mysql://seckill_test:")
+    assert mariadb.url.endswith("@127.0.0.1:%d/seckill_test" % mariadb.port)
+    mariadb.query("DROP TABLE IF EXISTS t;"
+                  "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(64) NULL)"
+                  " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;"
+                  "INSERT INTO t VALUES (1, 'plain'), (2, 'tab\\there\\nnewline'),"
+                  " (3, NULL), (4, '秒杀')")
+    assert mariadb.query("SELECT id, name FROM t ORDER BY id") == [
+        ["1", "plain"], ["2", "tab\there\nnewline"], ["3", "NULL"], ["4", "秒杀"]]
+
+
+def test_mariadb_fresh_databases(mariadb, mysql_database):
+    name = mysql_database.rsplit("/", 1)[1]
+    assert mysql_database == mariadb.url_for(name)
+    assert mariadb.query("SHOW TABLES", database=name) == []
+    mariadb.query("CREATE TABLE x (a INT); INSERT INTO x VALUES (7)", database=name)
+    assert mariadb.query("SELECT a FROM x", database=name) == [["7"]]
+    other = mariadb.create_database()
+    assert other != mysql_database
+    mariadb.drop_database(other.rsplit("/", 1)[1])
+
+
+def test_mariadb_restart_keeps_data():
+    with MariaDB() as server:
+        port = server.port
+        server.query("CREATE TABLE g (id INT PRIMARY KEY); INSERT INTO g VALUES (1), (2)")
+        server.restart()
+        assert server.port == port
+        assert server.query("SELECT COUNT(*) FROM g") == [["2"]]
+        server.query("INSERT INTO g VALUES (3)")
+        server.kill()
+        server.start()
+        assert server.query("SELECT COUNT(*) FROM g") == [["3"]]
+
+
+def read_env(path):
+    with open(path) as env_file:
+        return dict(line.rstrip("\n").split("=", 1) for line in env_file if "=" in line)
+
+
+def run_script(*args):
+    return subprocess.run([sys.executable, SCRIPT] + list(args), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_command_start_restart_stop(tmp_path):
+    directory = str(tmp_path / "backends")
+    first = run_script("start", directory)
+    assert first.returncode == 0, first.stdout + first.stderr
+    env = read_env(os.path.join(directory, "env"))
+    with open(os.path.join(directory, "pids")) as pids_file:
+        first_pids = [int(line) for line in pids_file]
+    assert len(first_pids) == 5
+
+    redis_port = int(env["SK_TEST_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    assert redis_command(redis_port, "PING") == "PONG"
+    cluster_ports = [int(address.rsplit(":", 1)[1]) for address in
+                     env["SK_TEST_REDIS_CLUSTER_URL"][len("redis://"):].split(",")]
+    assert len(cluster_ports) == 3
+    for port in cluster_ports:
+        assert "cluster_state:ok" in redis_command(port, "CLUSTER", "INFO")
+    mysql = env["SK_TEST_MYSQL_URL"]
+    user_password, address = mysql[len("mysql://"):].rsplit("@", 1)
+    user, password = user_password.split(":", 1)
+    host_port, database = address.split("/")
+    rows = subprocess.run(
+        ["mariadb", "--no-defaults", "--protocol=TCP", "-h", "127.0.0.1",
+         "-P", host_port.split(":")[1], "-u", user, "--batch", "--skip-column-names",
+         "-e", "SELECT DATABASE()", database],
+        env=dict(os.environ, MYSQL_PWD=password), capture_output=True, text=True)
+    assert rows.stdout.strip() == "seckill_test", rows.stderr
+
+    # A second start on the same DIR stops the leftovers first.
+    second = run_script("start", directory)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert not any(_proc_alive(pid) for pid in first_pids)
+    with open(os.path.join(directory, "pids")) as pids_file:
+        second_pids = [int(line) for line in pids_file]
+
+    stop = run_script("stop", directory)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert not any(_proc_alive(pid) for pid in second_pids)
+    assert not os.path.exists(directory)
+
+
+def test_command_stop_leaves_other_processes_alone(tmp_path):
+    directory = tmp_path / "backends"
+    directory.mkdir()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    with RedisServer(aof=False) as foreign:  # a redis-server, but not from DIR
+        (directory / "pids").write_text("%d\n%d\n" % (sleeper.pid, foreign.pid))
+        stop = run_script("stop", str(directory))
+        assert stop.returncode == 0, stop.stderr
+        assert sleeper.poll() is None
+        assert foreign.command("PING") == "PONG"
+    sleeper.kill()
+    sleeper.wait()

@@ -1,0 +1,13 @@
+"""Fixtures for the tests of the distributed deployment only: the black-box harness of
+tests/api, always in its distributed mode (two instances, Redis and MariaDB started by
+the tests themselves)."""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ["SECKILL_DEPLOYMENT"] = "distributed"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+
+from seckill_harness import client, server, start_server  # noqa: E402,F401  (fixtures)
+from seckill_harness import pytest_collection_modifyitems, pytest_configure  # noqa: E402,F401
