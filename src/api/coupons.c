@@ -232,6 +232,35 @@ static void on_grabbed(sk_store_op_t *op)
     }
 }
 
+static void start_grab(api_request_t *r, h2o_iovec_t customer)
+{
+    sk_store_grab_t *op = h2o_mem_alloc_pool(&r->req->pool, sizeof(*op));
+    memset(op, 0, sizeof(*op));
+    op->op.on_done = on_grabbed;
+    op->op.data = r;
+    op->op.pool = &r->req->pool;
+    op->customer = customer;
+    op->seller = r->route.user;
+    op->name = r->route.coupon;
+    op->now = api_unix_now(r);
+    sk_store_grab(r->thread->api->store, r->thread->store, op);
+}
+
+static void on_rate_taken(sk_store_op_t *op)
+{
+    sk_store_rate_take_t *take = (sk_store_rate_take_t *)op;
+    api_request_t *r = op->data;
+    if (op->result == SK_STORE_LIMITED) {
+        api_send_too_many(r, take->retry_after_usec);
+        return;
+    }
+    if (op->result != SK_STORE_OK) {
+        api_send_unavailable(r);
+        return;
+    }
+    start_grab(r, take->user);
+}
+
 void api_handle_grab(api_request_t *r)
 {
     if (api_authenticate(r) != 0)
@@ -240,25 +269,30 @@ void api_handle_grab(api_request_t *r)
         api_send_error(r, 401, "Sellers aren't allowed to get coupons.");
         return;
     }
-    /* Before the store, so a limited grab changes nothing; the request's start time (the
-     * monotonic clock) spares a clock read. */
-    sk_ratelimit_t *ratelimit = r->thread->api->ratelimit;
+    /* The claims live in the token cache, which the next request may overwrite. */
+    h2o_iovec_t customer =
+        h2o_strdup(&r->req->pool, r->claims->username, strlen(r->claims->username));
+    /* The limit comes before the store, so a limited grab changes nothing. Several
+     * instances share each user's bucket through the store; one process keeps its own. */
+    sk_api_t *api = r->thread->api;
+    if (api->config.rate_limit > 0 && sk_store_shares_rate_limits(api->store)) {
+        sk_store_rate_take_t *take = h2o_mem_alloc_pool(&r->req->pool, sizeof(*take));
+        memset(take, 0, sizeof(*take));
+        take->op.on_done = on_rate_taken;
+        take->op.data = r;
+        take->op.pool = &r->req->pool;
+        take->user = customer;
+        take->rate = api->config.rate_limit;
+        take->burst = api->config.rate_burst;
+        sk_store_rate_take(api->store, r->thread->store, take);
+        return;
+    }
+    /* The request's start time (the monotonic clock) spares a clock read. */
     int64_t retry_after_usec;
-    if (ratelimit != NULL &&
-        !sk_ratelimit_take(ratelimit, r->claims->username, strlen(r->claims->username),
-                           (int64_t)r->started_usec, &retry_after_usec)) {
+    if (api->ratelimit != NULL && !sk_ratelimit_take(api->ratelimit, customer.base, customer.len,
+                                                     (int64_t)r->started_usec, &retry_after_usec)) {
         api_send_too_many(r, retry_after_usec);
         return;
     }
-    sk_store_grab_t *op = h2o_mem_alloc_pool(&r->req->pool, sizeof(*op));
-    memset(op, 0, sizeof(*op));
-    op->op.on_done = on_grabbed;
-    op->op.data = r;
-    op->op.pool = &r->req->pool;
-    /* The claims live in the token cache, which the next request may overwrite. */
-    op->customer = h2o_strdup(&r->req->pool, r->claims->username, strlen(r->claims->username));
-    op->seller = r->route.user;
-    op->name = r->route.coupon;
-    op->now = api_unix_now(r);
-    sk_store_grab(r->thread->api->store, r->thread->store, op);
+    start_grab(r, customer);
 }

@@ -195,6 +195,13 @@ char *sk_metrics_render(sk_metrics_t *metrics, const sk_store_stats_t *stats, si
            "# TYPE seckill_journal_failures_total counter\nseckill_journal_failures_total %llu\n",
            (unsigned long long)stats->journal_backlog, (unsigned long long)stats->journal_ops,
            (unsigned long long)stats->journal_failures);
+    append(&out,
+           "# HELP seckill_backend_errors_total Calls to a backend of the distributed deployment "
+           "that failed (unreachable, timed out, or an error).\n"
+           "# TYPE seckill_backend_errors_total counter\n"
+           "seckill_backend_errors_total{backend=\"redis\"} %llu\n"
+           "seckill_backend_errors_total{backend=\"sql\"} %llu\n",
+           (unsigned long long)stats->redis_errors, (unsigned long long)stats->sql_errors);
     append(&out, "# HELP seckill_journal_batch_size Changes per committed transaction.\n"
                  "# TYPE seckill_journal_batch_size histogram\n");
     append_histogram(&out, "seckill_journal_batch_size", "", stats->batch_size_buckets,

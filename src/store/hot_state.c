@@ -60,6 +60,18 @@ static const char load_source[] =
 static const char ack_source[] = "redis.call('XACK', KEYS[1], '" SK_HOT_GROUP "', unpack(ARGV))\n"
                                  "return redis.call('XDEL', KEYS[1], unpack(ARGV))\n";
 
+static const char rate_source[] =
+    "local time = redis.call('TIME')\n"
+    "local now = tonumber(time[1]) * 1000000 + tonumber(time[2])\n"
+    "local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local due = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "if due < now then due = now end\n"
+    "if due - now > tolerance then return due - now - tolerance end\n"
+    "due = due + interval\n"
+    "redis.call('SET', KEYS[1], string.format('%d', due), 'PX',\n"
+    "           math.floor((due - now) / 1000) + 1000)\n"
+    "return 0\n";
+
 void sk_hot_state_init(sk_hot_state_t *hot)
 {
     /* Shard i gets the first tag "s<i>.<k>" whose slot lies in the i-th sixteenth of the
@@ -81,6 +93,7 @@ void sk_hot_state_init(sk_hot_state_t *hot)
     sk_redis_script_init(&hot->grab, grab_source);
     sk_redis_script_init(&hot->load, load_source);
     sk_redis_script_init(&hot->ack, ack_source);
+    sk_redis_script_init(&hot->rate, rate_source);
 }
 
 unsigned sk_hot_shard(const char *bytes, size_t len)

@@ -21,6 +21,7 @@
  *   sk:ready               present once the hot state is complete (loaded or born here)
  *   sk:loading             the loader's lock
  *   sk:revocations         stream of revoked token ids: j (jti) e (expires_at)
+ *   sk:rl:{USER}           --rate-limit: the user's bucket (its theoretical arrival time)
  *
  * `/` cannot occur in a user or coupon name (API.md), so "SELLER/NAME" is unambiguous.
  * The shard function (sk_index_hash modulo 16) and the tags must never change: they are
@@ -68,6 +69,10 @@ typedef struct sk_hot_state {
     sk_redis_script_t load;
     /* KEYS: stream. ARGV: ids. XACK then XDEL, atomically. */
     sk_redis_script_t ack;
+    /* KEYS: the user's bucket. ARGV: microseconds per token, burst tolerance in
+     * microseconds. A GCRA token bucket on Redis's clock (one clock for every instance).
+     * Reply: 0 allowed, else the microseconds until a token. */
+    sk_redis_script_t rate;
 } sk_hot_state_t;
 
 void sk_hot_state_init(sk_hot_state_t *hot);

@@ -156,7 +156,8 @@ static void check_coupon(reconcile_t *r, sql_coupon_t *coupon)
                    hash->element[0]->type == REDIS_REPLY_STRING;
     int64_t redis_left = in_redis ? strtoll(hash->element[1]->str, NULL, 10) : 0;
     freeReplyObject(hash);
-    qsort(coupon->customers, coupon->customer_count, sizeof(char *), compare_strings);
+    if (coupon->customer_count > 1)
+        qsort(coupon->customers, coupon->customer_count, sizeof(char *), compare_strings);
     if (!in_redis) {
         snprintf(detail, sizeof(detail), "%zu grants in SQL", coupon->customer_count);
         report(r, "missing in Redis", coupon, detail);
@@ -189,7 +190,8 @@ static void check_coupon(reconcile_t *r, sql_coupon_t *coupon)
     }
     for (size_t i = 0; i != redis_count; ++i)
         redis_customers[i] = holders->element[i]->str;
-    qsort(redis_customers, redis_count, sizeof(char *), compare_strings);
+    if (redis_count > 1)
+        qsort(redis_customers, redis_count, sizeof(char *), compare_strings);
     size_t i = 0, j = 0, only_sql_count = 0, union_count = 0;
     while (i < redis_count || j < coupon->customer_count) {
         int order = i == redis_count ? 1

@@ -44,6 +44,16 @@ void sk_store_revoke(sk_store_t *store, sk_store_thread_t *thread, sk_store_revo
     store->vtable->revoke(thread, op);
 }
 
+int sk_store_shares_rate_limits(sk_store_t *store)
+{
+    return store->vtable->rate_take != NULL;
+}
+
+void sk_store_rate_take(sk_store_t *store, sk_store_thread_t *thread, sk_store_rate_take_t *op)
+{
+    store->vtable->rate_take(thread, op);
+}
+
 int sk_store_is_revoked(sk_store_t *store, const char *jti)
 {
     return store->vtable->is_revoked(store, jti);

@@ -33,7 +33,8 @@ typedef enum sk_store_result {
     SK_STORE_ENDED,
     SK_STORE_SOLD_OUT,
     SK_STORE_ALREADY_HELD,
-    SK_STORE_UNAVAILABLE /* a backend failed; nothing was changed */
+    SK_STORE_UNAVAILABLE, /* a backend failed; nothing was changed */
+    SK_STORE_LIMITED      /* rate_take: no token now */
 } sk_store_result_t;
 
 typedef struct sk_store sk_store_t;
@@ -101,6 +102,16 @@ typedef struct sk_store_revoke {
     int64_t expires_at;
 } sk_store_revoke_t;
 
+/* A token from a user's grab bucket shared by every instance (see sk_store_rate_take). */
+typedef struct sk_store_rate_take {
+    sk_store_op_t op;
+    h2o_iovec_t user;
+    double rate;   /* tokens a second, > 0 */
+    int64_t burst; /* bucket size, >= 1 */
+    /* result, on SK_STORE_LIMITED */
+    int64_t retry_after_usec;
+} sk_store_rate_take_t;
+
 /* Metrics a store reports; read without locks, so each value may be a moment old. */
 typedef struct sk_store_stats {
     uint64_t journal_backlog;  /* operations waiting to be committed */
@@ -112,6 +123,7 @@ typedef struct sk_store_stats {
     uint64_t commit_usec_buckets[8]; /* commits of <=100us, <=300us, <=1ms, <=3ms, <=10ms, <=30ms,
                                         <=100ms, more */
     uint64_t commit_usec_sum;
+    uint64_t redis_errors, sql_errors; /* failed calls to each backend (distributed only) */
 } sk_store_stats_t;
 
 typedef struct sk_store_vtable {
@@ -124,6 +136,8 @@ typedef struct sk_store_vtable {
     void (*coupon_list)(sk_store_thread_t *thread, sk_store_coupon_list_t *op);
     void (*grab)(sk_store_thread_t *thread, sk_store_grab_t *op);
     void (*revoke)(sk_store_thread_t *thread, sk_store_revoke_t *op);
+    /* NULL when the deployment has one process: the api's own limiter is exact there. */
+    void (*rate_take)(sk_store_thread_t *thread, sk_store_rate_take_t *op);
     int (*is_revoked)(sk_store_t *store, const char *jti);
     uint64_t (*revocation_epoch)(sk_store_t *store);
     int (*is_ready)(sk_store_t *store);
@@ -165,6 +179,14 @@ void sk_store_grab(sk_store_t *store, sk_store_thread_t *thread, sk_store_grab_t
 
 /* Revokes a token id until `expires_at`. Result: OK (durable) or UNAVAILABLE. */
 void sk_store_revoke(sk_store_t *store, sk_store_thread_t *thread, sk_store_revoke_t *op);
+
+/* 1 when this store keeps rate-limit buckets shared by every instance (then use
+ * sk_store_rate_take), 0 when a process-local limiter is exact. */
+int sk_store_shares_rate_limits(sk_store_t *store);
+
+/* Takes a token from `user`'s bucket, shared by every instance. Result: OK, LIMITED (with
+ * retry_after_usec) or UNAVAILABLE. Only when sk_store_shares_rate_limits. */
+void sk_store_rate_take(sk_store_t *store, sk_store_thread_t *thread, sk_store_rate_take_t *op);
 
 /* Whether `jti` was revoked. Thread-safe, lock-free on the local store. */
 int sk_store_is_revoked(sk_store_t *store, const char *jti);

@@ -678,7 +678,8 @@ static void on_shard_holdings(void *data, redisReply *reply)
         return;
     }
     /* Grab order across the shards, then the requested page. */
-    qsort(state->holdings, state->holding_count, sizeof(holding_t), compare_holdings);
+    if (state->holding_count > 1)
+        qsort(state->holdings, state->holding_count, sizeof(holding_t), compare_holdings);
     int64_t page = state->op->page < 1 ? 1 : state->op->page;
     uint64_t skip = (uint64_t)(page - 1) * SK_STORE_PAGE_SIZE;
     state->names = h2o_mem_alloc_pool(pool, SK_STORE_PAGE_SIZE * sizeof(state->names[0]));
@@ -793,6 +794,7 @@ static void on_grab_reply(void *data, redisReply *reply)
         reply->element[1]->type != REDIS_REPLY_INTEGER) {
         if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
             sk_log(SK_LOG_ERROR, "store", "grab script failed: %s", reply->str);
+        atomic_fetch_add_explicit(&store->health.redis_errors, 1, memory_order_relaxed);
         complete(&op->op, SK_STORE_UNAVAILABLE);
         return;
     }
@@ -1005,6 +1007,43 @@ static void redis_revoke(sk_store_thread_t *thread, sk_store_revoke_t *op)
     submit_job(thread, &op->op, JOB_REVOKE, on_revocation_recorded);
 }
 
+/* ---- the rate limit shared by every instance ---- */
+
+static void on_rate_reply(void *data, redisReply *reply)
+{
+    sk_store_rate_take_t *op = data;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        atomic_fetch_add_explicit(&op->op._thread->store->health.redis_errors, 1,
+                                  memory_order_relaxed);
+        complete(&op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    op->retry_after_usec = reply->integer;
+    complete(&op->op, reply->integer == 0 ? SK_STORE_OK : SK_STORE_LIMITED);
+}
+
+static void redis_rate_take(sk_store_thread_t *thread, sk_store_rate_take_t *op)
+{
+    op->op._thread = thread;
+    char key[16 + SK_STORE_MAX_NAME];
+    if (op->user.len > SK_STORE_MAX_NAME) {
+        complete(&op->op, SK_STORE_OK);
+        return;
+    }
+    int key_len = snprintf(key, sizeof(key), "sk:rl:{%.*s}", (int)op->user.len, op->user.base);
+    double interval = 1e6 / op->rate;
+    char args[2][32];
+    int interval_len = snprintf(args[0], sizeof(args[0]), "%.0f", interval < 1 ? 1 : interval);
+    int tolerance_len =
+        snprintf(args[1], sizeof(args[1]), "%.0f", interval * (double)(op->burst - 1));
+    const char *keys[] = {key};
+    size_t key_lens[] = {(size_t)key_len};
+    const char *argv[] = {args[0], args[1]};
+    size_t arg_lens[] = {(size_t)interval_len, (size_t)tolerance_len};
+    sk_redis_async_eval(thread->redis, &thread->store->hot.rate, 1, keys, key_lens, 2, argv,
+                        arg_lens, on_rate_reply, op);
+}
+
 static int redis_is_revoked(sk_store_t *super, const char *jti)
 {
     redis_store_t *store = (redis_store_t *)super;
@@ -1162,6 +1201,8 @@ static void redis_stats(sk_store_t *super, sk_store_stats_t *out)
     redis_store_t *store = (redis_store_t *)super;
     memset(out, 0, sizeof(*out));
     sk_store_counters_read(&store->counters, out);
+    out->redis_errors = atomic_load_explicit(&store->health.redis_errors, memory_order_relaxed);
+    out->sql_errors = atomic_load_explicit(&store->health.sql_errors, memory_order_relaxed);
 }
 
 static void stop_sql_threads(redis_store_t *store)
@@ -1228,6 +1269,7 @@ static const sk_store_vtable_t redis_vtable = {
     .coupon_list = redis_coupon_list,
     .grab = redis_grab,
     .revoke = redis_revoke,
+    .rate_take = redis_rate_take,
     .is_revoked = redis_is_revoked,
     .revocation_epoch = redis_revocation_epoch,
     .is_ready = redis_is_ready,

@@ -371,3 +371,28 @@ def test_bad_urls_are_refused(tmp_path):
                                 capture_output=True, text=True, timeout=30)
         assert result.returncode != 0, (redis_url, mysql_url)
         assert ":p@" not in result.stderr
+
+
+def test_rate_limit_is_shared_by_the_instances(start_server, tmp_path):
+    """--rate-limit 1 --rate-burst 3 on two instances: a customer alternating between them
+    gets 3 grabs at once in all, not 3 per instance; then one a second."""
+    a, b = start_group(start_server, tmp_path / "d", **{"--rate-limit": 1, "--rate-burst": 3})
+    ca, cb = Client(a), Client(b)
+    seller, stoken = ca.new_user("saler")
+    coupons = [ca.new_coupon(stoken, seller, amount=100) for _ in range(8)]
+    _customer, ctoken = ca.new_user("customer")
+    statuses = []
+    for i, coupon in enumerate(coupons):
+        r = (ca if i % 2 == 0 else cb).grab(ctoken, seller, coupon)
+        statuses.append(r.status_code)
+        if r.status_code == 429:
+            expect_json(r, 429, body={"errMsg": "Too many requests."})
+            assert int(r.headers["Retry-After"]) >= 1
+    assert statuses[:3] == [201, 201, 201] and set(statuses[3:]) == {429}, statuses
+    time.sleep(1.1)
+    expect_json(cb.grab(ctoken, seller, coupons[3]), 201, "")
+    r = ca.grab(ctoken, seller, coupons[4])
+    assert r.status_code == 429, describe(r)
+    # another customer has a bucket of its own
+    _other, otoken = cb.new_user("customer")
+    expect_json(ca.grab(otoken, seller, coupons[0]), 201, "")

@@ -18,6 +18,10 @@ A round (seed printed; SECKILL_CRASH_SEED=N replays every round from N):
 4. restart, the same checks over both phases, then the sale finished: every coupon sells
    out exactly (test_crash.finish_sale), and SIGTERM exits 0.
 
+Against the distributed deployment (SECKILL_DEPLOYMENT=distributed) a second instance on
+the same Redis and MariaDB takes half of every load and lives through the first one's
+crashes: the invariants hold for the deployment, whichever instance answered.
+
 SECKILL_CRASH_ROUNDS sets the number of rounds (default 3, for make test; make stress runs
 25: 20 rounds of two kill -9 and 5 of kill -9 then SIGTERM).
 """
@@ -28,8 +32,8 @@ import random
 import pytest
 
 import test_crash as crash
-from seckill_harness import (Client, SocketReader, connect, describe, http_request,
-                             make_users, seg)
+from seckill_harness import (DISTRIBUTED, Client, Fleet, SocketReader, connect, describe,
+                             http_request, make_users, seg)
 
 ROUNDS = int(os.environ.get("SECKILL_CRASH_ROUNDS", "3"))
 SEED = os.environ.get("SECKILL_CRASH_SEED")
@@ -136,6 +140,9 @@ def test_crash_round(start_server, tmp_path, monkeypatch, round_):
     print(f"\nround {round_} seed {seed} shape {shape} second stop "
           f"{'SIGTERM' if sigterm else 'kill -9'}")
     srv = start_server(data_dir=tmp_path / "data")
+    target = srv
+    if DISTRIBUTED:
+        target = Fleet([srv, start_server(data_dir=tmp_path / "data")])
 
     # Phase 1: kill -9 under load.
     sellers, customers, amounts = crash.populate(srv, rng, f"x{round_}")
@@ -143,7 +150,7 @@ def test_crash_round(start_server, tmp_path, monkeypatch, round_):
     add_coupons(srv, sellers, amounts, rng, "e", [(1, 3), (n // 2, n)])
     before = crash.snapshot(srv)
     moment = rng.uniform(0.1, 1.5)
-    outcomes = crash.run_load(srv, customers, amounts, rng, moment, srv.kill)
+    outcomes = crash.run_load(target, customers, amounts, rng, moment, srv.kill)
     assert srv.proc.returncode == -9
     check_stopped_mid_load(outcomes, customers, amounts, moment)
     srv.start()
@@ -164,13 +171,13 @@ def test_crash_round(start_server, tmp_path, monkeypatch, round_):
             drain.send()
             codes.append(srv.stop())
 
-        more = crash.run_load(srv, fresh, amounts, rng, moment, stop, keep_going=0.3)
+        more = crash.run_load(target, fresh, amounts, rng, moment, stop, keep_going=0.3)
         assert codes == [0], f"exit status {codes} after SIGTERM\n{srv.logs()[-3000:]}"
         check_stopped_mid_load(more, fresh, amounts, moment)
         more.update(drain.collect())
         fresh.update(drainers)
     else:
-        more = crash.run_load(srv, fresh, amounts, rng, moment, srv.kill)
+        more = crash.run_load(target, fresh, amounts, rng, moment, srv.kill)
         assert srv.proc.returncode == -9
         check_stopped_mid_load(more, fresh, amounts, moment)
     srv.start()
