@@ -21,25 +21,66 @@
  * atomic step. The holding's score orders a customer's list by grab time: Redis's clock in
  * microseconds (a stream id's milliseconds would tie across shards); the stream entry
  * carries it as `o` so that the persister writes SQL rows in the same order. */
+/*
+ * A batch of grabs in one call: a worker sends the grabs that arrive in one turn of its
+ * loop together (those of one shard on a Redis Cluster, where one call must stay in one
+ * slot; all of them on a standalone Redis), which spares Redis most of the per-call cost
+ * (measured at 256 connections: 17.8 us of Redis CPU per grab with one call each).
+ *
+ * KEYS: per grab: coupon, holders, the customer's holdings, the shard's stream.
+ * ARGV: per grab: customer, seller, name, "seller/name", now (Unix seconds).
+ * Reply: per grab {code, left, start, end} (start and end "" when absent).
+ *
+ * Checks run in API.md's order: no such coupon, window, sold out, already held. A coupon
+ * still being rebuilt answers LOADING, never a wrong "no such coupon". SADD is the
+ * already-held check and the holder's record at once. Each coupon's hash is read once and
+ * written once per batch; each stream gets one entry for the batch's grants in it. The
+ * grants, their holders, the holdings and the stream entries that make them durable are
+ * one atomic step. A holding's score orders a customer's list by grab time: Redis's clock
+ * in microseconds plus the grant's place in the batch; the stream entry carries it as `o`
+ * so that the persister writes SQL rows in the same order.
+ */
 static const char grab_source[] =
-    "local c = redis.call('HMGET', KEYS[1], 'left', 'start', 'end', 'loading')\n"
-    "if not c[1] then return {1, 0, '', ''} end\n"
-    "if c[4] then return {6, 0, '', ''} end\n"
-    "local now = tonumber(ARGV[4])\n"
-    "if c[2] ~= '' and now < tonumber(c[2]) then return {2, 0, c[2], c[3]} end\n"
-    "if c[3] ~= '' and now >= tonumber(c[3]) then return {3, 0, c[2], c[3]} end\n"
-    "local left = tonumber(c[1])\n"
-    "if left <= 0 then return {4, 0, c[2], c[3]} end\n"
-    "if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return {5, left, c[2], c[3]} end\n"
-    "left = left - 1\n"
     "local time = redis.call('TIME')\n"
-    "local order = string.format('%d%06d', time[1], time[2])\n"
-    "redis.call('HSET', KEYS[1], 'left', left)\n"
-    "redis.call('SADD', KEYS[2], ARGV[1])\n"
-    "redis.call('XADD', KEYS[4], '*', 'c', ARGV[1], 's', ARGV[2], 'n', ARGV[3], 'l', left,\n"
-    "           't', ARGV[4], 'o', order)\n"
-    "redis.call('ZADD', KEYS[3], order, ARGV[5])\n"
-    "return {0, left, c[2], c[3]}\n";
+    "local base = tonumber(time[1]) * 1000000 + tonumber(time[2])\n"
+    "local coupons, dirty, out, entries, granted = {}, {}, {}, {}, 0\n"
+    "for i = 0, #KEYS / 4 - 1 do\n"
+    "  local ck, hk, uk, sk = KEYS[1 + 4 * i], KEYS[2 + 4 * i], KEYS[3 + 4 * i], KEYS[4 + 4 * i]\n"
+    "  local customer, now = ARGV[1 + 5 * i], tonumber(ARGV[5 + 5 * i])\n"
+    "  local c = coupons[ck]\n"
+    "  if c == nil then\n"
+    "    local h = redis.call('HMGET', ck, 'left', 'start', 'end', 'loading')\n"
+    "    c = {h[1] and tonumber(h[1]), h[2] or '', h[3] or '', h[4]}\n"
+    "    coupons[ck] = c\n"
+    "  end\n"
+    "  local code = 0\n"
+    "  if not c[1] then code = 1\n"
+    "  elseif c[4] then code = 6\n"
+    "  elseif c[2] ~= '' and now < tonumber(c[2]) then code = 2\n"
+    "  elseif c[3] ~= '' and now >= tonumber(c[3]) then code = 3\n"
+    "  elseif c[1] <= 0 then code = 4\n"
+    "  elseif redis.call('SADD', hk, customer) == 0 then code = 5\n"
+    "  else\n"
+    "    c[1] = c[1] - 1\n"
+    "    dirty[ck] = c\n"
+    "    local order = string.format('%d', base + granted)\n"
+    "    granted = granted + 1\n"
+    "    redis.call('ZADD', uk, order, ARGV[4 + 5 * i])\n"
+    "    local entry = entries[sk]\n"
+    "    if entry == nil then entry = {}; entries[sk] = entry end\n"
+    "    local n = #entry\n"
+    "    entry[n + 1], entry[n + 2] = 'c', customer\n"
+    "    entry[n + 3], entry[n + 4] = 's', ARGV[2 + 5 * i]\n"
+    "    entry[n + 5], entry[n + 6] = 'n', ARGV[3 + 5 * i]\n"
+    "    entry[n + 7], entry[n + 8] = 'l', c[1]\n"
+    "    entry[n + 9], entry[n + 10] = 't', ARGV[5 + 5 * i]\n"
+    "    entry[n + 11], entry[n + 12] = 'o', order\n"
+    "  end\n"
+    "  out[i + 1] = {code, c[1] or 0, c[2], c[3]}\n"
+    "end\n"
+    "for ck, c in pairs(dirty) do redis.call('HSET', ck, 'left', c[1]) end\n"
+    "for sk, entry in pairs(entries) do redis.call('XADD', sk, '*', unpack(entry)) end\n"
+    "return out\n";
 
 static const char load_source[] =
     "if ARGV[1] == '1' then\n"

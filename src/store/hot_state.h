@@ -13,9 +13,10 @@
  *   sk:{T}:h:SELLER/NAME   set: customers holding it
  *   sk:{T}:u:CUSTOMER      sorted set: "SELLER/NAME" the customer holds in this shard,
  *                          scored in grab order (microseconds; rebuilt ones: 1, 2, ...)
- *   sk:{T}:g               stream of grants: c (customer) s (seller) n (name) l (left
- *                          after the grant) t (Unix seconds) o (grab order: Redis's clock
- *                          in microseconds)
+ *   sk:{T}:g               stream of grants, one entry per batch of grabs, each grant
+ *                          six fields in this order: c (customer) s (seller) n (name)
+ *                          l (left after the grant) t (Unix seconds) o (grab order:
+ *                          Redis's clock in microseconds)
  *   sk:{T}:s:SELLER        sorted set: the seller's coupon names scored by SQL id
  *                          (creation order); T is the seller's shard
  *   sk:ready               present once the hot state is complete (loaded or born here)
@@ -39,6 +40,7 @@
 
 #define SK_HOT_SHARDS 16
 #define SK_HOT_TAG_MAX 8
+#define SK_HOT_GRAB_BATCH 32     /* grabs per script call at most */
 #define SK_HOT_GROUP "persister" /* the consumer group of every grant stream */
 #define SK_HOT_READY_KEY "sk:ready"
 #define SK_HOT_LOADING_KEY "sk:loading"
@@ -57,9 +59,10 @@ typedef enum sk_hot_grab_code {
 
 typedef struct sk_hot_state {
     char tags[SK_HOT_SHARDS][SK_HOT_TAG_MAX];
-    /* KEYS: coupon, holders, the customer's holdings, stream.
-     * ARGV: customer, seller, name, now, "seller/name".
-     * Reply: {code, left, start, end} (start and end "" when absent). */
+    /* A batch of grabs (see grab_source in hot_state.c).
+     * KEYS: per grab: coupon, holders, the customer's holdings, the shard's stream.
+     * ARGV: per grab: customer, seller, name, "seller/name", now (Unix seconds).
+     * Reply: per grab {code, left, start, end} (start and end "" when absent). */
     sk_redis_script_t grab;
     /* KEYS: coupon, holders, then one holdings key per holder given.
      * ARGV: first (1/0), last (1/0), amount, left, stock, desc, start, end, id,

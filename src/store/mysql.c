@@ -133,16 +133,17 @@ static const char *const schema_sql[] = {
     " created_at BIGINT NOT NULL,"
     " UNIQUE KEY seller_name (seller, name)"
     ")",
-    /* The persister's key is (customer, seller, coupon); counting a coupon's grants
-     * (reconcile, rebuilding Redis) needs (seller, coupon) first. */
+    /* API.md's unique key (customer, seller, coupon), with the coupon's columns first: the
+     * same constraint, and it also serves counting a coupon's grants, so no second index
+     * is needed (one index insertion less per grant: about 5.4 against ... us) and one
+     * coupon's rows are neighbours, as in the embedded deployment's table. */
     "CREATE TABLE IF NOT EXISTS grants ("
     " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
     " customer VARCHAR(64) NOT NULL,"
     " seller VARCHAR(64) NOT NULL,"
     " coupon VARCHAR(64) NOT NULL,"
     " granted_at BIGINT NOT NULL,"
-    " UNIQUE KEY customer_seller_coupon (customer, seller, coupon),"
-    " KEY seller_coupon (seller, coupon)"
+    " UNIQUE KEY seller_coupon_customer (seller, coupon, customer)"
     ")",
     "CREATE TABLE IF NOT EXISTS revoked_tokens ("
     " jti VARCHAR(64) NOT NULL PRIMARY KEY,"

@@ -64,21 +64,14 @@ static int64_t parse_int(const redisReply *value)
     return strtoll(digits, NULL, 10);
 }
 
-/* One stream entry [id, [field, value, ...]] (fields nil: deleted, only acknowledged). */
-static int add_entry(step_batch_t *batch, unsigned shard, const redisReply *entry)
+/* One grant: the six fields from `first` of an entry. */
+static int add_grant(step_batch_t *batch, const redisReply *id, const redisReply *fields,
+                     size_t first)
 {
-    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-        entry->element[0]->type != REDIS_REPLY_STRING)
-        return 0;
-    const redisReply *id = entry->element[0], *fields = entry->element[1];
-    if (push_id(batch, shard, id->str, id->len) != 0)
-        return -1;
-    if (fields->type != REDIS_REPLY_ARRAY)
-        return 0;
     sk_mysql_grant_t grant = {0};
     int64_t order = 0;
     int seen = 0;
-    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+    for (size_t i = first; i + 1 < first + 12; i += 2) {
         const redisReply *name = fields->element[i], *value = fields->element[i + 1];
         if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING || name->len != 1)
             continue;
@@ -99,13 +92,13 @@ static int add_entry(step_batch_t *batch, unsigned shard, const redisReply *entr
             grant.granted_at = parse_int(value), seen |= 16;
             break;
         case 'o':
-            order = parse_int(value);
+            order = parse_int(value), seen |= 32;
             break;
         }
     }
-    if (seen != 31) {
-        sk_log(SK_LOG_ERROR, "persister", "skipping a malformed stream entry %.*s", (int)id->len,
-               id->str);
+    if (seen != 63) {
+        sk_log(SK_LOG_ERROR, "persister", "skipping a malformed grant in stream entry %.*s",
+               (int)id->len, id->str);
         return 0;
     }
     if (batch->grant_count == batch->grant_capacity) {
@@ -117,6 +110,27 @@ static int add_entry(step_batch_t *batch, unsigned shard, const redisReply *entr
         batch->grant_capacity = capacity;
     }
     batch->grants[batch->grant_count++] = (struct ordered_grant){grant, order};
+    return 0;
+}
+
+/* One stream entry [id, [field, value, ...]] (fields nil: deleted, only acknowledged):
+ * the grants of one batch of grabs, six fields each, `o` last. */
+static int add_entry(step_batch_t *batch, unsigned shard, const redisReply *entry)
+{
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING)
+        return 0;
+    const redisReply *id = entry->element[0], *fields = entry->element[1];
+    if (push_id(batch, shard, id->str, id->len) != 0)
+        return -1;
+    if (fields->type != REDIS_REPLY_ARRAY)
+        return 0;
+    for (size_t first = 0; first + 12 <= fields->elements; first += 12)
+        if (add_grant(batch, id, fields, first) != 0)
+            return -1;
+    if (fields->elements % 12 != 0)
+        sk_log(SK_LOG_ERROR, "persister", "stream entry %.*s has %zu fields, not 12 per grant",
+               (int)id->len, id->str, fields->elements);
     return 0;
 }
 
@@ -320,6 +334,8 @@ static void *persister_main(void *arg)
         int stopping = atomic_load(&persister->stopping);
         if (redis == NULL) {
             redis = sk_redis_sync_connect(config->redis, 2000, error, sizeof(error));
+            if (redis != NULL)
+                atomic_store(&health->redis_cluster, sk_redis_sync_is_cluster(redis));
             if (redis == NULL) {
                 atomic_store(&health->redis_ok, 0);
                 atomic_fetch_add(&health->redis_errors, 1);

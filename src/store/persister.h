@@ -25,6 +25,7 @@ typedef struct sk_persister sk_persister_t;
 /* What the persister tells the rest of the store; it writes, anyone reads. */
 typedef struct sk_persister_health {
     _Atomic int redis_ok, sql_ok, hot_state_ok;
+    _Atomic int redis_cluster; /* 1 until a standalone Redis answered */
     _Atomic uint64_t redis_errors, sql_errors;
 } sk_persister_health_t;
 

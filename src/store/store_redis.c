@@ -82,6 +82,10 @@ struct sk_store_thread {
     sk_redis_async_t *redis;
     h2o_multithread_receiver_t receiver; /* SQL completions */
     h2o_timeout_t logout_poll;           /* logouts waiting for the other instances */
+    /* Grabs waiting for the end of the loop's turn, per shard (see flush_shard). */
+    struct grab_batch *pending_grabs[SK_HOT_SHARDS];
+    h2o_timeout_t flush_grabs;
+    h2o_timeout_entry_t flush_grabs_entry;
 };
 
 typedef enum sql_job_kind {
@@ -758,11 +762,26 @@ static void redis_coupon_list(sk_store_thread_t *thread, sk_store_coupon_list_t 
 
 /* ---- the grab ---- */
 
+/*
+ * Grabs are sent in batches: those that arrive in one turn of the worker's loop go to
+ * Redis as one script call (at most SK_HOT_GRAB_BATCH each), flushed at the end of the
+ * turn: one batch per shard on a Redis Cluster (a call stays in one slot), one for all on
+ * a standalone Redis. Redis's cost per grab is most of the distributed deployment's cost.
+ */
 typedef struct grab_call {
     sk_store_grab_t *op;
+    size_t member_len, now_len;
+    size_t key_lens[4]; /* coupon, holders, the customer's holdings, the stream */
     char member[2 * SK_STORE_MAX_NAME + 2];
-    size_t member_len;
+    char now[24];
+    char keys[4][SK_HOT_KEY_MAX];
 } grab_call_t;
+
+typedef struct grab_batch {
+    sk_store_thread_t *thread;
+    size_t count;
+    grab_call_t *calls[SK_HOT_GRAB_BATCH];
+} grab_batch_t;
 
 static int64_t window_bound(const redisReply *value)
 {
@@ -784,23 +803,9 @@ static void remember_sold_out(redis_store_t *store, const grab_call_t *call,
         free(coupon);
 }
 
-static void on_grab_reply(void *data, redisReply *reply)
+/* One grab's answer, {code, left, start, end}, or NULL when the batch failed. */
+static void complete_grab(redis_store_t *store, grab_call_t *call, const redisReply *answer)
 {
-    grab_call_t *call = data;
-    sk_store_grab_t *op = call->op;
-    redis_store_t *store = op->op._thread->store;
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 4 ||
-        reply->element[0]->type != REDIS_REPLY_INTEGER ||
-        reply->element[1]->type != REDIS_REPLY_INTEGER) {
-        if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
-            sk_log(SK_LOG_ERROR, "store", "grab script failed: %s", reply->str);
-        atomic_fetch_add_explicit(&store->health.redis_errors, 1, memory_order_relaxed);
-        complete(&op->op, SK_STORE_UNAVAILABLE);
-        return;
-    }
-    long long code = reply->element[0]->integer, left = reply->element[1]->integer;
-    if (code == SK_HOT_SOLD_OUT || (code == SK_HOT_GRANTED && left == 0))
-        remember_sold_out(store, call, reply->element[2], reply->element[3]);
     static const sk_store_result_t results[] = {
         [SK_HOT_GRANTED] = SK_STORE_OK,
         [SK_HOT_NO_SUCH_COUPON] = SK_STORE_NO_SUCH_COUPON,
@@ -810,7 +815,67 @@ static void on_grab_reply(void *data, redisReply *reply)
         [SK_HOT_ALREADY_HELD] = SK_STORE_ALREADY_HELD,
         [SK_HOT_LOADING] = SK_STORE_UNAVAILABLE,
     };
-    complete(&op->op, code >= 0 && code <= SK_HOT_LOADING ? results[code] : SK_STORE_UNAVAILABLE);
+    if (answer == NULL || answer->type != REDIS_REPLY_ARRAY || answer->elements != 4 ||
+        answer->element[0]->type != REDIS_REPLY_INTEGER ||
+        answer->element[1]->type != REDIS_REPLY_INTEGER) {
+        complete(&call->op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    long long code = answer->element[0]->integer, left = answer->element[1]->integer;
+    if (code == SK_HOT_SOLD_OUT || (code == SK_HOT_GRANTED && left == 0))
+        remember_sold_out(store, call, answer->element[2], answer->element[3]);
+    complete(&call->op->op,
+             code >= 0 && code <= SK_HOT_LOADING ? results[code] : SK_STORE_UNAVAILABLE);
+}
+
+static void on_batch_reply(void *data, redisReply *reply)
+{
+    grab_batch_t *batch = data;
+    redis_store_t *store = batch->thread->store;
+    int whole =
+        reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == batch->count;
+    if (!whole) {
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+            sk_log(SK_LOG_ERROR, "store", "grab script failed: %s", reply->str);
+        atomic_fetch_add_explicit(&store->health.redis_errors, 1, memory_order_relaxed);
+    }
+    for (size_t i = 0; i != batch->count; ++i)
+        complete_grab(store, batch->calls[i], whole ? reply->element[i] : NULL);
+    free(batch);
+}
+
+static void flush_batch(sk_store_thread_t *thread, unsigned slot)
+{
+    grab_batch_t *pending = thread->pending_grabs[slot];
+    thread->pending_grabs[slot] = NULL;
+    if (pending == NULL)
+        return;
+    redis_store_t *store = thread->store;
+    const char *keys[4 * SK_HOT_GRAB_BATCH], *args[5 * SK_HOT_GRAB_BATCH];
+    size_t key_lens[4 * SK_HOT_GRAB_BATCH], arg_lens[5 * SK_HOT_GRAB_BATCH];
+    for (size_t i = 0; i != pending->count; ++i) {
+        grab_call_t *call = pending->calls[i];
+        sk_store_grab_t *op = call->op;
+        for (int k = 0; k != 4; ++k) {
+            keys[4 * i + k] = call->keys[k];
+            key_lens[4 * i + k] = call->key_lens[k];
+        }
+        const char *values[5] = {op->customer.base, op->seller.base, op->name.base, call->member,
+                                 call->now};
+        size_t lens[5] = {op->customer.len, op->seller.len, op->name.len, call->member_len,
+                          call->now_len};
+        memcpy(args + 5 * i, values, sizeof(values));
+        memcpy(arg_lens + 5 * i, lens, sizeof(lens));
+    }
+    sk_redis_async_eval(thread->redis, &store->hot.grab, (int)(4 * pending->count), keys, key_lens,
+                        (int)(5 * pending->count), args, arg_lens, on_batch_reply, pending);
+}
+
+static void on_flush_grabs(h2o_timeout_entry_t *entry)
+{
+    sk_store_thread_t *thread = H2O_STRUCT_FROM_MEMBER(sk_store_thread_t, flush_grabs_entry, entry);
+    for (unsigned slot = 0; slot != SK_HOT_SHARDS; ++slot)
+        flush_batch(thread, slot);
 }
 
 static void redis_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
@@ -846,23 +911,33 @@ static void redis_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
     }
 
     unsigned shard = sk_hot_shard(call->member, call->member_len);
-    char keys[4][SK_HOT_KEY_MAX];
-    size_t key_lens[4] = {
-        sk_hot_key(keys[0], &store->hot, shard, 'c', op->seller.base, op->seller.len, op->name.base,
-                   op->name.len),
-        sk_hot_key(keys[1], &store->hot, shard, 'h', op->seller.base, op->seller.len, op->name.base,
-                   op->name.len),
-        sk_hot_key(keys[2], &store->hot, shard, 'u', op->customer.base, op->customer.len, NULL, 0),
-        sk_hot_key(keys[3], &store->hot, shard, 'g', NULL, 0, NULL, 0),
-    };
-    const char *key_ptrs[4] = {keys[0], keys[1], keys[2], keys[3]};
-    char now[24];
-    int now_len = snprintf(now, sizeof(now), "%" PRId64, op->now);
-    const char *args[5] = {op->customer.base, op->seller.base, op->name.base, now, call->member};
-    size_t arg_lens[5] = {op->customer.len, op->seller.len, op->name.len, (size_t)now_len,
-                          call->member_len};
-    sk_redis_async_eval(thread->redis, &store->hot.grab, 4, key_ptrs, key_lens, 5, args, arg_lens,
-                        on_grab_reply, call);
+    call->key_lens[0] = sk_hot_key(call->keys[0], &store->hot, shard, 'c', op->seller.base,
+                                   op->seller.len, op->name.base, op->name.len);
+    call->key_lens[1] = sk_hot_key(call->keys[1], &store->hot, shard, 'h', op->seller.base,
+                                   op->seller.len, op->name.base, op->name.len);
+    call->key_lens[2] = sk_hot_key(call->keys[2], &store->hot, shard, 'u', op->customer.base,
+                                   op->customer.len, NULL, 0);
+    call->key_lens[3] = sk_hot_key(call->keys[3], &store->hot, shard, 'g', NULL, 0, NULL, 0);
+    call->now_len = (size_t)snprintf(call->now, sizeof(call->now), "%" PRId64, op->now);
+
+    unsigned slot =
+        atomic_load_explicit(&store->health.redis_cluster, memory_order_relaxed) ? shard : 0;
+    grab_batch_t *batch = thread->pending_grabs[slot];
+    if (batch == NULL) {
+        batch = malloc(sizeof(*batch));
+        if (batch == NULL) {
+            complete(&op->op, SK_STORE_UNAVAILABLE);
+            return;
+        }
+        batch->thread = thread;
+        batch->count = 0;
+        thread->pending_grabs[slot] = batch;
+    }
+    batch->calls[batch->count++] = call;
+    if (batch->count == SK_HOT_GRAB_BATCH)
+        flush_batch(thread, slot);
+    else if (!h2o_timeout_is_linked(&thread->flush_grabs_entry))
+        h2o_timeout_link(thread->loop, &thread->flush_grabs, &thread->flush_grabs_entry);
 }
 
 /* ---- revocations ---- */
@@ -1170,9 +1245,14 @@ static sk_store_thread_t *redis_thread_create(sk_store_t *super, h2o_loop_t *loo
         return NULL;
     thread->store = store;
     thread->loop = loop;
+    /* Before the Redis client: zero timeouts run in the order they were made, so the
+     * batches of a turn are queued before the client writes what the turn queued. */
+    h2o_timeout_init(loop, &thread->flush_grabs, 0);
+    thread->flush_grabs_entry.cb = on_flush_grabs;
     thread->redis = sk_redis_async_create(loop, &store->redis_config, REDIS_CONNECTIONS_PER_NODE,
                                           REDIS_TIMEOUT_MS);
     if (thread->redis == NULL) {
+        h2o_timeout_dispose(loop, &thread->flush_grabs);
         free(thread);
         return NULL;
     }
@@ -1183,8 +1263,12 @@ static sk_store_thread_t *redis_thread_create(sk_store_t *super, h2o_loop_t *loo
 
 static void redis_thread_destroy(sk_store_thread_t *thread)
 {
+    /* Every operation has completed: no grab is pending. */
+    if (h2o_timeout_is_linked(&thread->flush_grabs_entry))
+        h2o_timeout_unlink(&thread->flush_grabs_entry);
     sk_redis_async_destroy(thread->redis);
     h2o_timeout_dispose(thread->loop, &thread->logout_poll);
+    h2o_timeout_dispose(thread->loop, &thread->flush_grabs);
     h2o_multithread_unregister_receiver(thread->receiver.queue, &thread->receiver);
     free(thread);
 }
@@ -1285,6 +1369,7 @@ sk_store_t *sk_store_redis_create(const char *redis_url, const char *mysql_url,
     if (store == NULL)
         return NULL;
     store->super.vtable = &redis_vtable;
+    atomic_store(&store->health.redis_cluster, 1);
     pthread_mutex_init(&store->sql_lock, NULL);
     pthread_cond_init(&store->sql_wakeup, NULL);
     h2o_linklist_init_anchor(&store->sql_jobs);
