@@ -10,13 +10,12 @@
  * spreads the shards evenly.
  *
  *   sk:{T}:c:SELLER/NAME   hash: amount left stock desc start end id [loading]
- *   sk:{T}:h:SELLER/NAME   set: customers holding it
  *   sk:{T}:u:CUSTOMER      sorted set: "SELLER/NAME" the customer holds in this shard,
  *                          scored in grab order (microseconds; rebuilt ones: 1, 2, ...)
- *   sk:{T}:g               stream of grants, one entry per batch of grabs, each grant
- *                          six fields in this order: c (customer) s (seller) n (name)
- *                          l (left after the grant) t (Unix seconds) o (grab order:
- *                          Redis's clock in microseconds)
+ *   sk:{T}:g               stream of grants, one entry per batch of grabs, one field
+ *                          `g` per grant: "CUSTOMER\nSELLER\nNAME\nLEFT\nT\nORDER" (LEFT
+ *                          after the grant, T Unix seconds, ORDER the grab order:
+ *                          Redis's clock in microseconds; no name holds a newline)
  *   sk:{T}:s:SELLER        sorted set: the seller's coupon names scored by SQL id
  *                          (creation order); T is the seller's shard
  *   sk:ready               present once the hot state is complete (loaded or born here)
@@ -60,13 +59,13 @@ typedef enum sk_hot_grab_code {
 typedef struct sk_hot_state {
     char tags[SK_HOT_SHARDS][SK_HOT_TAG_MAX];
     /* A batch of grabs (see grab_source in hot_state.c).
-     * KEYS: per grab: coupon, holders, the customer's holdings, the shard's stream.
+     * KEYS: per grab: coupon, the customer's holdings, the shard's stream.
      * ARGV: per grab: customer, seller, name, "seller/name", now (Unix seconds).
-     * Reply: per grab {code, left, start, end} (start and end "" when absent). */
+     * Reply: per grab "code left start end" (start and end "-" when absent). */
     sk_redis_script_t grab;
-    /* KEYS: coupon, holders, then one holdings key per holder given.
+    /* KEYS: coupon, then one holdings key per holder given.
      * ARGV: first (1/0), last (1/0), amount, left, stock, desc, start, end, id,
-     * "seller/name", then customer, score pairs.
+     * "seller/name", then one score per holder.
      * Creates the coupon when `first` and it is absent or half-loaded (returns 0 when it
      * exists complete), adds the holders, clears the loading mark when `last`. */
     sk_redis_script_t load;

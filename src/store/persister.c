@@ -55,48 +55,52 @@ static int push_id(step_batch_t *batch, unsigned shard, const char *id, size_t l
     return 0;
 }
 
-static int64_t parse_int(const redisReply *value)
+/* The number at the start of `text` (`len` bytes), or -1. */
+static int64_t packed_number(const char *text, size_t len)
 {
-    char digits[32];
-    size_t len = value->len < sizeof(digits) - 1 ? value->len : sizeof(digits) - 1;
-    memcpy(digits, value->str, len);
-    digits[len] = '\0';
-    return strtoll(digits, NULL, 10);
+    int64_t value = 0;
+    if (len == 0 || len > 19)
+        return -1;
+    for (size_t i = 0; i != len; ++i) {
+        if (text[i] < '0' || text[i] > '9')
+            return -1;
+        value = value * 10 + (text[i] - '0');
+    }
+    return value;
 }
 
-/* One grant: the six fields from `first` of an entry. */
-static int add_grant(step_batch_t *batch, const redisReply *id, const redisReply *fields,
-                     size_t first)
+/* One grant "CUSTOMER\nSELLER\nNAME\nLEFT\nT\nORDER" (see hot_state.h); its strings point
+ * into the reply. */
+static int add_grant(step_batch_t *batch, const redisReply *id, const redisReply *value)
 {
-    sk_mysql_grant_t grant = {0};
-    int64_t order = 0;
-    int seen = 0;
-    for (size_t i = first; i + 1 < first + 12; i += 2) {
-        const redisReply *name = fields->element[i], *value = fields->element[i + 1];
-        if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING || name->len != 1)
-            continue;
-        switch (name->str[0]) {
-        case 'c':
-            grant.customer = value->str, grant.customer_len = value->len, seen |= 1;
+    const char *parts[6];
+    size_t lens[6], count = 0;
+    const char *at = value->str, *end = value->str + value->len;
+    while (count != 6) {
+        const char *newline = memchr(at, '\n', (size_t)(end - at));
+        const char *stop = newline != NULL ? newline : end;
+        parts[count] = at;
+        lens[count++] = (size_t)(stop - at);
+        if (newline == NULL)
             break;
-        case 's':
-            grant.seller = value->str, grant.seller_len = value->len, seen |= 2;
-            break;
-        case 'n':
-            grant.coupon = value->str, grant.coupon_len = value->len, seen |= 4;
-            break;
-        case 'l':
-            grant.remaining = parse_int(value), seen |= 8;
-            break;
-        case 't':
-            grant.granted_at = parse_int(value), seen |= 16;
-            break;
-        case 'o':
-            order = parse_int(value), seen |= 32;
-            break;
-        }
+        at = newline + 1;
     }
-    if (seen != 63) {
+    sk_mysql_grant_t grant = {
+        .customer = parts[0],
+        .customer_len = lens[0],
+        .seller = parts[1],
+        .seller_len = count > 1 ? lens[1] : 0,
+        .coupon = parts[2],
+        .coupon_len = count > 2 ? lens[2] : 0,
+    };
+    int64_t order = -1;
+    if (count == 6) {
+        grant.remaining = packed_number(parts[3], lens[3]);
+        grant.granted_at = packed_number(parts[4], lens[4]);
+        order = packed_number(parts[5], lens[5]);
+    }
+    if (count != 6 || grant.customer_len == 0 || grant.seller_len == 0 || grant.coupon_len == 0 ||
+        grant.remaining < 0 || grant.granted_at < 0 || order < 0) {
         sk_log(SK_LOG_ERROR, "persister", "skipping a malformed grant in stream entry %.*s",
                (int)id->len, id->str);
         return 0;
@@ -114,7 +118,7 @@ static int add_grant(step_batch_t *batch, const redisReply *id, const redisReply
 }
 
 /* One stream entry [id, [field, value, ...]] (fields nil: deleted, only acknowledged):
- * the grants of one batch of grabs, six fields each, `o` last. */
+ * the grants of one batch of grabs, one field `g` each. */
 static int add_entry(step_batch_t *batch, unsigned shard, const redisReply *entry)
 {
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
@@ -125,12 +129,17 @@ static int add_entry(step_batch_t *batch, unsigned shard, const redisReply *entr
         return -1;
     if (fields->type != REDIS_REPLY_ARRAY)
         return 0;
-    for (size_t first = 0; first + 12 <= fields->elements; first += 12)
-        if (add_grant(batch, id, fields, first) != 0)
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *name = fields->element[i], *value = fields->element[i + 1];
+        if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING ||
+            name->len != 1 || name->str[0] != 'g') {
+            sk_log(SK_LOG_ERROR, "persister", "skipping an unknown field in stream entry %.*s",
+                   (int)id->len, id->str);
+            continue;
+        }
+        if (add_grant(batch, id, value) != 0)
             return -1;
-    if (fields->elements % 12 != 0)
-        sk_log(SK_LOG_ERROR, "persister", "stream entry %.*s has %zu fields, not 12 per grant",
-               (int)id->len, id->str, fields->elements);
+    }
     return 0;
 }
 

@@ -30,7 +30,14 @@ typedef struct sql_state {
     int failed;
 } sql_state_t;
 
+/* The customers holding one coupon in Redis, gathered from every customer's holdings. */
+typedef struct redis_holders {
+    char **customers;
+    size_t count, capacity;
+} redis_holders_t;
+
 typedef struct reconcile {
+    sk_index_t *redis_holders; /* "seller/name" → redis_holders_t */
     const sk_hot_state_t *hot;
     sk_redis_sync_t *redis;
     sk_mysql_t *sql;
@@ -142,11 +149,9 @@ static void check_coupon(reconcile_t *r, sql_coupon_t *coupon)
     char member[2 * 64 + 2];
     int member_len = snprintf(member, sizeof(member), "%s/%s", row->seller, row->name);
     unsigned shard = sk_hot_shard(member, (size_t)member_len);
-    char coupon_key[SK_HOT_KEY_MAX], holders_key[SK_HOT_KEY_MAX], detail[256];
+    char coupon_key[SK_HOT_KEY_MAX], detail[256];
     size_t coupon_key_len = sk_hot_key(coupon_key, r->hot, shard, 'c', row->seller, row->seller_len,
                                        row->name, row->name_len);
-    size_t holders_key_len = sk_hot_key(holders_key, r->hot, shard, 'h', row->seller,
-                                        row->seller_len, row->name, row->name_len);
     const char *hmget[] = {"HMGET", coupon_key, "amount", "left"};
     size_t hmget_len[] = {5, coupon_key_len, 6, 4};
     redisReply *hash = command(r, 4, hmget, hmget_len);
@@ -174,13 +179,9 @@ static void check_coupon(reconcile_t *r, sql_coupon_t *coupon)
         return;
     }
 
-    const char *smembers[] = {"SMEMBERS", holders_key};
-    size_t smembers_len[] = {8, holders_key_len};
-    redisReply *holders = command(r, 2, smembers, smembers_len);
-    if (holders == NULL)
-        return;
+    redis_holders_t *holders = sk_index_find(r->redis_holders, member, (size_t)member_len);
     /* Merge the two sorted sets of customers: each side's extras are differences. */
-    size_t redis_count = holders->type == REDIS_REPLY_ARRAY ? holders->elements : 0;
+    size_t redis_count = holders != NULL ? holders->count : 0;
     char **redis_customers = calloc(redis_count + 1, sizeof(*redis_customers));
     const char **only_sql = calloc(coupon->customer_count + 1, sizeof(*only_sql));
     int64_t *scores = calloc(coupon->customer_count + 1, sizeof(*scores));
@@ -189,7 +190,7 @@ static void check_coupon(reconcile_t *r, sql_coupon_t *coupon)
         goto done;
     }
     for (size_t i = 0; i != redis_count; ++i)
-        redis_customers[i] = holders->element[i]->str;
+        redis_customers[i] = holders->customers[i];
     if (redis_count > 1)
         qsort(redis_customers, redis_count, sizeof(char *), compare_strings);
     size_t i = 0, j = 0, only_sql_count = 0, union_count = 0;
@@ -282,7 +283,79 @@ done:
     free(redis_customers);
     free(only_sql);
     free(scores);
-    freeReplyObject(holders);
+}
+
+/* Every customer's holdings, turned around: who holds each coupon in Redis. */
+static void collect_redis_holders(reconcile_t *r)
+{
+    for (size_t master = 0; master != sk_redis_sync_master_count(r->redis) && !r->failed;
+         ++master) {
+        char cursor[32] = "0";
+        do {
+            const char *scan[] = {"SCAN", cursor, "MATCH", "sk:{*}:u:*", "COUNT", "1000"};
+            redisReply *reply = sk_hot_command(r->redis, (int)master, 6, scan);
+            if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+                r->failed = 1;
+                if (reply != NULL)
+                    freeReplyObject(reply);
+                return;
+            }
+            snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
+            redisReply *keys = reply->element[1];
+            for (size_t k = 0; k != keys->elements && !r->failed; ++k) {
+                const char *key = keys->element[k]->str;
+                const char *customer = strstr(key, "}:u:");
+                if (customer == NULL)
+                    continue;
+                customer += 4;
+                const char *zrange[] = {"ZRANGE", key, "0", "-1"};
+                size_t zrange_len[] = {6, keys->element[k]->len, 1, 2};
+                redisReply *held = command(r, 4, zrange, zrange_len);
+                for (size_t m = 0; held != NULL && m != held->elements; ++m) {
+                    redisReply *member = held->element[m];
+                    redis_holders_t *holders =
+                        sk_index_find(r->redis_holders, member->str, member->len);
+                    if (holders == NULL) {
+                        holders = calloc(1, sizeof(*holders));
+                        if (holders == NULL ||
+                            sk_index_insert(r->redis_holders, member->str, member->len, holders,
+                                            NULL) != holders) {
+                            free(holders);
+                            r->failed = 1;
+                            break;
+                        }
+                    }
+                    if (holders->count == holders->capacity) {
+                        size_t capacity = holders->capacity ? holders->capacity * 2 : 8;
+                        char **grown = realloc(holders->customers, capacity * sizeof(*grown));
+                        if (grown == NULL) {
+                            r->failed = 1;
+                            break;
+                        }
+                        holders->customers = grown;
+                        holders->capacity = capacity;
+                    }
+                    if ((holders->customers[holders->count] = strdup(customer)) == NULL) {
+                        r->failed = 1;
+                        break;
+                    }
+                    ++holders->count;
+                }
+                if (held != NULL)
+                    freeReplyObject(held);
+            }
+            freeReplyObject(reply);
+        } while (strcmp(cursor, "0") != 0 && !r->failed);
+    }
+}
+
+static void free_redis_holders(void *value)
+{
+    redis_holders_t *holders = value;
+    for (size_t i = 0; i != holders->count; ++i)
+        free(holders->customers[i]);
+    free(holders->customers);
+    free(holders);
 }
 
 /* Coupons in Redis that SQL does not have (a creation whose undo failed): reported, and
@@ -388,6 +461,10 @@ int sk_reconcile_run(const char *redis_url, const char *mysql_url, int repair, F
         fprintf(stderr, "seckill reconcile: reading SQL failed\n");
         goto done;
     }
+    r.redis_holders = sk_index_create();
+    if (r.redis_holders == NULL)
+        goto done;
+    collect_redis_holders(&r);
     for (size_t i = 0; i != state.count && !r.failed; ++i)
         check_coupon(&r, state.coupons[i]);
     if (!r.failed)
@@ -415,6 +492,10 @@ done:
     free(state.coupons);
     if (state.by_member != NULL)
         sk_index_destroy(state.by_member);
+    if (r.redis_holders != NULL) {
+        sk_index_foreach(r.redis_holders, free_redis_holders);
+        sk_index_destroy(r.redis_holders);
+    }
     if (r.sql != NULL)
         sk_mysql_close(r.sql);
     if (r.redis != NULL)

@@ -430,14 +430,10 @@ static void on_seller_listed(void *data, redisReply *reply)
     int member_len = snprintf(member, sizeof(member), "%.*s/%.*s", (int)op->seller.len,
                               op->seller.base, (int)op->name.len, op->name.base);
     unsigned shard = sk_hot_shard(member, (size_t)member_len);
-    char keys[2][SK_HOT_KEY_MAX];
-    const char *key_ptrs[2] = {keys[0], keys[1]};
-    size_t key_lens[2] = {
-        sk_hot_key(keys[0], &store->hot, shard, 'c', op->seller.base, op->seller.len, op->name.base,
-                   op->name.len),
-        sk_hot_key(keys[1], &store->hot, shard, 'h', op->seller.base, op->seller.len, op->name.base,
-                   op->name.len),
-    };
+    char key[SK_HOT_KEY_MAX];
+    const char *key_ptrs[1] = {key};
+    size_t key_lens[1] = {sk_hot_key(key, &store->hot, shard, 'c', op->seller.base, op->seller.len,
+                                     op->name.base, op->name.len)};
     const char *args[10] = {"1",
                             "1",
                             numbers[0],
@@ -453,7 +449,7 @@ static void on_seller_listed(void *data, redisReply *reply)
         arg_lens[i] = strlen(args[i]);
     arg_lens[5] = op->description.len;
     arg_lens[9] = (size_t)member_len;
-    sk_redis_async_eval(op->op._thread->redis, &store->hot.load, 2, key_ptrs, key_lens, 10, args,
+    sk_redis_async_eval(op->op._thread->redis, &store->hot.load, 1, key_ptrs, key_lens, 10, args,
                         arg_lens, on_coupon_hash_made, state);
 }
 
@@ -771,10 +767,10 @@ static void redis_coupon_list(sk_store_thread_t *thread, sk_store_coupon_list_t 
 typedef struct grab_call {
     sk_store_grab_t *op;
     size_t member_len, now_len;
-    size_t key_lens[4]; /* coupon, holders, the customer's holdings, the stream */
+    size_t key_lens[3]; /* coupon, the customer's holdings, the stream */
     char member[2 * SK_STORE_MAX_NAME + 2];
     char now[24];
-    char keys[4][SK_HOT_KEY_MAX];
+    char keys[3][SK_HOT_KEY_MAX];
 } grab_call_t;
 
 typedef struct grab_batch {
@@ -783,27 +779,41 @@ typedef struct grab_batch {
     grab_call_t *calls[SK_HOT_GRAB_BATCH];
 } grab_batch_t;
 
-static int64_t window_bound(const redisReply *value)
-{
-    return reply_int(value, SK_STORE_NO_TIME);
-}
-
-static void remember_sold_out(redis_store_t *store, const grab_call_t *call,
-                              const redisReply *start, const redisReply *end)
+static void remember_sold_out(redis_store_t *store, const grab_call_t *call, int64_t start_at,
+                              int64_t end_at)
 {
     if (sk_index_find(store->sold_out, call->member, call->member_len) != NULL)
         return;
     sold_out_coupon_t *coupon = malloc(sizeof(*coupon));
     if (coupon == NULL)
         return; /* only a shortcut is lost */
-    coupon->start_at = window_bound(start);
-    coupon->end_at = window_bound(end);
+    coupon->start_at = start_at;
+    coupon->end_at = end_at;
     if (sk_index_insert(store->sold_out, call->member, call->member_len, coupon, keep_existing) !=
         coupon)
         free(coupon);
 }
 
-/* One grab's answer, {code, left, start, end}, or NULL when the batch failed. */
+/* One number of a grab's answer "code left start end" ("-": no window bound), advancing
+ * *text past it. */
+static int64_t answer_number(const char **text, const char *end)
+{
+    while (*text < end && **text == ' ')
+        ++*text;
+    if (*text < end && **text == '-' && (*text + 1 == end || (*text)[1] == ' ')) {
+        ++*text;
+        return SK_STORE_NO_TIME;
+    }
+    int negative = *text < end && **text == '-';
+    if (negative)
+        ++*text;
+    int64_t value = 0;
+    while (*text < end && **text >= '0' && **text <= '9')
+        value = value * 10 + (*(*text)++ - '0');
+    return negative ? -value : value;
+}
+
+/* One grab's answer, "code left start end", or NULL when the batch failed. */
 static void complete_grab(redis_store_t *store, grab_call_t *call, const redisReply *answer)
 {
     static const sk_store_result_t results[] = {
@@ -815,15 +825,16 @@ static void complete_grab(redis_store_t *store, grab_call_t *call, const redisRe
         [SK_HOT_ALREADY_HELD] = SK_STORE_ALREADY_HELD,
         [SK_HOT_LOADING] = SK_STORE_UNAVAILABLE,
     };
-    if (answer == NULL || answer->type != REDIS_REPLY_ARRAY || answer->elements != 4 ||
-        answer->element[0]->type != REDIS_REPLY_INTEGER ||
-        answer->element[1]->type != REDIS_REPLY_INTEGER) {
+    if (answer == NULL || answer->type != REDIS_REPLY_STRING) {
         complete(&call->op->op, SK_STORE_UNAVAILABLE);
         return;
     }
-    long long code = answer->element[0]->integer, left = answer->element[1]->integer;
-    if (code == SK_HOT_SOLD_OUT || (code == SK_HOT_GRANTED && left == 0))
-        remember_sold_out(store, call, answer->element[2], answer->element[3]);
+    const char *text = answer->str, *end = answer->str + answer->len;
+    int64_t code = answer_number(&text, end), left = answer_number(&text, end);
+    if (code == SK_HOT_SOLD_OUT || (code == SK_HOT_GRANTED && left == 0)) {
+        int64_t start_at = answer_number(&text, end);
+        remember_sold_out(store, call, start_at, answer_number(&text, end));
+    }
     complete(&call->op->op,
              code >= 0 && code <= SK_HOT_LOADING ? results[code] : SK_STORE_UNAVAILABLE);
 }
@@ -851,14 +862,14 @@ static void flush_batch(sk_store_thread_t *thread, unsigned slot)
     if (pending == NULL)
         return;
     redis_store_t *store = thread->store;
-    const char *keys[4 * SK_HOT_GRAB_BATCH], *args[5 * SK_HOT_GRAB_BATCH];
-    size_t key_lens[4 * SK_HOT_GRAB_BATCH], arg_lens[5 * SK_HOT_GRAB_BATCH];
+    const char *keys[3 * SK_HOT_GRAB_BATCH], *args[5 * SK_HOT_GRAB_BATCH];
+    size_t key_lens[3 * SK_HOT_GRAB_BATCH], arg_lens[5 * SK_HOT_GRAB_BATCH];
     for (size_t i = 0; i != pending->count; ++i) {
         grab_call_t *call = pending->calls[i];
         sk_store_grab_t *op = call->op;
-        for (int k = 0; k != 4; ++k) {
-            keys[4 * i + k] = call->keys[k];
-            key_lens[4 * i + k] = call->key_lens[k];
+        for (int k = 0; k != 3; ++k) {
+            keys[3 * i + k] = call->keys[k];
+            key_lens[3 * i + k] = call->key_lens[k];
         }
         const char *values[5] = {op->customer.base, op->seller.base, op->name.base, call->member,
                                  call->now};
@@ -867,7 +878,7 @@ static void flush_batch(sk_store_thread_t *thread, unsigned slot)
         memcpy(args + 5 * i, values, sizeof(values));
         memcpy(arg_lens + 5 * i, lens, sizeof(lens));
     }
-    sk_redis_async_eval(thread->redis, &store->hot.grab, (int)(4 * pending->count), keys, key_lens,
+    sk_redis_async_eval(thread->redis, &store->hot.grab, (int)(3 * pending->count), keys, key_lens,
                         (int)(5 * pending->count), args, arg_lens, on_batch_reply, pending);
 }
 
@@ -913,11 +924,9 @@ static void redis_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
     unsigned shard = sk_hot_shard(call->member, call->member_len);
     call->key_lens[0] = sk_hot_key(call->keys[0], &store->hot, shard, 'c', op->seller.base,
                                    op->seller.len, op->name.base, op->name.len);
-    call->key_lens[1] = sk_hot_key(call->keys[1], &store->hot, shard, 'h', op->seller.base,
-                                   op->seller.len, op->name.base, op->name.len);
-    call->key_lens[2] = sk_hot_key(call->keys[2], &store->hot, shard, 'u', op->customer.base,
+    call->key_lens[1] = sk_hot_key(call->keys[1], &store->hot, shard, 'u', op->customer.base,
                                    op->customer.len, NULL, 0);
-    call->key_lens[3] = sk_hot_key(call->keys[3], &store->hot, shard, 'g', NULL, 0, NULL, 0);
+    call->key_lens[2] = sk_hot_key(call->keys[2], &store->hot, shard, 'g', NULL, 0, NULL, 0);
     call->now_len = (size_t)snprintf(call->now, sizeof(call->now), "%" PRId64, op->now);
 
     unsigned slot =
