@@ -476,8 +476,13 @@ static int load_everything(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk
             goto done;
         grants += coupon->holder_count;
     }
-    sk_log(SK_LOG_INFO, "loader", "rebuilt the hot state from SQL: %zu coupons, %zu grants",
-           state.count, grants);
+    /* An empty SQL is a new deployment; anything else means Redis had lost its data. */
+    if (state.count != 0)
+        sk_log(SK_LOG_WARN, "loader",
+               "rebuilt the hot state from SQL (Redis had none): %zu coupons, %zu grants",
+               state.count, grants);
+    else
+        sk_log(SK_LOG_INFO, "loader", "a new deployment: Redis and SQL are empty");
     status = 0;
 done:
     free(customers);
@@ -510,8 +515,7 @@ int sk_hot_state_ensure(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_my
         }
         return -1;
     }
-    sk_log(SK_LOG_WARN, "loader",
-           "Redis has no hot state (new, or it lost its data): rebuilding it from SQL");
+    sk_log(SK_LOG_INFO, "loader", "Redis has no hot state: loading it from SQL");
     int status = load_everything(hot, redis, sql);
     if (status == 0) {
         const char *ready[] = {"SET", SK_HOT_READY_KEY, "1"};
