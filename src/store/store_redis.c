@@ -27,7 +27,7 @@
 #include "util/log.h"
 
 #define SQL_THREADS 4
-#define REDIS_CONNECTIONS_PER_NODE 2
+#define REDIS_CONNECTIONS_PER_NODE 1
 #define REDIS_TIMEOUT_MS 2000
 #define SQL_TIMEOUT_MS 2000
 #define CLAIM_IDLE_MS 10000         /* a pending grant older than this: its instance died */
