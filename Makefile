@@ -13,7 +13,7 @@ TEST_PACKAGES := libcmocka-dev python3-pytest python3-requests sqlite3 clang lib
                  redis-server mariadb-server docker-compose
 BENCH_PACKAGES := wrk nginx-light
 
-.PHONY: deps deps-test deps-bench build build-asan build-tsan run test test-tsan stress fuzz-smoke fuzz bench clean
+.PHONY: deps deps-test deps-bench build build-asan build-tsan run test test-tsan stress fuzz-smoke fuzz bench bench-distributed clean
 
 deps:
 	@scripts/install-packages $(BUILD_PACKAGES)
@@ -81,6 +81,10 @@ fuzz-smoke fuzz: deps-test
 
 bench: deps-bench build
 	bench/run
+
+# The same benchmark against the distributed deployment (Redis + MariaDB started for it).
+bench-distributed: deps-bench deps-test build
+	DEPLOYMENT=distributed bench/run
 
 clean:
 	rm -rf build build-asan build-debug build-tsan

@@ -222,9 +222,11 @@ def main():
         # The distributed issue's targets: (a) >= 0.4x nginx and >= 3x the original Go
         # service (which measured 0.16x nginx on this machine kind), SQL lag <= 1 s.
         if ra:
-            verdicts.append(f"- (a) req/s >= 0.4x nginx and >= 3x the original (0.48x) at "
-                            f"{TARGET_CONNS} connections: {ra[0]:.2f}x -> "
-                            f"{verdict(ra[0] >= 0.48)}")
+            verdicts.append(f"- (a) req/s >= 0.4x nginx at {TARGET_CONNS} connections: "
+                            f"{ra[0]:.2f}x -> {verdict(ra[0] >= 0.4)}")
+            verdicts.append(f"- (a) req/s >= 3x the original Go service, which measured 0.16x "
+                            f"nginx on this machine kind (so >= 0.48x): {ra[0]:.2f}x = "
+                            f"{ra[0] / 0.16:.1f}x the original -> {verdict(ra[0] >= 0.48)}")
         if lags:
             unconverged = [r for r in detail_rows if r[4].get("sql_lag_converged") == 0.0]
             verdicts.append(f"- SQL lag after the load stops <= 1 s: worst {max(lags) / 1000:.2f} s"
