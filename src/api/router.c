@@ -6,16 +6,7 @@
 
 #include <string.h>
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "util/percent.h"
 
 /* Decodes %XX escapes; returns 0, or -1 for a bad escape or an empty result. Segments
  * without '%' are returned as they are, without copying. */
@@ -28,23 +19,10 @@ static int decode_segment(h2o_mem_pool_t *pool, const char *text, size_t len, h2
         return 0;
     }
     char *decoded = h2o_mem_alloc_pool(pool, len);
-    size_t used = 0;
-    for (size_t i = 0; i < len; ++i) {
-        if (text[i] != '%') {
-            decoded[used++] = text[i];
-            continue;
-        }
-        int high, low;
-        if (i + 2 >= len)
-            return -1;
-        if ((high = hex_value(text[i + 1])) < 0 || (low = hex_value(text[i + 2])) < 0)
-            return -1;
-        decoded[used++] = (char)(high * 16 + low);
-        i += 2;
-    }
-    if (used == 0)
+    ssize_t used = sk_percent_decode(text, len, decoded, len);
+    if (used <= 0)
         return -1;
-    *out = h2o_iovec_init(decoded, used);
+    *out = h2o_iovec_init(decoded, (size_t)used);
     return 0;
 }
 

@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/percent.h"
 
 /* The widest values the schema holds, in bytes (utf8mb4 takes up to 4 bytes a character),
  * plus a NUL: rows written by hand with longer values are refused, not truncated. */
@@ -205,38 +206,11 @@ static void set_stmt_error(sk_mysql_t *conn, MYSQL_STMT *stmt, const char *what)
 
 /* ---- URL --------------------------------------------------------------------------------- */
 
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes [begin, end) into out (NUL-terminated). Returns 0, or -1 when the
  * encoding is broken, the result holds a NUL or it does not fit. */
 static int decode_component(const char *begin, const char *end, char *out, size_t out_size)
 {
-    size_t n = 0;
-    for (const char *p = begin; p < end; ++p) {
-        int c = (unsigned char)*p;
-        if (c == '%') {
-            int high = end - p > 2 ? hex_value((unsigned char)p[1]) : -1;
-            int low = high >= 0 ? hex_value((unsigned char)p[2]) : -1;
-            if (low < 0)
-                return -1;
-            c = high * 16 + low;
-            p += 2;
-        }
-        if (c == '\0' || n + 1 >= out_size)
-            return -1;
-        out[n++] = (char)c;
-    }
-    out[n] = '\0';
-    return 0;
+    return sk_percent_decode_cstring(begin, (size_t)(end - begin), out, out_size) < 0 ? -1 : 0;
 }
 
 static int parse_fail(sk_mysql_config_t *out, char *err, size_t errlen, const char *why)

@@ -285,14 +285,21 @@ done:
     free(scores);
 }
 
-/* Every customer's holdings, turned around: who holds each coupon in Redis. */
-static void collect_redis_holders(reconcile_t *r)
+/* Calls `visit` with every key of kind `kind` (see hot_state.h) on every master and the
+ * part of the key after "}:<kind>:", until it fails or a backend does (r->failed). */
+static void scan_keys(reconcile_t *r, char kind,
+                      void (*visit)(reconcile_t *r, const redisReply *key, const char *rest,
+                                    void *data),
+                      void *data)
 {
+    char pattern[16], infix[8];
+    snprintf(pattern, sizeof(pattern), "sk:{*}:%c:*", kind);
+    snprintf(infix, sizeof(infix), "}:%c:", kind);
     for (size_t master = 0; master != sk_redis_sync_master_count(r->redis) && !r->failed;
          ++master) {
         char cursor[32] = "0";
         do {
-            const char *scan[] = {"SCAN", cursor, "MATCH", "sk:{*}:u:*", "COUNT", "1000"};
+            const char *scan[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
             redisReply *reply = sk_hot_command(r->redis, (int)master, 6, scan);
             if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
                 r->failed = 1;
@@ -303,50 +310,52 @@ static void collect_redis_holders(reconcile_t *r)
             snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
             redisReply *keys = reply->element[1];
             for (size_t k = 0; k != keys->elements && !r->failed; ++k) {
-                const char *key = keys->element[k]->str;
-                const char *customer = strstr(key, "}:u:");
-                if (customer == NULL)
-                    continue;
-                customer += 4;
-                const char *zrange[] = {"ZRANGE", key, "0", "-1"};
-                size_t zrange_len[] = {6, keys->element[k]->len, 1, 2};
-                redisReply *held = command(r, 4, zrange, zrange_len);
-                for (size_t m = 0; held != NULL && m != held->elements; ++m) {
-                    redisReply *member = held->element[m];
-                    redis_holders_t *holders =
-                        sk_index_find(r->redis_holders, member->str, member->len);
-                    if (holders == NULL) {
-                        holders = calloc(1, sizeof(*holders));
-                        if (holders == NULL ||
-                            sk_index_insert(r->redis_holders, member->str, member->len, holders,
-                                            NULL) != holders) {
-                            free(holders);
-                            r->failed = 1;
-                            break;
-                        }
-                    }
-                    if (holders->count == holders->capacity) {
-                        size_t capacity = holders->capacity ? holders->capacity * 2 : 8;
-                        char **grown = realloc(holders->customers, capacity * sizeof(*grown));
-                        if (grown == NULL) {
-                            r->failed = 1;
-                            break;
-                        }
-                        holders->customers = grown;
-                        holders->capacity = capacity;
-                    }
-                    if ((holders->customers[holders->count] = strdup(customer)) == NULL) {
-                        r->failed = 1;
-                        break;
-                    }
-                    ++holders->count;
-                }
-                if (held != NULL)
-                    freeReplyObject(held);
+                const char *rest = strstr(keys->element[k]->str, infix);
+                if (rest != NULL)
+                    visit(r, keys->element[k], rest + strlen(infix), data);
             }
             freeReplyObject(reply);
         } while (strcmp(cursor, "0") != 0 && !r->failed);
     }
+}
+
+static int add_redis_holder(reconcile_t *r, const redisReply *member, const char *customer)
+{
+    redis_holders_t *holders = sk_index_find(r->redis_holders, member->str, member->len);
+    if (holders == NULL) {
+        holders = calloc(1, sizeof(*holders));
+        if (holders == NULL ||
+            sk_index_insert(r->redis_holders, member->str, member->len, holders, NULL) != holders) {
+            free(holders);
+            return -1;
+        }
+    }
+    if (holders->count == holders->capacity) {
+        size_t capacity = holders->capacity ? holders->capacity * 2 : 8;
+        char **grown = realloc(holders->customers, capacity * sizeof(*grown));
+        if (grown == NULL)
+            return -1;
+        holders->customers = grown;
+        holders->capacity = capacity;
+    }
+    if ((holders->customers[holders->count] = strdup(customer)) == NULL)
+        return -1;
+    ++holders->count;
+    return 0;
+}
+
+/* One customer's holdings key: each coupon in it gets the customer as a holder. */
+static void visit_holdings(reconcile_t *r, const redisReply *key, const char *customer, void *data)
+{
+    (void)data;
+    const char *zrange[] = {"ZRANGE", key->str, "0", "-1"};
+    size_t zrange_len[] = {6, key->len, 1, 2};
+    redisReply *held = command(r, 4, zrange, zrange_len);
+    for (size_t m = 0; held != NULL && m != held->elements && !r->failed; ++m)
+        if (add_redis_holder(r, held->element[m], customer) != 0)
+            r->failed = 1;
+    if (held != NULL)
+        freeReplyObject(held);
 }
 
 static void free_redis_holders(void *value)
@@ -358,40 +367,17 @@ static void free_redis_holders(void *value)
     free(holders);
 }
 
-/* Coupons in Redis that SQL does not have (a creation whose undo failed): reported, and
- * with --repair removed from Redis when nobody holds one, since SQL decides what exists. */
-static void check_redis_only(reconcile_t *r, sql_state_t *state)
+/* A coupon hash that SQL does not have (a creation whose undo failed): reported, never
+ * repaired, since SQL decides what exists and Redis alone does not hold all its fields. */
+static void visit_coupon(reconcile_t *r, const redisReply *key, const char *member, void *data)
 {
-    for (size_t master = 0; master != sk_redis_sync_master_count(r->redis); ++master) {
-        char cursor[32] = "0";
-        do {
-            const char *scan[] = {"SCAN", cursor, "MATCH", "sk:{*}:c:*", "COUNT", "1000"};
-            redisReply *reply = sk_hot_command(r->redis, (int)master, 6, scan);
-            if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-                r->failed = 1;
-                if (reply != NULL)
-                    freeReplyObject(reply);
-                return;
-            }
-            snprintf(cursor, sizeof(cursor), "%s", reply->element[0]->str);
-            redisReply *keys = reply->element[1];
-            for (size_t k = 0; k != keys->elements; ++k) {
-                const char *key = keys->element[k]->str;
-                const char *member = strstr(key, "}:c:");
-                if (member == NULL)
-                    continue;
-                member += 4;
-                if (sk_index_find(state->by_member, member, strlen(member)) != NULL)
-                    continue;
-                ++r->differences;
-                fprintf(r->out, "missing in SQL: coupon %s (only in Redis)\n", member);
-                if (r->repair) {
-                    fprintf(r->out, "  not repaired: create it again, or delete %s by hand\n", key);
-                }
-            }
-            freeReplyObject(reply);
-        } while (strcmp(cursor, "0") != 0);
-    }
+    sql_state_t *state = data;
+    if (sk_index_find(state->by_member, member, strlen(member)) != NULL)
+        return;
+    ++r->differences;
+    fprintf(r->out, "missing in SQL: coupon %s (only in Redis)\n", member);
+    if (r->repair)
+        fprintf(r->out, "  not repaired: create it again, or delete %s by hand\n", key->str);
 }
 
 /* Writes what the streams hold to SQL, waiting a little for the instances' persisters. */
@@ -464,11 +450,11 @@ int sk_reconcile_run(const char *redis_url, const char *mysql_url, int repair, F
     r.redis_holders = sk_index_create();
     if (r.redis_holders == NULL)
         goto done;
-    collect_redis_holders(&r);
+    scan_keys(&r, 'u', visit_holdings, NULL);
     for (size_t i = 0; i != state.count && !r.failed; ++i)
         check_coupon(&r, state.coupons[i]);
     if (!r.failed)
-        check_redis_only(&r, &state);
+        scan_keys(&r, 'c', visit_coupon, &state);
     if (r.failed) {
         fprintf(stderr, "seckill reconcile: a backend failed during the comparison\n");
         goto done;

@@ -18,6 +18,7 @@
 
 #include "store/redis_cluster_internal.h"
 #include "util/error.h"
+#include "util/percent.h"
 
 #define DEFAULT_PORT 6379
 
@@ -31,36 +32,11 @@ static void set_error(char *err, size_t errlen, const char *message)
         snprintf(err, errlen, "%s", message);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes [begin, end) into out (NUL-terminated); -1 when it does not fit, has a
  * broken escape or decodes to a NUL byte (which AUTH could not carry in a C string). */
 static int decode_userinfo(const char *begin, const char *end, char *out, size_t size)
 {
-    size_t used = 0;
-    for (const char *p = begin; p < end; ++p) {
-        int c = (unsigned char)*p;
-        if (c == '%') {
-            if (end - p < 3 || hex_value(p[1]) < 0 || hex_value(p[2]) < 0)
-                return -1;
-            c = hex_value(p[1]) * 16 + hex_value(p[2]);
-            p += 2;
-        }
-        if (c == 0 || used + 1 >= size)
-            return -1;
-        out[used++] = (char)c;
-    }
-    out[used] = '\0';
-    return 0;
+    return sk_percent_decode_cstring(begin, (size_t)(end - begin), out, size) < 0 ? -1 : 0;
 }
 
 /* A decimal number of at most `max_digits` digits in [begin, end), no sign, no spaces. */

@@ -338,20 +338,28 @@ static void redis_user_register(sk_store_thread_t *thread, sk_store_user_registe
     submit_job(thread, &op->op, JOB_USER_REGISTER, on_user_registered);
 }
 
+/* A user lookup's answer from SQL, cached: the user, or NULL after completing the op with
+ * what went wrong. */
+static cached_user_t *found_user(sql_job_t *job, h2o_iovec_t username)
+{
+    if (job->result != SK_MYSQL_OK) {
+        complete(job->op, from_sql(job->result));
+        return NULL;
+    }
+    cached_user_t *user =
+        remember_user(job->op->_thread->store, username,
+                      job->is_seller ? SK_USER_SELLER : SK_USER_CUSTOMER, job->password_hash);
+    if (user == NULL)
+        complete(job->op, SK_STORE_UNAVAILABLE);
+    return user;
+}
+
 static void on_user_found(sql_job_t *job)
 {
     sk_store_user_find_t *op = (sk_store_user_find_t *)job->op;
-    if (job->result != SK_MYSQL_OK) {
-        complete(job->op, from_sql(job->result));
+    cached_user_t *user = found_user(job, op->username);
+    if (user == NULL)
         return;
-    }
-    cached_user_t *user =
-        remember_user(job->op->_thread->store, op->username,
-                      job->is_seller ? SK_USER_SELLER : SK_USER_CUSTOMER, job->password_hash);
-    if (user == NULL) {
-        complete(job->op, SK_STORE_UNAVAILABLE);
-        return;
-    }
     op->kind = user->kind;
     op->password_hash = user->password_hash;
     complete(job->op, SK_STORE_OK);
@@ -727,17 +735,9 @@ static void list_user_coupons(sk_store_coupon_list_t *op)
 static void on_list_user_found(sql_job_t *job)
 {
     sk_store_coupon_list_t *op = (sk_store_coupon_list_t *)job->op;
-    if (job->result != SK_MYSQL_OK) {
-        complete(job->op, from_sql(job->result));
+    cached_user_t *user = found_user(job, op->username);
+    if (user == NULL)
         return;
-    }
-    cached_user_t *user =
-        remember_user(job->op->_thread->store, op->username,
-                      job->is_seller ? SK_USER_SELLER : SK_USER_CUSTOMER, job->password_hash);
-    if (user == NULL) {
-        complete(job->op, SK_STORE_UNAVAILABLE);
-        return;
-    }
     op->kind = user->kind;
     list_user_coupons(op);
 }
