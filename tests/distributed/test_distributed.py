@@ -396,3 +396,43 @@ def test_rate_limit_is_shared_by_the_instances(start_server, tmp_path):
     # another customer has a bucket of its own
     _other, otoken = cb.new_user("customer")
     expect_json(ca.grab(otoken, seller, coupons[0]), 201, "")
+
+
+def test_pending_grants_of_a_dead_instance_are_claimed(start_server, tmp_path):
+    """A grant read from its stream by an instance that died before writing it to SQL stays
+    pending on that instance's consumer; a live instance claims it (after 10 s) and writes
+    it, once."""
+    a, = start_group(start_server, tmp_path / "d", count=1)
+    deployment = a.deployment
+    client = Client(a)
+    seller, _stoken, amounts, tokens = sale(client, n_coupons=1, amount=5, n_customers=2)
+    coupon = next(iter(amounts))
+    first, second = list(tokens)
+    expect_json(client.grab(tokens[first], seller, coupon), 201, "")
+    assert deployment.settle() == 0
+    assert a.stop() == 0
+    # What a grab does, by hand, then read by a consumer that never acknowledges it.
+    redis = deployment.redis
+    coupon_key = next(k for k in redis.command("KEYS", "sk:{*}:c:*")
+                      if (k.decode() if isinstance(k, bytes) else k).endswith("/" + coupon))
+    coupon_key = coupon_key.decode() if isinstance(coupon_key, bytes) else coupon_key
+    tag = coupon_key.split("}")[0] + "}"
+    stream = tag + ":g"
+    redis.command("HINCRBY", coupon_key, "left", "-1")
+    now = int(time.time())
+    redis.command("ZADD", f"{tag}:u:{second}", str(now * 1000000), f"{seller}/{coupon}")
+    redis.command("XADD", stream, "*", "g", f"{second}\n{seller}\n{coupon}\n3\n{now}\n{now * 1000000}")
+    taken = redis.command("XREADGROUP", "GROUP", "persister", "dead-instance", "COUNT", "10",
+                          "STREAMS", stream, ">")
+    assert taken, "the dead consumer read the entry"
+    assert int(redis.command("XPENDING", stream, "persister")[0]) == 1
+    started = time.monotonic()
+    a.start()
+    deadline = started + 30
+    while sql_grants(deployment).get((second, seller, coupon)) != 1:
+        assert time.monotonic() < deadline, "the pending grant was never claimed"
+        time.sleep(0.2)
+    assert time.monotonic() - started >= 9, "claimed before the dead consumer's entry aged"
+    assert deployment.settle() == 0
+    assert int(redis.command("XPENDING", stream, "persister")[0]) == 0
+    check_sql_invariants(deployment, seller, amounts, {(first, coupon), (second, coupon)})
