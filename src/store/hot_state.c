@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "store/index.h"
+#include "store/sql_snapshot.h"
 #include "util/log.h"
 
 /* Checks run in API.md's order: no such coupon, window, sold out, already held. A coupon
@@ -203,117 +204,6 @@ int sk_hot_state_check_aof(sk_redis_sync_t *redis)
 
 /* ---- the loader ---- */
 
-typedef struct load_holder {
-    char *customer;
-    int64_t score;
-} load_holder_t;
-
-typedef struct load_coupon {
-    sk_mysql_coupon_t row; /* strings owned */
-    load_holder_t *holders;
-    size_t holder_count, holder_capacity;
-} load_coupon_t;
-
-typedef struct load_state {
-    sk_index_t *by_key; /* "seller/name" → load_coupon_t */
-    load_coupon_t **coupons;
-    size_t count, capacity;
-    int64_t grant_seq; /* grants seen so far, in SQL id order */
-    int failed;
-} load_state_t;
-
-static char *copy_bytes(const char *bytes, size_t len)
-{
-    char *copy = malloc(len + 1);
-    if (copy != NULL) {
-        memcpy(copy, bytes, len);
-        copy[len] = '\0';
-    }
-    return copy;
-}
-
-static int collect_coupon(void *data, const sk_mysql_coupon_t *row)
-{
-    load_state_t *state = data;
-    load_coupon_t *coupon = calloc(1, sizeof(*coupon));
-    if (coupon == NULL)
-        goto fail;
-    coupon->row = *row;
-    coupon->row.seller = copy_bytes(row->seller, row->seller_len);
-    coupon->row.name = copy_bytes(row->name, row->name_len);
-    coupon->row.description = copy_bytes(row->description, row->description_len);
-    if (state->count == state->capacity) {
-        size_t capacity = state->capacity ? state->capacity * 2 : 64;
-        load_coupon_t **grown = realloc(state->coupons, capacity * sizeof(*grown));
-        if (grown == NULL)
-            goto fail;
-        state->coupons = grown;
-        state->capacity = capacity;
-    }
-    state->coupons[state->count++] = coupon;
-    if (coupon->row.seller == NULL || coupon->row.name == NULL || coupon->row.description == NULL)
-        goto fail_owned;
-    char key[2 * 64 + 2];
-    int len = snprintf(key, sizeof(key), "%s/%s", coupon->row.seller, coupon->row.name);
-    if (sk_index_insert(state->by_key, key, (size_t)len, coupon, NULL) == NULL)
-        goto fail_owned;
-    return 0;
-fail:
-    free(coupon);
-fail_owned:
-    state->failed = 1;
-    return 1;
-}
-
-static int collect_grant(void *data, const sk_mysql_grant_t *grant)
-{
-    load_state_t *state = data;
-    char key[2 * 64 + 2];
-    if (grant->seller_len > 64 || grant->coupon_len > 64)
-        return 0;
-    int len = snprintf(key, sizeof(key), "%.*s/%.*s", (int)grant->seller_len, grant->seller,
-                       (int)grant->coupon_len, grant->coupon);
-    load_coupon_t *coupon = sk_index_find(state->by_key, key, (size_t)len);
-    if (coupon == NULL)
-        return 0; /* a grant of a coupon that is not in SQL: reconcile reports it */
-    if (coupon->holder_count == coupon->holder_capacity) {
-        size_t capacity = coupon->holder_capacity ? coupon->holder_capacity * 2 : 16;
-        load_holder_t *grown = realloc(coupon->holders, capacity * sizeof(*grown));
-        if (grown == NULL)
-            goto fail;
-        coupon->holders = grown;
-        coupon->holder_capacity = capacity;
-    }
-    char *customer = copy_bytes(grant->customer, grant->customer_len);
-    if (customer == NULL)
-        goto fail;
-    /* Holdings rebuilt from SQL keep the SQL order and sort before every later grab (whose
-     * scores are microseconds since 1970). */
-    coupon->holders[coupon->holder_count++] =
-        (load_holder_t){.customer = customer, .score = ++state->grant_seq};
-    return 0;
-fail:
-    state->failed = 1;
-    return 1;
-}
-
-static void free_load_state(load_state_t *state)
-{
-    for (size_t i = 0; i != state->count; ++i) {
-        load_coupon_t *coupon = state->coupons[i];
-        for (size_t h = 0; h != coupon->holder_count; ++h)
-            free(coupon->holders[h].customer);
-        free(coupon->holders);
-        free((char *)coupon->row.seller);
-        free((char *)coupon->row.name);
-        free((char *)coupon->row.description);
-        free(coupon);
-    }
-    free(state->coupons);
-    if (state->by_key != NULL)
-        sk_index_destroy(state->by_key);
-}
-
 #define LOAD_CHUNK 256 /* holders per script call: bounds one call's time inside Redis */
 
 static int load_coupon(const sk_hot_state_t *hot, sk_redis_sync_t *redis,
@@ -450,46 +340,31 @@ static int ready_key_exists(sk_redis_sync_t *redis)
 
 static int load_everything(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql)
 {
-    load_state_t state = {.by_key = sk_index_create()};
+    sk_sql_snapshot_t snapshot;
+    if (sk_sql_snapshot_load(&snapshot, sql) != 0)
+        return -1;
     int status = -1;
-    const char **customers = NULL;
-    int64_t *scores = NULL;
-    if (state.by_key == NULL)
-        goto done;
-    if (sk_mysql_coupons_each(sql, collect_coupon, &state) != SK_MYSQL_OK || state.failed)
-        goto done;
-    if (sk_mysql_grants_each(sql, collect_grant, &state) != SK_MYSQL_OK || state.failed)
-        goto done;
     size_t grants = 0;
-    for (size_t i = 0; i != state.count; ++i) {
-        load_coupon_t *coupon = state.coupons[i];
-        free(customers);
-        free(scores);
-        customers = malloc((coupon->holder_count + 1) * sizeof(*customers));
-        scores = malloc((coupon->holder_count + 1) * sizeof(*scores));
-        if (customers == NULL || scores == NULL)
+    for (size_t i = 0; i != snapshot.count; ++i) {
+        sk_sql_coupon_t *coupon = snapshot.coupons[i];
+        /* Holdings rebuilt from SQL keep the SQL order and sort before every later grab
+         * (whose scores are microseconds since 1970). */
+        if (sk_hot_state_load_coupon(hot, redis, &coupon->row,
+                                     (const char *const *)coupon->customers, coupon->orders,
+                                     coupon->customer_count) != 0)
             goto done;
-        for (size_t h = 0; h != coupon->holder_count; ++h) {
-            customers[h] = coupon->holders[h].customer;
-            scores[h] = coupon->holders[h].score;
-        }
-        if (sk_hot_state_load_coupon(hot, redis, &coupon->row, customers, scores,
-                                     coupon->holder_count) != 0)
-            goto done;
-        grants += coupon->holder_count;
+        grants += coupon->customer_count;
     }
     /* An empty SQL is a new deployment; anything else means Redis had lost its data. */
-    if (state.count != 0)
+    if (snapshot.count != 0)
         sk_log(SK_LOG_WARN, "loader",
                "rebuilt the hot state from SQL (Redis had none): %zu coupons, %zu grants",
-               state.count, grants);
+               snapshot.count, grants);
     else
         sk_log(SK_LOG_INFO, "loader", "a new deployment: Redis and SQL are empty");
     status = 0;
 done:
-    free(customers);
-    free(scores);
-    free_load_state(&state);
+    sk_sql_snapshot_dispose(&snapshot);
     return status;
 }
 

@@ -10,25 +10,11 @@
 #include <unistd.h>
 
 #include "store/hot_state.h"
+#include "store/sql_snapshot.h"
 #include "store/index.h"
 #include "store/mysql.h"
 #include "store/persister.h"
 #include "store/redis_sync.h"
-
-typedef struct sql_coupon {
-    sk_mysql_coupon_t row; /* strings owned */
-    char **customers;      /* its grants in SQL */
-    size_t customer_count, customer_capacity;
-    int seen_in_redis;
-} sql_coupon_t;
-
-typedef struct sql_state {
-    sk_index_t *by_member; /* "seller/name" → sql_coupon_t */
-    sql_coupon_t **coupons;
-    size_t count, capacity;
-    size_t grants;
-    int failed;
-} sql_state_t;
 
 /* The customers holding one coupon in Redis, gathered from every customer's holdings. */
 typedef struct redis_holders {
@@ -47,83 +33,13 @@ typedef struct reconcile {
     int failed;
 } reconcile_t;
 
-static char *copy(const char *bytes, size_t len)
-{
-    char *text = malloc(len + 1);
-    if (text != NULL) {
-        memcpy(text, bytes, len);
-        text[len] = '\0';
-    }
-    return text;
-}
-
-static int collect_coupon(void *data, const sk_mysql_coupon_t *row)
-{
-    sql_state_t *state = data;
-    sql_coupon_t *coupon = calloc(1, sizeof(*coupon));
-    if (coupon == NULL || state->count == state->capacity) {
-        size_t capacity = state->capacity ? state->capacity * 2 : 64;
-        sql_coupon_t **grown = coupon ? realloc(state->coupons, capacity * sizeof(*grown)) : NULL;
-        if (grown == NULL) {
-            free(coupon);
-            state->failed = 1;
-            return 1;
-        }
-        state->coupons = grown;
-        state->capacity = capacity;
-    }
-    coupon->row = *row;
-    coupon->row.seller = copy(row->seller, row->seller_len);
-    coupon->row.name = copy(row->name, row->name_len);
-    coupon->row.description = copy(row->description, row->description_len);
-    state->coupons[state->count++] = coupon;
-    char member[2 * 64 + 2];
-    int len = snprintf(member, sizeof(member), "%s/%s", coupon->row.seller, coupon->row.name);
-    if (sk_index_insert(state->by_member, member, (size_t)len, coupon, NULL) == NULL)
-        state->failed = 1;
-    return state->failed;
-}
-
-static int push_customer(sql_coupon_t *coupon, const char *customer, size_t len)
-{
-    if (coupon->customer_count == coupon->customer_capacity) {
-        size_t capacity = coupon->customer_capacity ? coupon->customer_capacity * 2 : 16;
-        char **grown = realloc(coupon->customers, capacity * sizeof(*grown));
-        if (grown == NULL)
-            return -1;
-        coupon->customers = grown;
-        coupon->customer_capacity = capacity;
-    }
-    char *text = copy(customer, len);
-    if (text == NULL)
-        return -1;
-    coupon->customers[coupon->customer_count++] = text;
-    return 0;
-}
-
-static int collect_grant(void *data, const sk_mysql_grant_t *grant)
-{
-    sql_state_t *state = data;
-    char member[2 * 64 + 2];
-    int len = snprintf(member, sizeof(member), "%.*s/%.*s", (int)grant->seller_len, grant->seller,
-                       (int)grant->coupon_len, grant->coupon);
-    sql_coupon_t *coupon = sk_index_find(state->by_member, member, (size_t)len);
-    ++state->grants;
-    if (coupon == NULL)
-        return 0;
-    if (push_customer(coupon, grant->customer, grant->customer_len) != 0) {
-        state->failed = 1;
-        return 1;
-    }
-    return 0;
-}
-
 static int compare_strings(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void report(reconcile_t *r, const char *what, const sql_coupon_t *coupon, const char *detail)
+static void report(reconcile_t *r, const char *what, const sk_sql_coupon_t *coupon,
+                   const char *detail)
 {
     ++r->differences;
     fprintf(r->out, "%s: coupon %s/%s%s%s\n", what, coupon->row.seller, coupon->row.name,
@@ -143,7 +59,7 @@ static redisReply *command(reconcile_t *r, int argc, const char **argv, const si
 }
 
 /* Compares one SQL coupon with its Redis copy; repairs when asked. */
-static void check_coupon(reconcile_t *r, sql_coupon_t *coupon)
+static void check_coupon(reconcile_t *r, sk_sql_coupon_t *coupon)
 {
     const sk_mysql_coupon_t *row = &coupon->row;
     char member[2 * 64 + 2];
@@ -161,21 +77,13 @@ static void check_coupon(reconcile_t *r, sql_coupon_t *coupon)
                    hash->element[0]->type == REDIS_REPLY_STRING;
     int64_t redis_left = in_redis ? strtoll(hash->element[1]->str, NULL, 10) : 0;
     freeReplyObject(hash);
-    if (coupon->customer_count > 1)
-        qsort(coupon->customers, coupon->customer_count, sizeof(char *), compare_strings);
     if (!in_redis) {
         snprintf(detail, sizeof(detail), "%zu grants in SQL", coupon->customer_count);
         report(r, "missing in Redis", coupon, detail);
-        if (r->repair) {
-            int64_t *scores = calloc(coupon->customer_count + 1, sizeof(*scores));
-            for (size_t i = 0; scores != NULL && i != coupon->customer_count; ++i)
-                scores[i] = (int64_t)i + 1;
-            if (scores == NULL || sk_hot_state_load_coupon(r->hot, r->redis, row,
-                                                           (const char *const *)coupon->customers,
-                                                           scores, coupon->customer_count) != 0)
-                r->failed = 1;
-            free(scores);
-        }
+        if (r->repair &&
+            sk_hot_state_load_coupon(r->hot, r->redis, row, (const char *const *)coupon->customers,
+                                     coupon->orders, coupon->customer_count) != 0)
+            r->failed = 1;
         return;
     }
 
@@ -183,22 +91,26 @@ static void check_coupon(reconcile_t *r, sql_coupon_t *coupon)
     /* Merge the two sorted sets of customers: each side's extras are differences. */
     size_t redis_count = holders != NULL ? holders->count : 0;
     char **redis_customers = calloc(redis_count + 1, sizeof(*redis_customers));
+    char **sql_customers = calloc(coupon->customer_count + 1, sizeof(*sql_customers));
     const char **only_sql = calloc(coupon->customer_count + 1, sizeof(*only_sql));
     int64_t *scores = calloc(coupon->customer_count + 1, sizeof(*scores));
-    if (redis_customers == NULL || only_sql == NULL || scores == NULL) {
+    if (redis_customers == NULL || sql_customers == NULL || only_sql == NULL || scores == NULL) {
         r->failed = 1;
         goto done;
     }
+    if (coupon->customer_count != 0)
+        memcpy(sql_customers, coupon->customers, coupon->customer_count * sizeof(char *));
+    if (coupon->customer_count > 1)
+        qsort(sql_customers, coupon->customer_count, sizeof(char *), compare_strings);
     for (size_t i = 0; i != redis_count; ++i)
         redis_customers[i] = holders->customers[i];
     if (redis_count > 1)
         qsort(redis_customers, redis_count, sizeof(char *), compare_strings);
     size_t i = 0, j = 0, only_sql_count = 0, union_count = 0;
     while (i < redis_count || j < coupon->customer_count) {
-        int order = i == redis_count ? 1
-                    : j == coupon->customer_count
-                        ? -1
-                        : strcmp(redis_customers[i], coupon->customers[j]);
+        int order = i == redis_count              ? 1
+                    : j == coupon->customer_count ? -1
+                                                  : strcmp(redis_customers[i], sql_customers[j]);
         ++union_count;
         if (order == 0) {
             ++i, ++j;
@@ -220,10 +132,10 @@ static void check_coupon(reconcile_t *r, sql_coupon_t *coupon)
             }
             ++i;
         } else {
-            snprintf(detail, sizeof(detail), "customer %s", coupon->customers[j]);
+            snprintf(detail, sizeof(detail), "customer %s", sql_customers[j]);
             report(r, "grant in SQL, not in Redis", coupon, detail);
             scores[only_sql_count] = (int64_t)only_sql_count + 1;
-            only_sql[only_sql_count++] = coupon->customers[j];
+            only_sql[only_sql_count++] = sql_customers[j];
             ++j;
         }
     }
@@ -281,6 +193,7 @@ static void check_coupon(reconcile_t *r, sql_coupon_t *coupon)
         freeReplyObject(listed);
 done:
     free(redis_customers);
+    free(sql_customers);
     free(only_sql);
     free(scores);
 }
@@ -371,7 +284,7 @@ static void free_redis_holders(void *value)
  * repaired, since SQL decides what exists and Redis alone does not hold all its fields. */
 static void visit_coupon(reconcile_t *r, const redisReply *key, const char *member, void *data)
 {
-    sql_state_t *state = data;
+    sk_sql_snapshot_t *state = data;
     if (sk_index_find(state->by_member, member, strlen(member)) != NULL)
         return;
     ++r->differences;
@@ -421,7 +334,8 @@ int sk_reconcile_run(const char *redis_url, const char *mysql_url, int repair, F
     sk_hot_state_t hot;
     char error[256];
     int status = 3;
-    sql_state_t state = {0};
+    sk_sql_snapshot_t state = {0};
+    int loaded = 0;
     reconcile_t r = {.hot = &hot, .repair = repair, .out = out};
     if (sk_redis_config_parse(redis_url, &redis_config, error, sizeof(error)) != 0 ||
         sk_mysql_config_parse(mysql_url, &mysql_config, error, sizeof(error)) != 0) {
@@ -440,13 +354,11 @@ int sk_reconcile_run(const char *redis_url, const char *mysql_url, int repair, F
         goto done;
     }
     settle_streams(&r);
-    state.by_member = sk_index_create();
-    if (r.failed || state.by_member == NULL ||
-        sk_mysql_coupons_each(r.sql, collect_coupon, &state) != SK_MYSQL_OK ||
-        sk_mysql_grants_each(r.sql, collect_grant, &state) != SK_MYSQL_OK || state.failed) {
+    if (r.failed || sk_sql_snapshot_load(&state, r.sql) != 0) {
         fprintf(stderr, "seckill reconcile: reading SQL failed\n");
         goto done;
     }
+    loaded = 1;
     r.redis_holders = sk_index_create();
     if (r.redis_holders == NULL)
         goto done;
@@ -465,19 +377,8 @@ int sk_reconcile_run(const char *redis_url, const char *mysql_url, int repair, F
         fprintf(out, "%zu differences%s\n", r.differences, repair ? ", repaired" : "");
     status = r.differences == 0 ? 0 : 1;
 done:
-    for (size_t i = 0; i != state.count; ++i) {
-        sql_coupon_t *coupon = state.coupons[i];
-        for (size_t c = 0; c != coupon->customer_count; ++c)
-            free(coupon->customers[c]);
-        free(coupon->customers);
-        free((char *)coupon->row.seller);
-        free((char *)coupon->row.name);
-        free((char *)coupon->row.description);
-        free(coupon);
-    }
-    free(state.coupons);
-    if (state.by_member != NULL)
-        sk_index_destroy(state.by_member);
+    if (loaded)
+        sk_sql_snapshot_dispose(&state);
     if (r.redis_holders != NULL) {
         sk_index_foreach(r.redis_holders, free_redis_holders);
         sk_index_destroy(r.redis_holders);
