@@ -1,7 +1,8 @@
 /*
  * seckill: a flash-sale coupon service. main() reads the configuration, opens the store
  * of the chosen deployment, and serves HTTP until SIGTERM or SIGINT; then every request
- * already received is answered, every acknowledged change is durable, and it exits 0.
+ * already received is answered, every acknowledged change is durable, and it exits 0. A
+ * stop that comes during start-up ends it there, with 0 too.
  */
 #include <limits.h>
 #include <sodium.h>
@@ -18,6 +19,7 @@
 #include "store/store_local.h"
 #include "store/store_redis.h"
 #include "util/log.h"
+#include "util/signals.h"
 
 int main(int argc, char **argv)
 {
@@ -40,6 +42,11 @@ int main(int argc, char **argv)
         break;
     }
     sk_log_set_level((sk_log_level_t)config.log_level);
+    /* Before any thread exists (reconcile is a one-shot command: signals end it as usual). */
+    if (!config.reconcile && sk_signals_start() != 0) {
+        sk_config_dispose(&config);
+        return 1;
+    }
     /* The database holds password hashes: every file the service makes is private, not
      * only the data directory around it. */
     umask(077);
@@ -52,6 +59,8 @@ int main(int argc, char **argv)
         sk_config_dispose(&config);
         return result;
     }
+    sk_log(SK_LOG_INFO, "main", "seckill %s starting: %s deployment", SECKILL_VERSION,
+           config.redis_url != NULL ? "distributed" : "embedded");
     if (sk_config_prepare_data_dir(&config, error, sizeof(error)) != 0) {
         fprintf(stderr, "seckill: %s\n", error);
         sk_config_dispose(&config);
@@ -69,8 +78,14 @@ int main(int argc, char **argv)
         snprintf(db_path, sizeof(db_path), "%s/seckill.db", config.data_dir);
         store = sk_store_local_create(db_path, config.sync_commits);
     }
-    if (store == NULL)
+    if (store == NULL) {
+        /* A stop during the load ends it early: nothing was served, nothing is lost. */
+        if (sk_signals_stop_requested()) {
+            sk_log(SK_LOG_INFO, "main", "stopped during start-up");
+            status = 0;
+        }
         goto done;
+    }
     passwords = sk_password_pool_create(config.threads, config.pwhash_cost);
     if (passwords == NULL)
         goto done;
@@ -94,8 +109,12 @@ int main(int argc, char **argv)
         .idle_timeout_ms = config.idle_timeout_ms,
         .max_connections = config.max_connections,
     };
-    if (sk_http_serve(&http_config, sk_api_app(api)) != 0)
+    if (sk_signals_stop_requested()) {
+        /* Asked to stop during start-up: drain what the store started, serve nothing. */
+        sk_log(SK_LOG_INFO, "main", "stopped during start-up");
+    } else if (sk_http_serve(&http_config, sk_api_app(api)) != 0) {
         goto done;
+    }
     /* Every worker has answered what it received: make it all durable, then stop. */
     if (sk_store_drain(store) != 0)
         goto done;

@@ -4,8 +4,8 @@
  * dup of the shared listening socket, so a connection lives on one thread for its life and
  * nothing in the request path is shared between threads.
  *
- * Shutdown: the main thread waits for SIGTERM/SIGINT with sigwait (every thread blocks
- * them), then wakes each loop through its multithread queue. A worker then closes its
+ * Shutdown: the main thread waits for a stop (util/signals: SIGTERM or SIGINT), then wakes
+ * each loop through its multithread queue. A worker then closes its
  * listener, marks its context shutting down (h2o answers the next response on each
  * connection with "Connection: close"), keeps running until the application has answered
  * every request it holds, lets the last writes go out, and ends.
@@ -28,7 +28,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +39,8 @@
 #include "http/h2o_patches.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/sdnotify.h"
+#include "util/signals.h"
 
 typedef struct http_worker {
     h2o_context_t context; /* first: sk_http_thread_data finds the worker from it */
@@ -376,13 +377,6 @@ static void set_connection_cap(const sk_http_config_t *config)
 
 int sk_http_serve(const sk_http_config_t *config, const sk_http_app_t *app)
 {
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     sk_http_patches_link();
     set_connection_cap(config);
     configure_h2o(config);
@@ -411,11 +405,12 @@ int sk_http_serve(const sk_http_config_t *config, const sk_http_app_t *app)
             status = SK_EIO;
     }
     if (status == 0) {
-        sk_log(SK_LOG_INFO, "http", "serving on %s:%u with %d threads", config->host, config->port,
-               config->threads);
-        int signal_number = 0;
-        sigwait(&stop_signals, &signal_number);
-        sk_log(SK_LOG_INFO, "http", "signal %d: draining", signal_number);
+        sk_log(SK_LOG_INFO, "http", "serving on %s:%u with %d thread%s", config->host, config->port,
+               config->threads, config->threads == 1 ? "" : "s");
+        sk_sd_notify("READY=1\nSTATUS=serving");
+        sk_signals_wait_for_stop();
+        sk_sd_notify("STOPPING=1\nSTATUS=draining");
+        sk_log(SK_LOG_INFO, "http", "draining");
     }
     for (int i = 0; i != started; ++i) {
         if (!workers[i].failed)

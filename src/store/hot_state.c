@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,7 +339,8 @@ static int ready_key_exists(sk_redis_sync_t *redis)
     return result;
 }
 
-static int load_everything(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql)
+static int load_everything(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql,
+                           const _Atomic int *stopping)
 {
     sk_sql_snapshot_t snapshot;
     if (sk_sql_snapshot_load(&snapshot, sql) != 0)
@@ -347,6 +349,10 @@ static int load_everything(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk
     size_t grants = 0;
     for (size_t i = 0; i != snapshot.count; ++i) {
         sk_sql_coupon_t *coupon = snapshot.coupons[i];
+        if (atomic_load(stopping)) {
+            sk_log(SK_LOG_INFO, "loader", "stopping: the rebuild is left to the next start");
+            goto done;
+        }
         /* Holdings rebuilt from SQL keep the SQL order and sort before every later grab
          * (whose scores are microseconds since 1970). */
         if (sk_hot_state_load_coupon(hot, redis, &coupon->row,
@@ -368,7 +374,8 @@ done:
     return status;
 }
 
-int sk_hot_state_ensure(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql)
+int sk_hot_state_ensure(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql,
+                        const _Atomic int *stopping)
 {
     int exists = ready_key_exists(redis);
     if (exists != 0)
@@ -384,7 +391,7 @@ int sk_hot_state_ensure(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_my
     freeReplyObject(reply);
     if (!locked) {
         /* Another instance loads: wait for it (two minutes at most, the lock's life). */
-        for (int i = 0; i != 1200; ++i) {
+        for (int i = 0; i != 1200 && !atomic_load(stopping); ++i) {
             usleep(100 * 1000);
             exists = ready_key_exists(redis);
             if (exists != 0)
@@ -393,7 +400,7 @@ int sk_hot_state_ensure(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_my
         return -1;
     }
     sk_log(SK_LOG_INFO, "loader", "Redis has no hot state: loading it from SQL");
-    int status = load_everything(hot, redis, sql);
+    int status = load_everything(hot, redis, sql, stopping);
     if (status == 0) {
         const char *ready[] = {"SET", SK_HOT_READY_KEY, "1"};
         reply = sk_hot_command(redis, -1, 3, ready);

@@ -30,6 +30,7 @@
 #ifndef SK_STORE_HOT_STATE_H
 #define SK_STORE_HOT_STATE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -99,10 +100,13 @@ int sk_hot_state_check_aof(sk_redis_sync_t *redis);
  * Rebuilds the hot state from SQL when Redis does not have it (no sk:ready), e.g. after
  * Redis lost its data: coupons with their `left`, holders and holdings, the sellers' lists.
  * Only one instance loads (the sk:loading lock); the others wait until sk:ready appears.
- * Coupons already in Redis are left as they are. Returns 1 when it loaded, 0 when there
- * was nothing to do, -1 when a backend failed (the caller retries later).
+ * Coupons already in Redis are left as they are. Gives up (and the lock) as soon as
+ * `*stopping` is set, between two coupons or 100 ms into a wait, so that a stop is never
+ * held up by a long load. Returns 1 when it loaded, 0 when there was nothing to do, -1
+ * when a backend failed or it gave up (the caller retries later).
  */
-int sk_hot_state_ensure(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql);
+int sk_hot_state_ensure(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql,
+                        const _Atomic int *stopping);
 
 /* Loads one coupon and its holders (idempotent; see the load script). Returns 0 or -1. */
 int sk_hot_state_load_coupon(const sk_hot_state_t *hot, sk_redis_sync_t *redis,

@@ -15,6 +15,7 @@
 #define READ_COUNT "1000" /* entries per shard per step */
 #define IDLE_SLEEP_USEC 20000
 #define FAILURE_SLEEP_USEC 200000
+#define STOP_GRACE_USEC 1000000 /* a stopping persister starts no step after this */
 
 struct sk_persister {
     sk_persister_config_t config;
@@ -339,8 +340,19 @@ static void *persister_main(void *arg)
     int64_t last_check = 0, last_claim = 0;
     char error[256];
 
+    int64_t stop_seen = 0;
     for (;;) {
         int stopping = atomic_load(&persister->stopping);
+        if (stopping) {
+            /* The copy at a stop is a courtesy (every grant is durable in Redis, and the
+             * next persister copies what is left): it gets STOP_GRACE_USEC, not a wait on
+             * a backend that hangs. */
+            int64_t now = sk_store_monotonic_usec();
+            if (stop_seen == 0)
+                stop_seen = now;
+            else if (now - stop_seen > STOP_GRACE_USEC)
+                break;
+        }
         if (redis == NULL) {
             redis = sk_redis_sync_connect(config->redis, 2000, error, sizeof(error));
             if (redis != NULL)
@@ -376,11 +388,11 @@ static void *persister_main(void *arg)
             aof_checked = 1;
         }
         int64_t now = sk_store_monotonic_usec();
-        if (now - last_check >= 1000000) {
+        if (!stopping && now - last_check >= 1000000) {
             /* Once a second: is the hot state there (Redis may have lost it), does SQL answer
              * (a quiet persister would not notice otherwise)? */
             last_check = now;
-            int ensured = sk_hot_state_ensure(config->hot, redis, sql);
+            int ensured = sk_hot_state_ensure(config->hot, redis, sql, &persister->stopping);
             atomic_store(&health->hot_state_ok, ensured >= 0);
             if (ensured < 0)
                 atomic_store(&health->redis_ok, 0);

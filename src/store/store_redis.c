@@ -25,6 +25,7 @@
 #include "store/redis_async.h"
 #include "store/redis_sync.h"
 #include "util/log.h"
+#include "util/signals.h"
 
 #define SQL_THREADS 4
 #define REDIS_CONNECTIONS_PER_NODE 1
@@ -36,6 +37,8 @@
 #define SEEN_FRESH_MS 3000  /* an instance silent for longer is gone: not waited for */
 #define LOGOUT_WAIT_MS 1000 /* a logout waits at most this for the other instances */
 #define LOGOUT_POLL_MS 2
+#define LISTENER_STOP_MS 1000   /* the revocation listener sees a stop within this */
+#define LISTENER_BLOCK_MS "250" /* its XREAD's BLOCK: well under LISTENER_STOP_MS */
 
 typedef struct cached_user {
     sk_user_kind_t kind;
@@ -1146,7 +1149,10 @@ static int load_revoked_row(void *data, const char *jti, int64_t expires_at)
 }
 
 /* Follows sk:revocations with a blocking XREAD (so another instance's logout is refused
- * here within a round trip), after loading every unexpired revocation from SQL once. */
+ * here within a round trip), after loading every unexpired revocation from SQL once.
+ * A stop must reach it within LISTENER_STOP_MS even when Redis hangs: the XREAD blocks
+ * for less than that, its connection's I/O timeout is that, and the flag is read before
+ * every call that may wait. */
 static void *listener_main(void *arg)
 {
     redis_store_t *store = arg;
@@ -1162,9 +1168,12 @@ static void *listener_main(void *arg)
                 sql_loaded = 1;
             if (sql != NULL)
                 sk_mysql_close(sql);
+            if (atomic_load(&store->listener_stopping))
+                break;
         }
         if (redis == NULL) {
-            redis = sk_redis_sync_connect(&store->redis_config, 3000, error, sizeof(error));
+            redis =
+                sk_redis_sync_connect(&store->redis_config, LISTENER_STOP_MS, error, sizeof(error));
             if (redis == NULL) {
                 usleep(200 * 1000);
                 continue;
@@ -1174,7 +1183,7 @@ static void *listener_main(void *arg)
                               "COUNT",
                               "1000",
                               "BLOCK",
-                              stream_read ? "1000" : "0",
+                              stream_read ? LISTENER_BLOCK_MS : "0",
                               "STREAMS",
                               SK_HOT_REVOCATIONS_KEY,
                               last_id};
@@ -1225,7 +1234,7 @@ static void *listener_main(void *arg)
                 atomic_store(&store->revocations_loaded, 1);
         }
         freeReplyObject(reply);
-        if (stream_read) {
+        if (stream_read && !atomic_load(&store->listener_stopping)) {
             /* Applied up to last_id: logouts on other instances may answer now. */
             struct timespec now;
             clock_gettime(CLOCK_REALTIME, &now);
@@ -1312,6 +1321,8 @@ static void stop_sql_threads(redis_store_t *store)
 static int redis_drain(sk_store_t *super)
 {
     redis_store_t *store = (redis_store_t *)super;
+    /* Every request is answered: the listener may stop, while the persister copies. */
+    atomic_store(&store->listener_stopping, 1);
     /* Every 201 is durable in Redis already; copy what can be copied to SQL now. */
     if (store->persister != NULL) {
         sk_persister_stop(store->persister);
@@ -1433,7 +1444,8 @@ sk_store_t *sk_store_redis_create(const char *redis_url, const char *mysql_url,
     for (unsigned waited = 0; waited < startup_wait_ms; waited += 20) {
         if (redis_is_ready(&store->super) && atomic_load(&store->revocations_loaded))
             break;
-        usleep(20 * 1000);
+        if (sk_signals_sleep_ms(20))
+            return &store->super; /* a stop during start-up: the caller drains at once */
     }
     if (!redis_is_ready(&store->super) || !atomic_load(&store->revocations_loaded))
         sk_log(SK_LOG_WARN, "store",

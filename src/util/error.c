@@ -14,6 +14,8 @@ const char *sk_error_name(int code)
         return "I/O error";
     case SK_EUNAVAILABLE:
         return "backend unavailable";
+    case SK_ECANCELED:
+        return "canceled: stopping";
     default:
         return "unknown error";
     }

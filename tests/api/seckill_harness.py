@@ -298,9 +298,23 @@ class Server:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.dump_threads()
             self.proc.kill()
             self.proc.wait()
             return None
+
+    def dump_threads(self):
+        """Prints what every thread of a server that did not stop in time is doing (gdb's
+        backtraces) and the end of its log, so that an intermittent hang explains itself."""
+        print(f"\n==== seckill pid {self.proc.pid} did not exit: its threads ====", flush=True)
+        try:
+            out = subprocess.run(["gdb", "-batch", "-nx", "-p", str(self.proc.pid),
+                                  "-ex", "thread apply all bt"],
+                                 capture_output=True, text=True, timeout=60)
+            print(out.stdout[-60000:], out.stderr[-4000:], sep="\n", flush=True)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            print(f"gdb failed: {exc}", flush=True)
+        print(f"==== its log ====\n{self.logs()[-8000:]}\n==== end ====", flush=True)
 
     def kill(self):
         """kill -9 and reap."""
