@@ -1,5 +1,5 @@
 """HTTP-level rules of API.md "Conventions": routing (404/405), check order, body limit
-(413), response headers, and the protocol itself over raw sockets (HTTP/1.0, keep-alive,
+(413), response headers, HEAD, and the protocol itself over raw sockets (HTTP/1.0, keep-alive,
 pipelining, malformed requests, oversized headers)."""
 
 import json
@@ -72,16 +72,16 @@ def test_unknown_path_with_token_and_body(client, users):
     ("GET", "/api/auth", {"POST"}),
     ("PATCH", "/api/auth/", {"POST"}),
     ("GET", "/api/auth/logout", {"POST"}),
-    ("PUT", "/api/users/someone/coupons", {"GET", "POST"}),
-    ("DELETE", "/api/users/someone/coupons", {"GET", "POST"}),
-    ("PATCH", "/api/users/someone/coupons", {"GET", "POST"}),
+    ("PUT", "/api/users/someone/coupons", {"GET", "HEAD", "POST"}),
+    ("DELETE", "/api/users/someone/coupons", {"GET", "HEAD", "POST"}),
+    ("PATCH", "/api/users/someone/coupons", {"GET", "HEAD", "POST"}),
     ("GET", "/api/users/someone/coupons/x", {"PATCH"}),
     ("POST", "/api/users/someone/coupons/x", {"PATCH"}),
     ("PUT", "/api/users/someone/coupons/x", {"PATCH"}),
     ("DELETE", "/api/users/someone/coupons/x", {"PATCH"}),
-    ("POST", "/healthz", {"GET"}),
-    ("POST", "/readyz", {"GET"}),
-    ("DELETE", "/metrics", {"GET"}),
+    ("POST", "/healthz", {"GET", "HEAD"}),
+    ("POST", "/readyz", {"GET", "HEAD"}),
+    ("DELETE", "/metrics", {"GET", "HEAD"}),
     ("OPTIONS", "/api/users", {"POST"}),
     ("OPTIONS", "/api/users/someone/coupons/x", {"PATCH"}),
 ])
@@ -91,6 +91,24 @@ def test_wrong_method(client, method, path, allowed):
     assert "Allow" in r.headers, describe(r)
     listed = {m.strip().upper() for m in r.headers["Allow"].split(",") if m.strip()}
     assert allowed <= listed and method not in listed, describe(r)
+
+
+@pytest.mark.parametrize("path,allowed", [
+    ("/api/users", {"POST"}),
+    ("/api/auth", {"POST"}),
+    ("/api/auth/logout", {"POST"}),
+    ("/api/users/someone/coupons/x", {"PATCH"}),
+])
+def test_head_where_there_is_no_get(client, path, allowed):
+    """HEAD answers only where GET does: elsewhere 405, the Allow header not naming HEAD,
+    and (HEAD) no body, while Content-Length still gives the 405 body's length."""
+    r = client.request("HEAD", path)
+    assert r.status_code == 405 and r.content == b"", describe(r)
+    listed = {m.strip().upper() for m in r.headers["Allow"].split(",") if m.strip()}
+    assert listed == allowed, describe(r)
+    get = client.request("GET", path)
+    expect_json(get, 405, body=NOT_ALLOWED)
+    assert r.headers["Content-Length"] == get.headers["Content-Length"], describe(r)
 
 
 def test_trailing_slash_accepted_without_redirect(client):
@@ -259,6 +277,147 @@ def test_204_has_no_body_and_no_content_type(client, users):
     r = client.grab(ctoken, users["seller"], coupon)
     expect_204(r, "sold-out")
     assert r.headers.get("Content-Length") in (None, "0"), describe(r)
+
+
+# -- HEAD (API.md: every GET route also answers HEAD) ---------------------------------------
+
+
+def comparable_headers(r):
+    """The response headers that HEAD must repeat from GET: all but Date."""
+    return {k.lower(): v for k, v in r.headers.items() if k.lower() != "date"}
+
+
+def expect_head_like_get(client, path, token=None, status=None):
+    """HEAD `path` answers GET's status and headers, Content-Length being the length of
+    GET's body, and no body. Returns the HEAD response."""
+    get = client.request("GET", path, token=token)
+    head = client.request("HEAD", path, token=token)
+    if status is not None:
+        assert get.status_code == status, describe(get)
+    assert head.status_code == get.status_code, describe(head) + describe(get)
+    assert head.content == b"", describe(head)
+    assert comparable_headers(head) == comparable_headers(get), describe(head) + describe(get)
+    if get.status_code == 204:
+        assert "Content-Length" not in head.headers, describe(head)
+    else:
+        assert int(head.headers["Content-Length"]) == len(get.content) > 0, describe(head)
+    return head
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/healthz?x=1", "/readyz/"])
+def test_head_operations(client, path):
+    expect_head_like_get(client, path, status=200)
+
+
+def test_head_metrics(client):
+    """/metrics changes between two requests (the first one is counted in the second), so
+    its length is compared within a margin; everything else exactly."""
+    get = client.request("GET", "/metrics")
+    head = client.request("HEAD", "/metrics")
+    assert get.status_code == head.status_code == 200, describe(head)
+    assert head.content == b"", describe(head)
+    assert comparable_headers(head).keys() == comparable_headers(get).keys(), describe(head)
+    assert head.headers["Content-Type"] == get.headers["Content-Type"], describe(head)
+    assert head.headers["Content-Type"].startswith("text/plain; version=0.0.4"), describe(head)
+    length = int(head.headers["Content-Length"])
+    assert abs(length - len(get.content)) < len(get.content) / 10, describe(head)
+
+
+def test_head_lists(client, users):
+    u = users
+    seller_path = f"/api/users/{seg(u['seller'])}/coupons"
+    # the seller's coupons, seen by anyone logged in
+    expect_head_like_get(client, seller_path, u["ctoken"], status=200)
+    expect_head_like_get(client, seller_path, u["stoken"], status=200)
+    expect_head_like_get(client, seller_path + "?page=1", u["stoken"], status=200)
+    # an empty page: 204, no Content-Length
+    expect_head_like_get(client, seller_path + "?page=2", u["stoken"], status=204)
+    # a customer's own list, empty then with one coupon
+    cust, ctoken = client.new_user("customer")
+    own = f"/api/users/{seg(cust)}/coupons"
+    expect_head_like_get(client, own, ctoken, status=204)
+    expect_json(client.grab(ctoken, u["seller"], u["coupon"]), 201, "")
+    expect_head_like_get(client, own, ctoken, status=200)
+    # the errors, in the same order as for GET
+    expect_head_like_get(client, own, None, status=401)
+    expect_head_like_get(client, own, "garbage", status=401)
+    expect_head_like_get(client, own, u["ctoken"], status=401)  # another customer
+    expect_head_like_get(client, f"/api/users/{uniq('nobody')}/coupons", ctoken, status=400)
+    expect_head_like_get(client, own + "?page=x", ctoken, status=400)
+    # HEAD grabbed nothing and changed nothing
+    data = expect_json(client.list(ctoken, cust), 200, "")
+    assert [c["name"] for c in data["data"]] == [u["coupon"]]
+
+
+def test_head_without_token_is_401(client, users):
+    r = client.request("HEAD", f"/api/users/{seg(users['seller'])}/coupons")
+    assert r.status_code == 401 and r.content == b"", describe(r)
+    assert r.headers["Content-Type"] == JSON_CT
+    assert int(r.headers["Content-Length"]) == len(b'{"errMsg":"Not Authorized."}')
+
+
+def test_head_keep_alive(server, users):
+    """After a HEAD the server sends no body: on one connection, the next answer starts right
+    after the HEAD's head, whatever its Content-Length says."""
+    token = users["ctoken"]
+    seller_path = f"/api/users/{seg(users['seller'])}/coupons"
+    cust, ctoken = Client(server).new_user("customer")
+    sock = connect(server)
+    try:
+        reader = SocketReader(sock)
+        for path, auth, status in [("/healthz", None, 200), ("/metrics", None, 200),
+                                   (seller_path, token, 200), (seller_path, None, 401),
+                                   (f"/api/users/{seg(cust)}/coupons", ctoken, 204),
+                                   ("/api/users", None, 405)]:
+            headers = {"Authorization": auth} if auth else {}
+            sock.sendall(http_request("HEAD", path, headers=headers))
+            head = reader.read_response("HEAD")
+            assert head.status == status, (path, head)
+            if status == 204:
+                assert head.header("content-length") is None, head
+            else:
+                assert int(head.header("content-length")) > 0, head
+            # nothing follows the head: no body
+            assert not reader.closed_by_peer(0.3) and reader.buf == b"", (path, reader.buf)
+            sock.sendall(http_request("GET", "/healthz"))
+            response = reader.read_response()
+            assert response.status == 200 and response.json()["status"] == "ok", response
+        # pipelined: HEAD, GET, HEAD in one write
+        sock.sendall(http_request("HEAD", "/healthz") + http_request("GET", seller_path,
+                     headers={"Authorization": token}) + http_request("HEAD", "/readyz"))
+        head = reader.read_response("HEAD")
+        assert head.status == 200 and head.body == b"", head
+        listed = reader.read_response()
+        assert listed.status == 200 and listed.json()["errMsg"] == "", listed
+        head = reader.read_response("HEAD")
+        assert head.status == 200, head
+        assert not reader.closed_by_peer(0.3) and reader.buf == b"", reader.buf
+    finally:
+        sock.close()
+
+
+def test_head_http10(server):
+    sock = connect(server)
+    try:
+        sock.sendall(b"HEAD /healthz HTTP/1.0\r\n\r\n")
+        reader = SocketReader(sock)
+        head = reader.read_response("HEAD")
+        assert head.status == 200, head
+        assert head.header("content-length") == str(len(b'{"errMsg":"","status":"ok"}')), head
+        assert reader.closed_by_peer() and reader.buf == b"", reader.buf
+    finally:
+        sock.close()
+
+
+def test_head_method_is_case_sensitive(server):
+    """Methods are case-sensitive (RFC 9110 9.1): "head" is not HEAD."""
+    sock = connect(server)
+    try:
+        sock.sendall(http_request("head", "/healthz"))
+        response = SocketReader(sock).read_response()
+        assert response.status == 405 and response.json() == NOT_ALLOWED, response
+    finally:
+        sock.close()
 
 
 # -- raw sockets ---------------------------------------------------------------------------
