@@ -96,7 +96,12 @@ void sk_router_match(h2o_mem_pool_t *pool, h2o_iovec_t path, sk_route_t *route)
 
 sk_method_t sk_router_method(h2o_iovec_t method)
 {
-    if (h2o_memis(method.base, method.len, H2O_STRLIT("GET")))
+    /* HEAD is GET without the body (RFC 9110 9.3.2), and h2o already leaves the body out:
+     * h2o_send_inline() sends none when the request's method is HEAD, and the
+     * Content-Length the handler set stays in the head. So HEAD runs the GET handler,
+     * checks and all, on every route that has one. */
+    if (h2o_memis(method.base, method.len, H2O_STRLIT("GET")) ||
+        h2o_memis(method.base, method.len, H2O_STRLIT("HEAD")))
         return SK_METHOD_GET;
     if (h2o_memis(method.base, method.len, H2O_STRLIT("POST")))
         return SK_METHOD_POST;
@@ -131,11 +136,11 @@ const char *sk_router_allow_header(sk_route_id_t route)
     case SK_METHOD_POST:
         return "POST";
     case SK_METHOD_GET | SK_METHOD_POST:
-        return "GET, POST";
+        return "GET, HEAD, POST";
     case SK_METHOD_PATCH:
         return "PATCH";
     case SK_METHOD_GET:
-        return "GET";
+        return "GET, HEAD";
     default:
         return "";
     }

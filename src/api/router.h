@@ -22,7 +22,7 @@ typedef enum sk_route_id {
 } sk_route_id_t;
 
 typedef enum sk_method {
-    SK_METHOD_GET = 1,
+    SK_METHOD_GET = 1, /* and HEAD */
     SK_METHOD_POST = 2,
     SK_METHOD_PATCH = 4,
     SK_METHOD_OTHER = 8
@@ -39,10 +39,13 @@ typedef struct sk_route {
  * `pool`. A segment that is empty or badly percent-encoded matches no route. */
 void sk_router_match(h2o_mem_pool_t *pool, h2o_iovec_t path, sk_route_t *route);
 
-/* The method of a request. */
+/* The method of a request. HEAD is SK_METHOD_GET: it is answered by the GET handler, and
+ * h2o_send_inline() (which every answer goes through: sk_http_send_json, the /metrics
+ * handler) and sk_http_send_no_content() leave the body out, keeping Content-Length. */
 sk_method_t sk_router_method(h2o_iovec_t method);
 
-/* The methods (SK_METHOD_* bits) that `route` answers, and their Allow header value. */
+/* The methods (SK_METHOD_* bits) that `route` answers, and their Allow header value (which
+ * names HEAD wherever GET is allowed). */
 unsigned sk_router_allowed(sk_route_id_t route);
 const char *sk_router_allow_header(sk_route_id_t route);
 

@@ -84,6 +84,24 @@ static int framing_is_ambiguous(const struct phr_header *headers, size_t count)
     return length != NULL && has_transfer_encoding;
 }
 
+/*
+ * Whether a header line was folded onto the next (obs-fold: a line starting with SP or HTAB,
+ * RFC 9112 5.2). picohttpparser accepts it as a header of its own with a NULL name, and
+ * h2o 2.2.5 keeps that as a header with an empty name while the line above it keeps only
+ * its first part: "Content-Length: 2\r\n 0" frames a body of 2 bytes, where a proxy that
+ * unfolds reads "2 0". Refusing it here, before h2o frames the body, answers at once
+ * (a check in the handler would come after h2o waited for a body of the first part's
+ * length) and the 400 closes the connection, like every malformed request.
+ */
+static int has_folded_line(const struct phr_header *headers, size_t count)
+{
+    for (size_t i = 0; i != count; ++i) {
+        if (headers[i].name == NULL || headers[i].name_len == 0)
+            return 1;
+    }
+    return 0;
+}
+
 int phr_parse_request(const char *buf, size_t len, const char **method, size_t *method_len,
                       const char **path, size_t *path_len, int *minor_version,
                       struct phr_header *headers, size_t *num_headers, size_t last_len)
@@ -93,7 +111,8 @@ int phr_parse_request(const char *buf, size_t len, const char **method, size_t *
         (parse_request_fn)cached_real_function(&cache, "phr_parse_request");
     int result = real_parse(buf, len, method, method_len, path, path_len, minor_version, headers,
                             num_headers, last_len);
-    if (result > 0 && framing_is_ambiguous(headers, *num_headers))
+    if (result > 0 &&
+        (has_folded_line(headers, *num_headers) || framing_is_ambiguous(headers, *num_headers)))
         return -1;
     return result;
 }

@@ -8,6 +8,8 @@
  * - Ambiguous message framing refused as malformed (400, connection closed): two different
  *   Content-Length values, or Content-Length with Transfer-Encoding (RFC 9112 6.1, 6.3).
  *   h2o picks one, which is how requests are smuggled past a proxy that picked the other.
+ * - Folded header lines (obs-fold, RFC 9112 5.2) refused the same way: h2o reads only the
+ *   first line's part of the value, a proxy that unfolds reads all of it.
  *
  * Every other call passes straight through.
  */

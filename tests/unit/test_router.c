@@ -345,10 +345,11 @@ static void test_methods(void **state)
     } cases[] = {
         {"GET", SK_METHOD_GET},       {"POST", SK_METHOD_POST},     {"PATCH", SK_METHOD_PATCH},
         {"get", SK_METHOD_OTHER},     {"Post", SK_METHOD_OTHER},    {"patch", SK_METHOD_OTHER},
-        {"PUT", SK_METHOD_OTHER},     {"DELETE", SK_METHOD_OTHER},  {"HEAD", SK_METHOD_OTHER},
+        {"PUT", SK_METHOD_OTHER},     {"DELETE", SK_METHOD_OTHER},  {"HEAD", SK_METHOD_GET},
         {"OPTIONS", SK_METHOD_OTHER}, {"", SK_METHOD_OTHER},        {"GE", SK_METHOD_OTHER},
         {"GETT", SK_METHOD_OTHER},    {"POSTS", SK_METHOD_OTHER},   {"PATC", SK_METHOD_OTHER},
         {" GET", SK_METHOD_OTHER},    {"CONNECT", SK_METHOD_OTHER}, {"TRACE", SK_METHOD_OTHER},
+        {"head", SK_METHOD_OTHER},    {"HEA", SK_METHOD_OTHER},     {"HEADS", SK_METHOD_OTHER},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t len = strlen(cases[i].text);
@@ -388,11 +389,11 @@ static void test_allow_header(void **state)
     assert_string_equal(sk_router_allow_header(SK_ROUTE_USERS), "POST");
     assert_string_equal(sk_router_allow_header(SK_ROUTE_AUTH), "POST");
     assert_string_equal(sk_router_allow_header(SK_ROUTE_LOGOUT), "POST");
-    assert_string_equal(sk_router_allow_header(SK_ROUTE_COUPONS), "GET, POST");
+    assert_string_equal(sk_router_allow_header(SK_ROUTE_COUPONS), "GET, HEAD, POST");
     assert_string_equal(sk_router_allow_header(SK_ROUTE_GRAB), "PATCH");
-    assert_string_equal(sk_router_allow_header(SK_ROUTE_HEALTHZ), "GET");
-    assert_string_equal(sk_router_allow_header(SK_ROUTE_READYZ), "GET");
-    assert_string_equal(sk_router_allow_header(SK_ROUTE_METRICS), "GET");
+    assert_string_equal(sk_router_allow_header(SK_ROUTE_HEALTHZ), "GET, HEAD");
+    assert_string_equal(sk_router_allow_header(SK_ROUTE_READYZ), "GET, HEAD");
+    assert_string_equal(sk_router_allow_header(SK_ROUTE_METRICS), "GET, HEAD");
     assert_string_equal(sk_router_allow_header(SK_ROUTE_COUNT), "");
 }
 
