@@ -252,7 +252,7 @@ static void flush_at_exit(void)
     /* A thread may hold the lock forever, blocked on a full stderr pipe: never hang exit. */
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_nsec += 100 * 1000000;
+    deadline.tv_nsec += 100L * 1000000;
     if (deadline.tv_nsec >= 1000000000) {
         deadline.tv_sec += 1;
         deadline.tv_nsec -= 1000000000;
