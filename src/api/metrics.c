@@ -1,11 +1,16 @@
 /* The metrics registry and its Prometheus rendering (see metrics.h). */
 #include "api/metrics.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "http/server.h"
 
 static const int status_codes[SK_METRICS_STATUS_SLOTS] = {200, 201, 204, 400, 401, 404,
                                                           405, 413, 429, 500, 503, 0};
@@ -18,13 +23,61 @@ static const char *const grab_outcomes[SK_METRICS_GRAB_OUTCOMES] = {
 struct sk_metrics {
     pthread_mutex_t lock;
     sk_metrics_thread_t *threads; /* guarded by lock */
+    double start_time;            /* seconds since the epoch; < 0 when /proc cannot say */
 };
+
+/* The `index`th field (1-based, as in proc(5)) of /proc/self/stat, or -1. */
+static long long self_stat_field(int index)
+{
+    char text[1024];
+    FILE *file = fopen("/proc/self/stat", "re");
+    if (file == NULL)
+        return -1;
+    size_t len = fread(text, 1, sizeof(text) - 1, file);
+    fclose(file);
+    text[len] = '\0';
+    /* Field 2, the command name, may hold spaces and parentheses: count after its end. */
+    char *at = strrchr(text, ')');
+    if (at == NULL)
+        return -1;
+    ++at;
+    for (int field = 3; field != index; ++field) {
+        at += strspn(at, " ");
+        at += strcspn(at, " ");
+    }
+    char *end;
+    long long value = strtoll(at, &end, 10);
+    return end != at && value >= 0 ? value : -1;
+}
+
+/* When this process started, from the boot time and its start in ticks after boot. */
+static double process_start_time(void)
+{
+    long long start_ticks = self_stat_field(22);
+    long ticks_per_second = sysconf(_SC_CLK_TCK);
+    FILE *file = fopen("/proc/stat", "re");
+    if (start_ticks < 0 || ticks_per_second <= 0 || file == NULL) {
+        if (file != NULL)
+            fclose(file);
+        return -1;
+    }
+    char line[256];
+    long long boot_time = -1;
+    while (boot_time < 0 && fgets(line, sizeof(line), file) != NULL) {
+        if (strncmp(line, "btime ", 6) == 0)
+            boot_time = strtoll(line + 6, NULL, 10);
+    }
+    fclose(file);
+    return boot_time > 0 ? (double)boot_time + (double)start_ticks / (double)ticks_per_second : -1;
+}
 
 sk_metrics_t *sk_metrics_create(void)
 {
     sk_metrics_t *metrics = calloc(1, sizeof(*metrics));
-    if (metrics != NULL)
-        pthread_mutex_init(&metrics->lock, NULL);
+    if (metrics == NULL)
+        return NULL;
+    pthread_mutex_init(&metrics->lock, NULL);
+    metrics->start_time = process_start_time();
     return metrics;
 }
 
@@ -123,7 +176,73 @@ static void append_histogram(text_buffer_t *out, const char *name, const char *l
            (unsigned long long)cumulative);
 }
 
-char *sk_metrics_render(sk_metrics_t *metrics, const sk_store_stats_t *stats, size_t *len)
+/* Open descriptors: the entries of /proc/self/fd but the one reading it; -1 if unknown. */
+static long long count_open_fds(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    if (dir == NULL)
+        return -1;
+    long long count = 0;
+    for (struct dirent *entry = readdir(dir); entry != NULL; entry = readdir(dir)) {
+        if (entry->d_name[0] != '.')
+            ++count;
+    }
+    closedir(dir);
+    return count - 1;
+}
+
+/* The process collector's series, under the names every Prometheus client library uses;
+ * a figure the kernel does not give is left out. */
+static void append_process(text_buffer_t *out, const sk_metrics_t *metrics)
+{
+    struct rusage usage;
+    if (getrusage(RUSAGE_SELF, &usage) == 0) {
+        double cpu = (double)usage.ru_utime.tv_sec + (double)usage.ru_stime.tv_sec +
+                     (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+        append(out,
+               "# HELP process_cpu_seconds_total Total user and system CPU time spent in "
+               "seconds.\n# TYPE process_cpu_seconds_total counter\n"
+               "process_cpu_seconds_total %.6f\n",
+               cpu);
+    }
+    unsigned long long virtual_pages, resident_pages;
+    FILE *file = fopen("/proc/self/statm", "re");
+    if (file != NULL) {
+        long page = sysconf(_SC_PAGESIZE);
+        if (fscanf(file, "%llu %llu", &virtual_pages, &resident_pages) == 2 && page > 0)
+            append(out,
+                   "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+                   "# TYPE process_virtual_memory_bytes gauge\n"
+                   "process_virtual_memory_bytes %llu\n"
+                   "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                   "# TYPE process_resident_memory_bytes gauge\n"
+                   "process_resident_memory_bytes %llu\n",
+                   virtual_pages * (unsigned long long)page,
+                   resident_pages * (unsigned long long)page);
+        fclose(file);
+    }
+    long long open_fds = count_open_fds();
+    if (open_fds >= 0)
+        append(out,
+               "# HELP process_open_fds Number of open file descriptors.\n"
+               "# TYPE process_open_fds gauge\nprocess_open_fds %lld\n",
+               open_fds);
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+        append(out,
+               "# HELP process_max_fds Maximum number of open file descriptors.\n"
+               "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+               (unsigned long long)limit.rlim_cur);
+    if (metrics->start_time >= 0)
+        append(out,
+               "# HELP process_start_time_seconds Start time of the process since unix epoch "
+               "in seconds.\n# TYPE process_start_time_seconds gauge\n"
+               "process_start_time_seconds %.2f\n",
+               metrics->start_time);
+}
+
+char *sk_metrics_render(sk_metrics_t *metrics, const sk_store_stats_t *stats,
+                        const char *deployment, size_t *len)
 {
     static const char *const latency_bounds_text[SK_METRICS_LATENCY_BUCKETS] = {
         "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
@@ -154,6 +273,11 @@ char *sk_metrics_render(sk_metrics_t *metrics, const sk_store_stats_t *stats, si
     text_buffer_t out = {malloc(8192), 0, 8192, 0};
     if (out.bytes == NULL)
         return NULL;
+    append(&out,
+           "# HELP seckill_build_info The version of the running binary and its deployment; "
+           "always 1.\n# TYPE seckill_build_info gauge\n"
+           "seckill_build_info{version=\"%s\",deployment=\"%s\"} 1\n",
+           SECKILL_VERSION, deployment);
     append(&out, "# HELP seckill_requests_total HTTP requests answered, by route and status.\n"
                  "# TYPE seckill_requests_total counter\n");
     for (int r = 0; r != SK_ROUTE_COUNT; ++r) {
@@ -210,6 +334,21 @@ char *sk_metrics_render(sk_metrics_t *metrics, const sk_store_stats_t *stats, si
                  "# TYPE seckill_journal_commit_seconds histogram\n");
     append_histogram(&out, "seckill_journal_commit_seconds", "", stats->commit_usec_buckets,
                      commit_bounds_text, 8, (double)stats->commit_usec_sum / 1e6);
+    sk_http_stats_t http;
+    sk_http_stats(&http);
+    append(&out,
+           "# HELP seckill_connections_open Client connections open, all threads together.\n"
+           "# TYPE seckill_connections_open gauge\nseckill_connections_open %llu\n"
+           "# HELP seckill_connections_max The cap on open connections in effect "
+           "(--max-connections, lowered to fit the file descriptor limit).\n"
+           "# TYPE seckill_connections_max gauge\nseckill_connections_max %d\n"
+           "# HELP seckill_connections_refused_total Connections answered 503 and closed "
+           "because the cap was reached.\n"
+           "# TYPE seckill_connections_refused_total counter\n"
+           "seckill_connections_refused_total %llu\n",
+           (unsigned long long)http.open_connections, http.max_connections,
+           (unsigned long long)http.refused_connections);
+    append_process(&out, metrics);
     if (out.failed) {
         free(out.bytes);
         return NULL;

@@ -1,6 +1,8 @@
 /*
  * Counters for /metrics (Prometheus text format 0.0.4): requests by route and status,
- * grab outcomes, request latency histograms by route, and the store's journal figures.
+ * grab outcomes, request latency histograms by route, the store's journal figures, and,
+ * read at each scrape, the HTTP server's connections and the process collector's standard
+ * series (process_cpu_seconds_total, process_resident_memory_bytes, ...).
  *
  * Each worker thread owns one sk_metrics_thread_t and is its only writer, so counting is a
  * plain load and store (relaxed atomics: no lock prefix, no shared cache line); rendering
@@ -42,8 +44,10 @@ void sk_metrics_count_request(sk_metrics_thread_t *counters, sk_route_id_t route
 /* Counts one grab outcome. Only from the owning thread. */
 void sk_metrics_count_grab(sk_metrics_thread_t *counters, sk_store_result_t outcome);
 
-/* Renders every counter and `stats` as Prometheus text into a new malloc'd string (the
- * caller frees it), or NULL when out of memory. */
-char *sk_metrics_render(sk_metrics_t *metrics, const sk_store_stats_t *stats, size_t *len);
+/* Renders every counter, `stats`, the build (`deployment`: "embedded" or "distributed"),
+ * the HTTP server's connections and the process's figures as Prometheus text into a new
+ * malloc'd string (the caller frees it), or NULL when out of memory. */
+char *sk_metrics_render(sk_metrics_t *metrics, const sk_store_stats_t *stats,
+                        const char *deployment, size_t *len);
 
 #endif

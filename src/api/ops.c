@@ -26,7 +26,10 @@ void api_handle_metrics(api_request_t *r)
     sk_store_stats_t stats;
     sk_store_stats(r->thread->api->store, &stats);
     size_t len;
-    char *text = sk_metrics_render(r->thread->api->metrics, &stats, &len);
+    /* Only the distributed store shares state between instances. */
+    const char *deployment =
+        sk_store_shares_rate_limits(r->thread->api->store) ? "distributed" : "embedded";
+    char *text = sk_metrics_render(r->thread->api->metrics, &stats, deployment, &len);
     if (text == NULL) {
         api_send_unavailable(r);
         return;

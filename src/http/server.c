@@ -68,6 +68,7 @@ static http_worker_t *workers;
 /* Open client connections, all threads together, and the most there may be. */
 static _Atomic int open_connections;
 static int connection_cap;
+static _Atomic uint64_t refused_connections;
 static _Atomic long last_accept_warning; /* time(NULL) of the last line about accepting */
 
 /* Descriptors the process needs besides client connections: standard streams, the
@@ -104,6 +105,13 @@ static int handle_request(h2o_handler_t *handler, h2o_req_t *req)
 void *sk_http_thread_data(h2o_req_t *req)
 {
     return ((http_worker_t *)req->conn->ctx)->app_thread_data;
+}
+
+void sk_http_stats(sk_http_stats_t *out)
+{
+    out->open_connections = (uint64_t)atomic_load_explicit(&open_connections, memory_order_relaxed);
+    out->refused_connections = atomic_load_explicit(&refused_connections, memory_order_relaxed);
+    out->max_connections = connection_cap;
 }
 
 static void on_connection_closed(void *data)
@@ -157,6 +165,7 @@ static int refuse_connection(http_worker_t *worker)
     int fd = accept4(worker->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return -1;
+    atomic_fetch_add_explicit(&refused_connections, 1, memory_order_relaxed);
     if (warning_due())
         sk_log(SK_LOG_WARN, "http",
                "%d connections open, the --max-connections cap: refusing new ones with 503",

@@ -9,6 +9,7 @@
 
 #include <h2o.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct sk_http_config {
     const char *host; /* numeric IPv4 or IPv6 address to bind */
@@ -41,6 +42,16 @@ typedef struct sk_http_app {
  * start. Call from the main thread, with the signals not yet handled elsewhere.
  */
 int sk_http_serve(const sk_http_config_t *config, const sk_http_app_t *app);
+
+/* Connection figures for /metrics, all threads together, each possibly a moment old. */
+typedef struct sk_http_stats {
+    uint64_t open_connections;
+    uint64_t refused_connections; /* answered 503 at the cap and closed, since start */
+    int max_connections;          /* the cap in effect, after the descriptor limit */
+} sk_http_stats_t;
+
+/* Fills `out`. Thread-safe; meaningful once sk_http_serve has set the cap. */
+void sk_http_stats(sk_http_stats_t *out);
 
 /* The per-thread state of the application that received `req`. */
 void *sk_http_thread_data(h2o_req_t *req);
