@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <endian.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -247,9 +249,46 @@ static char **value_slot(sk_config_t *config, int file_id)
 }
 
 /*
+ * Whether group or others may use the file behind `fd` in any way. With a POSIX ACL the
+ * group bits of st_mode are the ACL's mask, not the owning group's rights: systemd's
+ * LoadCredential= writes a credential 0400, root-owned, with an entry user:SERVICE:r--,
+ * which stat shows as 0440 although only the service's user can read it. So an ACL is read
+ * (Linux's little-endian xattr layout: a version word, then tag/perm/id entries) and only
+ * its entries other than ours count; an ACL that cannot be read counts as too open.
+ */
+static int others_may_access(int fd, const struct stat *info)
+{
+    if ((info->st_mode & S_IRWXO) != 0)
+        return 1;
+    if ((info->st_mode & S_IRWXG) == 0)
+        return 0;
+    unsigned char acl[8 + 32 * 8];
+    ssize_t size = fgetxattr(fd, "system.posix_acl_access", acl, sizeof(acl));
+    if (size < 0)
+        return 1; /* no ACL: the group bits are the group's */
+    enum { TAG_USER = 0x02, TAG_GROUP_OBJ = 0x04, TAG_GROUP = 0x08, TAG_MASK = 0x10 };
+    unsigned mask = 07, foreign = 0;
+    for (ssize_t at = 4; at + 8 <= size; at += 8) {
+        uint16_t tag, perm;
+        uint32_t id;
+        memcpy(&tag, acl + at, 2);
+        memcpy(&perm, acl + at + 2, 2);
+        memcpy(&id, acl + at + 4, 4);
+        tag = le16toh(tag);
+        perm = le16toh(perm);
+        id = le32toh(id);
+        if (tag == TAG_MASK)
+            mask = perm;
+        else if (tag == TAG_GROUP_OBJ || tag == TAG_GROUP || (tag == TAG_USER && id != geteuid()))
+            foreign |= perm;
+    }
+    return (foreign & mask) != 0;
+}
+
+/*
  * Sets the twin of the file option `id` from the file at `path`. `source` names where the
  * path came from (the flag or the variable) for the message. The file must be a regular
- * file that neither group nor others may read or write (checked on the open descriptor,
+ * file that neither group nor others may use (checked on the open descriptor,
  * so a rename between check and read cannot swap it), hold one non-empty line of at most
  * MAX_VALUE_FILE_BYTES with no NUL, and may end with one "\n" or "\r\n". Messages name the
  * path and the mode, never the content.
@@ -275,7 +314,7 @@ static int read_value_file(sk_config_t *config, int id, const char *path, const 
         snprintf(error, error_size, "%s: %s is not a regular file", source, path);
         goto fail;
     }
-    if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    if (others_may_access(fd, &info)) {
         snprintf(error, error_size,
                  "%s: %s has mode %04o: group or others may read or write it; it holds a "
                  "secret: chmod 600 it",

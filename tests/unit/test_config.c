@@ -19,8 +19,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <endian.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -993,6 +995,66 @@ static void test_secret_file_size_limit(void **state)
     unlink(path);
 }
 
+/* A POSIX ACL (Linux xattr layout) on `path`: 0400 for the owner, `tag`/`id` with read, the
+ * mask read. Returns 0, or -1 where the file system has no ACLs. */
+static int set_read_acl(const char *path, uint16_t tag, uint32_t id)
+{
+    struct {
+        uint16_t tag, perm;
+        uint32_t id;
+    } entries[] = {
+        {0x01, 4, 0xffffffffu}, {0x04, 0, 0xffffffffu}, {tag, 4, id},
+        {0x10, 4, 0xffffffffu}, {0x20, 0, 0xffffffffu},
+    };
+    /* The kernel wants the entries in tag order. */
+    if (tag < 0x04) {
+        entries[2] = entries[1];
+        entries[1].tag = tag;
+        entries[1].perm = 4;
+        entries[1].id = id;
+    }
+    unsigned char blob[4 + sizeof(entries)];
+    uint32_t version = htole32(2);
+    memcpy(blob, &version, 4);
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+        entries[i].tag = htole16(entries[i].tag);
+        entries[i].perm = htole16(entries[i].perm);
+        entries[i].id = htole32(entries[i].id);
+    }
+    memcpy(blob + 4, entries, sizeof(entries));
+    return setxattr(path, "system.posix_acl_access", blob, sizeof(blob), 0);
+}
+
+static void test_secret_file_acl(void **state)
+{
+    temp_dir_t *dir = *state;
+    sk_config_t config;
+    char error[ERROR_SIZE], path[128];
+    write_value_file(dir, "secret", SECRET_40 "\n", strlen(SECRET_40) + 1, 0400, path,
+                     sizeof(path));
+    /* What systemd's LoadCredential= makes: 0400 plus read for the service's user, which
+     * stat shows as 0440 (the ACL's mask in the group bits). */
+    if (set_read_acl(path, 0x02, (uint32_t)geteuid()) != 0) {
+        unlink(path);
+        skip();
+    }
+    struct stat info;
+    assert_int_equal(stat(path, &info), 0);
+    assert_int_equal(info.st_mode & 0777, 0440);
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_RUN);
+    assert_string_equal(config.jwt_secret, SECRET_40);
+    sk_config_dispose(&config);
+    /* Read for another user, or for a group: refused. */
+    assert_int_equal(set_read_acl(path, 0x02, (uint32_t)geteuid() + 4242), 0);
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_ERROR);
+    assert_non_null(strstr(error, "mode 0440"));
+    sk_config_dispose(&config);
+    assert_int_equal(set_read_acl(path, 0x08, (uint32_t)getegid()), 0);
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_ERROR);
+    sk_config_dispose(&config);
+    unlink(path);
+}
+
 static void test_secret_file_and_flag_conflict(void **state)
 {
     temp_dir_t *dir = *state;
@@ -1187,6 +1249,7 @@ int main(void)
         DIR_TEST(test_secret_file_refused_modes),
         DIR_TEST(test_secret_file_refused_contents),
         DIR_TEST(test_secret_file_size_limit),
+        DIR_TEST(test_secret_file_acl),
         DIR_TEST(test_secret_file_and_flag_conflict),
         DIR_TEST(test_secret_file_short_secret_refused),
         ENV_TEST(test_argv_secrets_masked),
