@@ -1,6 +1,8 @@
 /*
  * Command-line and environment parsing (see config.h). Table-driven so that --help, the
- * environment names and the parser cannot drift apart.
+ * environment names and the parser cannot drift apart. Secrets get two extra duties here:
+ * the --*-file twins that read a value from a private file, and scrubbing the secrets
+ * given on the command line out of argv, so that `ps` does not show them to other users.
  */
 #include "config.h"
 
@@ -11,22 +13,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <endian.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "util/log.h"
 
 #define MIN_SECRET_BYTES 32
 #define SECRET_FILE "jwt-secret"
+/* A value file holds one secret or one URL; even a Redis Cluster URL naming the maximum of
+ * 64 seeds is far below this. A larger file is a wrong path (a log, a database), not a
+ * value: refuse it before reading it into memory. */
+#define MAX_VALUE_FILE_BYTES 16384
 
 typedef enum option_id {
     OPT_LISTEN,
     OPT_DATA_DIR,
     OPT_THREADS,
     OPT_JWT_SECRET,
+    OPT_JWT_SECRET_FILE,
     OPT_TOKEN_TTL,
     OPT_REDIS,
+    OPT_REDIS_FILE,
     OPT_MYSQL,
+    OPT_MYSQL_FILE,
     OPT_MAX_AMOUNT,
     OPT_MAX_BODY,
     OPT_LOG_LEVEL,
@@ -51,14 +62,21 @@ static const struct option_spec {
     [OPT_JWT_SECRET] = {"--jwt-secret", "SECKILL_JWT_SECRET", "S",
                         "token signing key, >= 32 bytes, the same on every instance "
                         "(default: generated once, kept in the data dir)"},
+    [OPT_JWT_SECRET_FILE] = {"--jwt-secret-file", "SECKILL_JWT_SECRET_FILE", "PATH",
+                             "read --jwt-secret from this file (mode 0600 or stricter; one "
+                             "trailing newline is dropped)"},
     [OPT_TOKEN_TTL] = {"--token-ttl", "SECKILL_TOKEN_TTL", "SECONDS",
                        "token lifetime (default 3600)"},
     [OPT_REDIS] = {"--redis", "SECKILL_REDIS", "URL",
                    "redis://[[user]:password@]host[:port][,host[:port]...][/db] (several hosts: "
                    "seeds of one Redis Cluster); with --mysql: the distributed deployment"},
+    [OPT_REDIS_FILE] = {"--redis-file", "SECKILL_REDIS_FILE", "PATH",
+                        "read --redis from this file (mode 0600 or stricter)"},
     [OPT_MYSQL] = {"--mysql", "SECKILL_MYSQL", "URL",
                    "mysql://user:password@host[:port]/database (MySQL 5.7/8 or MariaDB); "
                    "the distributed deployment needs --jwt-secret too"},
+    [OPT_MYSQL_FILE] = {"--mysql-file", "SECKILL_MYSQL_FILE", "PATH",
+                        "read --mysql from this file (mode 0600 or stricter)"},
     [OPT_MAX_AMOUNT] = {"--max-amount", "SECKILL_MAX_AMOUNT", "N",
                         "the largest amount a coupon may have (default 1000000000)"},
     [OPT_MAX_BODY] = {"--max-body", "SECKILL_MAX_BODY", "BYTES",
@@ -83,7 +101,7 @@ static const struct option_spec {
                         "grabs a user may make at once before --rate-limit applies (default 10)"},
 };
 
-static char usage_text[4096];
+static char usage_text[8192];
 
 const char *sk_config_usage(void)
 {
@@ -97,6 +115,9 @@ const char *sk_config_usage(void)
         "state in DIR/seckill.db (SQLite); with both it is one instance of the distributed\n"
         "deployment (Redis + MySQL, any number of instances). Every option also reads the\n"
         "environment variable shown; the flag wins.\n"
+        "Secrets given as --jwt-secret or inside a --redis/--mysql URL are overwritten with\n"
+        "'*' in the process's argument list once read; the --*-file forms keep them out of\n"
+        "it altogether and are preferred.\n"
         "`reconcile` compares Redis's hot state with SQL and reports every difference (exit 0:\n"
         "none, 1: some); --repair also fixes them.\n\n");
     for (int i = 0; i != OPT_COUNT && used < sizeof(usage_text); ++i) {
@@ -168,14 +189,261 @@ static int parse_listen(sk_config_t *config, const char *text)
     return 0;
 }
 
+/* The old value may be a secret (an environment value the command line overrides): it is
+ * wiped before its memory goes back to the allocator. */
+static void set_string(char **slot, char *owned)
+{
+    if (*slot != NULL)
+        sodium_memzero(*slot, strlen(*slot));
+    free(*slot);
+    *slot = owned;
+}
+
 static int replace_string(char **slot, const char *value)
 {
     char *copy = strdup(value);
     if (copy == NULL)
         return -1;
-    free(*slot);
-    *slot = copy;
+    set_string(slot, copy);
     return 0;
+}
+
+/* The options that name a file holding another option's value. A pair counts as one
+ * setting: giving both on the command line is an error, and either one on the command
+ * line overrides both of their environment variables. */
+static const struct file_twin {
+    option_id_t file, value;
+} file_twins[] = {
+    {OPT_JWT_SECRET_FILE, OPT_JWT_SECRET},
+    {OPT_REDIS_FILE, OPT_REDIS},
+    {OPT_MYSQL_FILE, OPT_MYSQL},
+};
+
+/* The other option of `id`'s pair, or -1. */
+static int twin_of(int id)
+{
+    for (size_t i = 0; i != sizeof(file_twins) / sizeof(file_twins[0]); ++i) {
+        if ((int)file_twins[i].file == id)
+            return (int)file_twins[i].value;
+        if ((int)file_twins[i].value == id)
+            return (int)file_twins[i].file;
+    }
+    return -1;
+}
+
+static int is_file_option(int id)
+{
+    return id == OPT_JWT_SECRET_FILE || id == OPT_REDIS_FILE || id == OPT_MYSQL_FILE;
+}
+
+static char **value_slot(sk_config_t *config, int file_id)
+{
+    switch (file_id) {
+    case OPT_JWT_SECRET_FILE:
+        return &config->jwt_secret;
+    case OPT_REDIS_FILE:
+        return &config->redis_url;
+    default:
+        return &config->mysql_url;
+    }
+}
+
+/*
+ * Whether group or others may use the file behind `fd` in any way. With a POSIX ACL the
+ * group bits of st_mode are the ACL's mask, not the owning group's rights: systemd's
+ * LoadCredential= writes a credential 0400, root-owned, with an entry user:SERVICE:r--,
+ * which stat shows as 0440 although only the service's user can read it. So an ACL is read
+ * (Linux's little-endian xattr layout: a version word, then tag/perm/id entries) and only
+ * its entries other than ours count; an ACL that cannot be read counts as too open.
+ */
+static int others_may_access(int fd, const struct stat *info)
+{
+    if ((info->st_mode & S_IRWXO) != 0)
+        return 1;
+    if ((info->st_mode & S_IRWXG) == 0)
+        return 0;
+    unsigned char acl[8 + 32 * 8];
+    ssize_t size = fgetxattr(fd, "system.posix_acl_access", acl, sizeof(acl));
+    if (size < 0)
+        return 1; /* no ACL: the group bits are the group's */
+    enum { TAG_USER = 0x02, TAG_GROUP_OBJ = 0x04, TAG_GROUP = 0x08, TAG_MASK = 0x10 };
+    unsigned mask = 07, foreign = 0;
+    for (ssize_t at = 4; at + 8 <= size; at += 8) {
+        uint16_t tag, perm;
+        uint32_t id;
+        memcpy(&tag, acl + at, 2);
+        memcpy(&perm, acl + at + 2, 2);
+        memcpy(&id, acl + at + 4, 4);
+        tag = le16toh(tag);
+        perm = le16toh(perm);
+        id = le32toh(id);
+        if (tag == TAG_MASK)
+            mask = perm;
+        else if (tag == TAG_GROUP_OBJ || tag == TAG_GROUP || (tag == TAG_USER && id != geteuid()))
+            foreign |= perm;
+    }
+    return (foreign & mask) != 0;
+}
+
+/*
+ * Sets the twin of the file option `id` from the file at `path`. `source` names where the
+ * path came from (the flag or the variable) for the message. The file must be a regular
+ * file that neither group nor others may use (checked on the open descriptor,
+ * so a rename between check and read cannot swap it), hold one non-empty line of at most
+ * MAX_VALUE_FILE_BYTES with no NUL, and may end with one "\n" or "\r\n". Messages name the
+ * path and the mode, never the content.
+ */
+static int read_value_file(sk_config_t *config, int id, const char *path, const char *source,
+                           char *error, size_t error_size)
+{
+    int status = -1;
+    char *text = NULL;
+    /* O_NONBLOCK: opening a FIFO with no writer would hang the start; it is refused below
+     * anyway. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(error, error_size, "%s: cannot open %s: %s", source, path, strerror(errno));
+        goto fail;
+    }
+    struct stat info;
+    if (fstat(fd, &info) != 0) {
+        snprintf(error, error_size, "%s: cannot stat %s: %s", source, path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(info.st_mode)) {
+        snprintf(error, error_size, "%s: %s is not a regular file", source, path);
+        goto fail;
+    }
+    if (others_may_access(fd, &info)) {
+        snprintf(error, error_size,
+                 "%s: %s has mode %04o: group or others may read or write it; it holds a "
+                 "secret: chmod 600 it",
+                 source, path, (unsigned)(info.st_mode & 07777));
+        goto fail;
+    }
+    if (info.st_size > MAX_VALUE_FILE_BYTES) {
+        snprintf(error, error_size, "%s: %s is larger than %d bytes", source, path,
+                 MAX_VALUE_FILE_BYTES);
+        goto fail;
+    }
+    text = malloc(MAX_VALUE_FILE_BYTES + 2);
+    if (text == NULL) {
+        snprintf(error, error_size, "%s: out of memory", source);
+        goto fail;
+    }
+    /* Read one byte past the limit: the size may have grown since fstat. */
+    size_t len = 0;
+    while (len <= MAX_VALUE_FILE_BYTES) {
+        ssize_t got = read(fd, text + len, MAX_VALUE_FILE_BYTES + 1 - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            snprintf(error, error_size, "%s: cannot read %s: %s", source, path, strerror(errno));
+            goto fail;
+        }
+        if (got == 0)
+            break;
+        len += (size_t)got;
+    }
+    if (len > MAX_VALUE_FILE_BYTES) {
+        snprintf(error, error_size, "%s: %s is larger than %d bytes", source, path,
+                 MAX_VALUE_FILE_BYTES);
+        goto fail;
+    }
+    /* What `echo S > file` and editors add; only one, so that a second blank line is seen
+     * as the mistake it is rather than silently dropped. */
+    if (len > 0 && text[len - 1] == '\n') {
+        --len;
+        if (len > 0 && text[len - 1] == '\r')
+            --len;
+    }
+    if (len == 0) {
+        snprintf(error, error_size, "%s: %s is empty", source, path);
+        goto fail;
+    }
+    if (memchr(text, '\0', len) != NULL) {
+        snprintf(error, error_size, "%s: %s holds a NUL byte", source, path);
+        goto fail;
+    }
+    if (memchr(text, '\n', len) != NULL || memchr(text, '\r', len) != NULL) {
+        snprintf(error, error_size, "%s: %s holds more than one line (one value, one line)", source,
+                 path);
+        goto fail;
+    }
+    text[len] = '\0';
+    char *value = strdup(text);
+    if (value == NULL) {
+        snprintf(error, error_size, "%s: out of memory", source);
+        goto fail;
+    }
+    set_string(value_slot(config, id), value);
+    status = 0;
+fail:
+    if (text != NULL) {
+        sodium_memzero(text, MAX_VALUE_FILE_BYTES + 2);
+        free(text);
+    }
+    if (fd >= 0)
+        close(fd);
+    return status;
+}
+
+/*
+ * Overwrites the password of a URL in place with '*': the bytes between the user name's
+ * ':' and the last '@' (the URL parsers end the user information at the last '@', so a
+ * password with an unencoded '@' is covered whole). Without a ':' the whole user
+ * information goes: it is the password in "redis-sentinel://password@..."; in
+ * "mysql://user@..." only a user name, but masking too much costs nothing (the config has
+ * its copy). A value that is not a URL at all may still be a secret in the wrong place:
+ * all of it goes.
+ */
+static void scrub_url_password(char *url)
+{
+    char *authority = strstr(url, "://");
+    if (authority == NULL) {
+        memset(url, '*', strlen(url));
+        return;
+    }
+    authority += 3;
+    char *at = strrchr(authority, '@');
+    if (at == NULL)
+        return;
+    char *colon = memchr(authority, ':', (size_t)(at - authority));
+    char *password = colon != NULL ? colon + 1 : authority;
+    memset(password, '*', (size_t)(at - password));
+}
+
+/*
+ * Masks the secrets of the command line in argv's own memory, which is what
+ * /proc/PID/cmdline (and so `ps`) shows; the parsed config holds copies. Arguments pair
+ * with values exactly as in parse_options, so what it read as a secret is what goes.
+ *
+ * '*' rather than NUL bytes: a NUL would split the argument in /proc/PID/cmdline (ps shows
+ * phantom arguments, tools that parse it see a different command), while '*' leaves every
+ * argument where it was and shows that a secret was given and removed. The length stays
+ * visible; shortening in place would mean moving every later argument, and a secret of 32
+ * bytes or more loses nothing by its length being known.
+ */
+static void scrub_argv(int argc, char **argv)
+{
+    for (int arg = 1; arg < argc; ++arg) {
+        char *word = argv[arg];
+        char *equals = strchr(word, '=');
+        size_t name_len = equals ? (size_t)(equals - word) : strlen(word);
+        int id = 0;
+        while (id != OPT_COUNT && !(strlen(options[id].flag) == name_len &&
+                                    memcmp(options[id].flag, word, name_len) == 0))
+            ++id;
+        if (id == OPT_COUNT)
+            continue;
+        char *value = equals ? equals + 1 : (arg + 1 < argc ? argv[++arg] : NULL);
+        if (value == NULL)
+            break;
+        if (id == OPT_JWT_SECRET)
+            memset(value, '*', strlen(value));
+        else if (id == OPT_REDIS || id == OPT_MYSQL)
+            scrub_url_password(value);
+    }
 }
 
 static int apply(sk_config_t *config, option_id_t id, const char *value)
@@ -241,6 +509,9 @@ static int apply(sk_config_t *config, option_id_t id, const char *value)
         return parse_rate(value, &config->rate_limit);
     case OPT_RATE_BURST:
         return parse_int(value, 1, 1000000, &config->rate_burst);
+    case OPT_JWT_SECRET_FILE:
+    case OPT_REDIS_FILE:
+    case OPT_MYSQL_FILE: /* read_value_file, which has messages of its own */
     case OPT_COUNT:
         break;
     }
@@ -266,8 +537,8 @@ static void set_defaults(sk_config_t *config)
     config->rate_burst = 10;
 }
 
-sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, char *error,
-                                   size_t error_size)
+static sk_config_action_t parse_options(sk_config_t *config, int argc, char **argv, char *error,
+                                        size_t error_size)
 {
     set_defaults(config);
     /* The environment is read only for options the command line leaves out, so that a
@@ -287,14 +558,28 @@ sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, c
         }
     }
     for (int i = 0; i != OPT_COUNT; ++i) {
-        const char *value = given[i] ? NULL : getenv(options[i].env);
-        if (value != NULL && apply(config, (option_id_t)i, value) != 0) {
+        int twin = twin_of(i);
+        if (given[i] || (twin >= 0 && given[twin]))
+            continue;
+        const char *value = getenv(options[i].env);
+        if (value == NULL)
+            continue;
+        if (twin >= 0 && !is_file_option(i) && getenv(options[twin].env) != NULL) {
+            snprintf(error, error_size, "%s and %s are both set: keep one", options[i].env,
+                     options[twin].env);
+            return SK_CONFIG_ERROR;
+        }
+        if (is_file_option(i)) {
+            if (read_value_file(config, i, value, options[i].env, error, error_size) != 0)
+                return SK_CONFIG_ERROR;
+        } else if (apply(config, (option_id_t)i, value) != 0) {
             /* Never echo the value: it may be a secret. */
             snprintf(error, error_size, "invalid value in %s (%s %s)", options[i].env,
                      options[i].flag, options[i].arg);
             return SK_CONFIG_ERROR;
         }
     }
+    int seen[OPT_COUNT] = {0};
     for (int arg = first; arg < argc; ++arg) {
         const char *word = argv[arg];
         if (strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0)
@@ -320,7 +605,17 @@ sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, c
             snprintf(error, error_size, "%s needs a value: %s", options[id].flag, options[id].arg);
             return SK_CONFIG_ERROR;
         }
-        if (apply(config, (option_id_t)id, value) != 0) {
+        int twin = twin_of(id);
+        if (twin >= 0 && seen[twin]) {
+            snprintf(error, error_size, "give %s or %s, not both", options[twin].flag,
+                     options[id].flag);
+            return SK_CONFIG_ERROR;
+        }
+        seen[id] = 1;
+        if (is_file_option(id)) {
+            if (read_value_file(config, id, value, options[id].flag, error, error_size) != 0)
+                return SK_CONFIG_ERROR;
+        } else if (apply(config, (option_id_t)id, value) != 0) {
             snprintf(error, error_size, "invalid value for %s (expected %s)", options[id].flag,
                      options[id].arg);
             return SK_CONFIG_ERROR;
@@ -337,14 +632,22 @@ sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, c
     return SK_CONFIG_RUN;
 }
 
+sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, char *error,
+                                   size_t error_size)
+{
+    sk_config_action_t action = parse_options(config, argc, argv, error, error_size);
+    /* On every outcome: an error exit is no reason to leave the secret readable meanwhile. */
+    scrub_argv(argc, argv);
+    return action;
+}
+
 void sk_config_dispose(sk_config_t *config)
 {
     free(config->data_dir);
-    if (config->jwt_secret != NULL)
-        sodium_memzero(config->jwt_secret, strlen(config->jwt_secret));
-    free(config->jwt_secret);
-    free(config->redis_url);
-    free(config->mysql_url);
+    /* The URLs carry the backends' passwords. */
+    set_string(&config->jwt_secret, NULL);
+    set_string(&config->redis_url, NULL);
+    set_string(&config->mysql_url, NULL);
     memset(config, 0, sizeof(*config));
 }
 
@@ -395,8 +698,8 @@ int sk_config_prepare_data_dir(sk_config_t *config, char *error, size_t error_si
         /* Instances must share the key, and a generated one would differ on each. */
         if (config->jwt_secret == NULL) {
             snprintf(error, error_size,
-                     "the distributed deployment needs --jwt-secret (SECKILL_JWT_SECRET), the "
-                     "same on every instance");
+                     "the distributed deployment needs --jwt-secret-file (SECKILL_JWT_SECRET_FILE) "
+                     "or --jwt-secret (SECKILL_JWT_SECRET), the same on every instance");
             return -1;
         }
         goto check_secret;

@@ -45,8 +45,12 @@ typedef enum sk_config_action {
 
 /*
  * Fills `config` from the defaults, then `environ`-style variables (looked up through
- * getenv), then argv. On SK_CONFIG_ERROR a message is written to `error`.
- * Strings in `config` are heap copies: free with sk_config_dispose.
+ * getenv), then argv. On SK_CONFIG_ERROR a message is written to `error` (never a value:
+ * it may be a secret). The --*-file options read their twin's value from a file of mode
+ * 0600 or stricter. Strings in `config` are heap copies: free with sk_config_dispose.
+ * Whatever the outcome, the secrets of argv (the --jwt-secret value, the password of a
+ * --redis or --mysql URL) are then overwritten with '*' in place, so argv must be the
+ * writable strings main() received; argv[0] is never touched.
  */
 sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, char *error,
                                    size_t error_size);

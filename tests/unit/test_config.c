@@ -5,8 +5,10 @@
  * --help / --version actions and the usage text; unknown options, missing values, --redis
  * without --mysql; error messages that never echo a value (it may be a secret); and
  * sk_config_prepare_data_dir, which creates the data directory (0700) and a generated secret
- * file (0600, >= 32 bytes) once, reuses it afterwards and refuses short secrets. Every test
- * starts with all SECKILL_* variables unset.
+ * file (0600, >= 32 bytes) once, reuses it afterwards and refuses short secrets; the --*-file
+ * twins of the secret options (modes, line endings, sizes, conflicts with their twin) and
+ * the masking of secrets in argv after parsing. Every test starts with all SECKILL_*
+ * variables unset.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,8 +19,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <endian.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -27,11 +31,25 @@
 #define ERROR_SIZE 256
 
 static const char *const env_names[] = {
-    "SECKILL_LISTEN",       "SECKILL_DATA_DIR",  "SECKILL_THREADS",     "SECKILL_JWT_SECRET",
-    "SECKILL_TOKEN_TTL",    "SECKILL_REDIS",     "SECKILL_MYSQL",       "SECKILL_MAX_AMOUNT",
-    "SECKILL_MAX_BODY",     "SECKILL_LOG_LEVEL", "SECKILL_PWHASH_COST", "SECKILL_SYNC_COMMITS",
-    "SECKILL_IDLE_TIMEOUT",
+    "SECKILL_LISTEN",       "SECKILL_DATA_DIR",        "SECKILL_THREADS",
+    "SECKILL_JWT_SECRET",   "SECKILL_TOKEN_TTL",       "SECKILL_REDIS",
+    "SECKILL_MYSQL",        "SECKILL_MAX_AMOUNT",      "SECKILL_MAX_BODY",
+    "SECKILL_LOG_LEVEL",    "SECKILL_PWHASH_COST",     "SECKILL_SYNC_COMMITS",
+    "SECKILL_IDLE_TIMEOUT", "SECKILL_JWT_SECRET_FILE", "SECKILL_REDIS_FILE",
+    "SECKILL_MYSQL_FILE",
 };
+
+/* Writable copies of the last parse's arguments, as main() has them: sk_config_parse masks
+ * secrets in place (a string literal would be read-only), and the tests read them back. */
+static char *last_argv[32];
+static int last_argc;
+
+static void free_last_argv(void)
+{
+    for (int i = 0; i < last_argc; i++)
+        free(last_argv[i]);
+    last_argc = 0;
+}
 
 static void clear_env(void)
 {
@@ -50,25 +68,25 @@ static int teardown_env(void **state)
 {
     (void)state;
     clear_env();
+    free_last_argv();
     return 0;
 }
 
 /* Parses "seckill" followed by the NULL-terminated arguments. */
 static sk_config_action_t parse(sk_config_t *config, char *error, ...)
 {
-    char *argv[32];
-    int argc = 0;
-    argv[argc++] = "seckill";
+    free_last_argv();
+    last_argv[last_argc++] = strdup("seckill");
     va_list args;
     va_start(args, error);
     for (char *arg; (arg = va_arg(args, char *)) != NULL;) {
-        assert_true(argc < 31);
-        argv[argc++] = arg;
+        assert_true(last_argc < 31);
+        last_argv[last_argc++] = strdup(arg);
     }
     va_end(args);
-    argv[argc] = NULL;
+    last_argv[last_argc] = NULL;
     memset(error, 0, ERROR_SIZE);
-    return sk_config_parse(config, argc, argv, error, ERROR_SIZE);
+    return sk_config_parse(config, last_argc, last_argv, error, ERROR_SIZE);
 }
 
 static int default_threads(void)
@@ -405,9 +423,12 @@ static void test_usage_lists_every_option(void **state)
         "--data-dir DIR",
         "--threads N",
         "--jwt-secret S",
+        "--jwt-secret-file PATH",
         "--token-ttl SECONDS",
         "--redis URL",
+        "--redis-file PATH",
         "--mysql URL",
+        "--mysql-file PATH",
         "--max-amount N",
         "--max-body BYTES",
         "--log-level LEVEL",
@@ -576,6 +597,7 @@ static int teardown_temp_dir(void **state)
 {
     temp_dir_t *dir = *state;
     clear_env();
+    free_last_argv();
     unlink(dir->secret_path);
     rmdir(dir->data_dir);
     rmdir(dir->parent);
@@ -792,6 +814,404 @@ static void test_numbers_are_digits_only(void **state)
     }
 }
 
+/* ---- secrets: the --*-file twins and argv masking ---- */
+
+#define SECRET_40 "0123456789abcdef0123456789abcdef-secret"
+
+/* Writes `len` bytes to `name` in the temp dir's parent with exactly `mode` (fchmod: the
+ * umask does not apply); `path` receives the file's path. */
+static void write_value_file(const temp_dir_t *dir, const char *name, const char *bytes, size_t len,
+                             mode_t mode, char *path, size_t path_size)
+{
+    snprintf(path, path_size, "%s/%s", dir->parent, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+static void test_secret_file_strips_one_line_ending(void **state)
+{
+    temp_dir_t *dir = *state;
+    sk_config_t config;
+    char error[ERROR_SIZE], path[128];
+    static const char *const contents[] = {SECRET_40, SECRET_40 "\n", SECRET_40 "\r\n"};
+    for (size_t i = 0; i < sizeof(contents) / sizeof(contents[0]); i++) {
+        write_value_file(dir, "secret", contents[i], strlen(contents[i]), 0600, path, sizeof(path));
+        assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_RUN);
+        assert_string_equal(config.jwt_secret, SECRET_40);
+        sk_config_dispose(&config);
+        /* The '=' form and the environment read the same. */
+        char flag[300];
+        snprintf(flag, sizeof(flag), "--jwt-secret-file=%s", path);
+        assert_int_equal(parse(&config, error, flag, NULL), SK_CONFIG_RUN);
+        assert_string_equal(config.jwt_secret, SECRET_40);
+        sk_config_dispose(&config);
+        setenv("SECKILL_JWT_SECRET_FILE", path, 1);
+        assert_int_equal(parse(&config, error, NULL), SK_CONFIG_RUN);
+        assert_string_equal(config.jwt_secret, SECRET_40);
+        sk_config_dispose(&config);
+        unsetenv("SECKILL_JWT_SECRET_FILE");
+    }
+    /* 0400 is stricter than 0600: fine too. */
+    write_value_file(dir, "secret", SECRET_40 "\n", strlen(SECRET_40) + 1, 0400, path,
+                     sizeof(path));
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_RUN);
+    assert_string_equal(config.jwt_secret, SECRET_40);
+    sk_config_dispose(&config);
+    unlink(path);
+}
+
+static void test_url_files(void **state)
+{
+    temp_dir_t *dir = *state;
+    sk_config_t config;
+    char error[ERROR_SIZE], redis_path[128], mysql_path[128];
+    static const char redis[] = "redis://:pw@127.0.0.1:6379/0\n";
+    static const char mysql[] = "mysql://u:p@127.0.0.1:3306/seckill\r\n";
+    write_value_file(dir, "redis", redis, strlen(redis), 0600, redis_path, sizeof(redis_path));
+    write_value_file(dir, "mysql", mysql, strlen(mysql), 0600, mysql_path, sizeof(mysql_path));
+    assert_int_equal(
+        parse(&config, error, "--redis-file", redis_path, "--mysql-file", mysql_path, NULL),
+        SK_CONFIG_RUN);
+    assert_string_equal(config.redis_url, "redis://:pw@127.0.0.1:6379/0");
+    assert_string_equal(config.mysql_url, "mysql://u:p@127.0.0.1:3306/seckill");
+    sk_config_dispose(&config);
+    /* Through the environment, with reconcile. */
+    setenv("SECKILL_REDIS_FILE", redis_path, 1);
+    setenv("SECKILL_MYSQL_FILE", mysql_path, 1);
+    assert_int_equal(parse(&config, error, "reconcile", NULL), SK_CONFIG_RUN);
+    assert_true(config.reconcile);
+    assert_string_equal(config.redis_url, "redis://:pw@127.0.0.1:6379/0");
+    assert_string_equal(config.mysql_url, "mysql://u:p@127.0.0.1:3306/seckill");
+    sk_config_dispose(&config);
+    /* Still together or not at all. */
+    unsetenv("SECKILL_MYSQL_FILE");
+    assert_int_equal(parse(&config, error, NULL), SK_CONFIG_ERROR);
+    assert_string_equal(error, "--redis and --mysql go together");
+    sk_config_dispose(&config);
+    unlink(redis_path);
+    unlink(mysql_path);
+}
+
+static void test_secret_file_refused_modes(void **state)
+{
+    temp_dir_t *dir = *state;
+    sk_config_t config;
+    char error[ERROR_SIZE], path[128], expected[ERROR_SIZE + 128];
+    /* Any bit for group or others: read, write or execute. */
+    static const mode_t modes[] = {0644, 0640, 0604, 0620, 0602, 0610, 0601, 0666, 0700 | 0070};
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        write_value_file(dir, "secret", SECRET_40 "\n", strlen(SECRET_40) + 1, modes[i], path,
+                         sizeof(path));
+        assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_ERROR);
+        snprintf(expected, sizeof(expected),
+                 "--jwt-secret-file: %s has mode %04o: group or others may read or write it; "
+                 "it holds a secret: chmod 600 it",
+                 path, (unsigned)modes[i]);
+        assert_string_equal(error, expected);
+        assert_null(strstr(error, "0123456789abcdef"));
+        sk_config_dispose(&config);
+        /* The same refusal through the environment names the variable. */
+        setenv("SECKILL_MYSQL_FILE", path, 1);
+        setenv("SECKILL_REDIS", "redis://127.0.0.1:1/0", 1);
+        assert_int_equal(parse(&config, error, NULL), SK_CONFIG_ERROR);
+        assert_non_null(strstr(error, "SECKILL_MYSQL_FILE: "));
+        assert_non_null(strstr(error, path));
+        sk_config_dispose(&config);
+        unsetenv("SECKILL_MYSQL_FILE");
+        unsetenv("SECKILL_REDIS");
+    }
+    unlink(path);
+}
+
+static void test_secret_file_refused_contents(void **state)
+{
+    temp_dir_t *dir = *state;
+    sk_config_t config;
+    char error[ERROR_SIZE], path[128];
+    static const struct {
+        const char *bytes;
+        size_t len;
+        const char *why;
+    } cases[] = {
+        {"", 0, "is empty"},
+        {"\n", 1, "is empty"},
+        {"\r\n", 2, "is empty"},
+        {SECRET_40 "\n\n", sizeof(SECRET_40) + 1, "holds more than one line"},
+        {"first-half\nsecond-half", 22, "holds more than one line"},
+        {"first-half\rsecond-half", 22, "holds more than one line"},
+        {SECRET_40 "\r", sizeof(SECRET_40), "holds more than one line"},
+        {"first-half\0second-half", 22, "holds a NUL byte"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        write_value_file(dir, "secret", cases[i].bytes, cases[i].len, 0600, path, sizeof(path));
+        assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_ERROR);
+        if (strstr(error, cases[i].why) == NULL || strstr(error, path) == NULL)
+            fail_msg("case %zu: '%s'", i, error);
+        assert_null(strstr(error, "half"));
+        assert_null(strstr(error, "0123456789abcdef"));
+        sk_config_dispose(&config);
+    }
+    unlink(path);
+
+    /* A missing file, a directory. */
+    snprintf(path, sizeof(path), "%s/missing", dir->parent);
+    assert_int_equal(parse(&config, error, "--redis", "redis://h:1", "--mysql-file", path, NULL),
+                     SK_CONFIG_ERROR);
+    char expected[ERROR_SIZE + 128];
+    snprintf(expected, sizeof(expected), "--mysql-file: cannot open %s: No such file or directory",
+             path);
+    assert_string_equal(error, expected);
+    sk_config_dispose(&config);
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", dir->parent, NULL),
+                     SK_CONFIG_ERROR);
+    assert_non_null(strstr(error, "is not a regular file"));
+    sk_config_dispose(&config);
+}
+
+static void test_secret_file_size_limit(void **state)
+{
+    temp_dir_t *dir = *state;
+    sk_config_t config;
+    char error[ERROR_SIZE], path[128];
+    enum { LIMIT = 16384 };
+    char *big = malloc(LIMIT + 2);
+    assert_non_null(big);
+    memset(big, 'k', LIMIT + 1);
+    big[LIMIT + 1] = '\0';
+    /* The limit is the file's size, line ending included. */
+    write_value_file(dir, "secret", big, LIMIT, 0600, path, sizeof(path));
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_RUN);
+    assert_int_equal(strlen(config.jwt_secret), LIMIT);
+    sk_config_dispose(&config);
+    write_value_file(dir, "secret", big, LIMIT + 1, 0600, path, sizeof(path));
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_ERROR);
+    assert_non_null(strstr(error, "is larger than 16384 bytes"));
+    assert_null(strstr(error, "kkk"));
+    sk_config_dispose(&config);
+    free(big);
+    unlink(path);
+}
+
+/* A POSIX ACL (Linux xattr layout) on `path`: 0400 for the owner, `tag`/`id` with read, the
+ * mask read. Returns 0, or -1 where the file system has no ACLs. */
+static int set_read_acl(const char *path, uint16_t tag, uint32_t id)
+{
+    struct {
+        uint16_t tag, perm;
+        uint32_t id;
+    } entries[] = {
+        {0x01, 4, 0xffffffffu}, {0x04, 0, 0xffffffffu}, {tag, 4, id},
+        {0x10, 4, 0xffffffffu}, {0x20, 0, 0xffffffffu},
+    };
+    /* The kernel wants the entries in tag order. */
+    if (tag < 0x04) {
+        entries[2] = entries[1];
+        entries[1].tag = tag;
+        entries[1].perm = 4;
+        entries[1].id = id;
+    }
+    unsigned char blob[4 + sizeof(entries)];
+    uint32_t version = htole32(2);
+    memcpy(blob, &version, 4);
+    for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+        entries[i].tag = htole16(entries[i].tag);
+        entries[i].perm = htole16(entries[i].perm);
+        entries[i].id = htole32(entries[i].id);
+    }
+    memcpy(blob + 4, entries, sizeof(entries));
+    return setxattr(path, "system.posix_acl_access", blob, sizeof(blob), 0);
+}
+
+static void test_secret_file_acl(void **state)
+{
+    temp_dir_t *dir = *state;
+    sk_config_t config;
+    char error[ERROR_SIZE], path[128];
+    write_value_file(dir, "secret", SECRET_40 "\n", strlen(SECRET_40) + 1, 0400, path,
+                     sizeof(path));
+    /* What systemd's LoadCredential= makes: 0400 plus read for the service's user, which
+     * stat shows as 0440 (the ACL's mask in the group bits). */
+    if (set_read_acl(path, 0x02, (uint32_t)geteuid()) != 0) {
+        unlink(path);
+        skip();
+    }
+    struct stat info;
+    assert_int_equal(stat(path, &info), 0);
+    assert_int_equal(info.st_mode & 0777, 0440);
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_RUN);
+    assert_string_equal(config.jwt_secret, SECRET_40);
+    sk_config_dispose(&config);
+    /* Read for another user, or for a group: refused. */
+    assert_int_equal(set_read_acl(path, 0x02, (uint32_t)geteuid() + 4242), 0);
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_ERROR);
+    assert_non_null(strstr(error, "mode 0440"));
+    sk_config_dispose(&config);
+    assert_int_equal(set_read_acl(path, 0x08, (uint32_t)getegid()), 0);
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_ERROR);
+    sk_config_dispose(&config);
+    unlink(path);
+}
+
+static void test_secret_file_and_flag_conflict(void **state)
+{
+    temp_dir_t *dir = *state;
+    sk_config_t config;
+    char error[ERROR_SIZE], path[128];
+    write_value_file(dir, "secret", SECRET_40 "\n", strlen(SECRET_40) + 1, 0600, path,
+                     sizeof(path));
+    /* Both on the command line, in either order and form. */
+    assert_int_equal(
+        parse(&config, error, "--jwt-secret", SECRET_40, "--jwt-secret-file", path, NULL),
+        SK_CONFIG_ERROR);
+    assert_string_equal(error, "give --jwt-secret or --jwt-secret-file, not both");
+    sk_config_dispose(&config);
+    char flag[300];
+    snprintf(flag, sizeof(flag), "--jwt-secret-file=%s", path);
+    assert_int_equal(parse(&config, error, flag, "--jwt-secret=" SECRET_40, NULL), SK_CONFIG_ERROR);
+    assert_string_equal(error, "give --jwt-secret-file or --jwt-secret, not both");
+    sk_config_dispose(&config);
+    assert_int_equal(parse(&config, error, "--redis", "redis://h:1", "--redis-file", path,
+                           "--mysql", "mysql://u@h/d", NULL),
+                     SK_CONFIG_ERROR);
+    assert_string_equal(error, "give --redis or --redis-file, not both");
+    sk_config_dispose(&config);
+    assert_int_equal(parse(&config, error, "--redis", "redis://h:1", "--mysql-file", path,
+                           "--mysql", "mysql://u@h/d", NULL),
+                     SK_CONFIG_ERROR);
+    assert_string_equal(error, "give --mysql-file or --mysql, not both");
+    sk_config_dispose(&config);
+
+    /* Both in the environment: the service cannot tell which one is stale. */
+    setenv("SECKILL_JWT_SECRET", SECRET_40, 1);
+    setenv("SECKILL_JWT_SECRET_FILE", path, 1);
+    assert_int_equal(parse(&config, error, NULL), SK_CONFIG_ERROR);
+    assert_string_equal(error, "SECKILL_JWT_SECRET and SECKILL_JWT_SECRET_FILE are both set: "
+                               "keep one");
+    sk_config_dispose(&config);
+
+    /* Either twin on the command line overrides both variables (which are not read: a
+     * missing file there is no error). */
+    setenv("SECKILL_JWT_SECRET_FILE", "/nonexistent/secret", 1);
+    assert_int_equal(parse(&config, error, "--jwt-secret", "from-the-flag", NULL), SK_CONFIG_RUN);
+    assert_string_equal(config.jwt_secret, "from-the-flag");
+    sk_config_dispose(&config);
+    setenv("SECKILL_JWT_SECRET", "from-the-environment", 1);
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", path, NULL), SK_CONFIG_RUN);
+    assert_string_equal(config.jwt_secret, SECRET_40);
+    sk_config_dispose(&config);
+    unlink(path);
+}
+
+static void test_secret_file_short_secret_refused(void **state)
+{
+    temp_dir_t *dir = *state;
+    sk_config_t config;
+    char error[ERROR_SIZE], path[128];
+    /* 31 bytes and a newline: the file is fine, the secret is not. */
+    write_value_file(dir, "secret", "0123456789abcdef0123456789abcde\n", 32, 0600, path,
+                     sizeof(path));
+    assert_int_equal(
+        parse(&config, error, "--data-dir", dir->data_dir, "--jwt-secret-file", path, NULL),
+        SK_CONFIG_RUN);
+    assert_int_equal(sk_config_prepare_data_dir(&config, error, sizeof(error)), -1);
+    assert_string_equal(error, "the JWT secret must be at least 32 bytes long");
+    sk_config_dispose(&config);
+    unlink(path);
+}
+
+static void test_argv_secrets_masked(void **state)
+{
+    (void)state;
+    sk_config_t config;
+    char error[ERROR_SIZE];
+    assert_int_equal(parse(&config, error, "--jwt-secret", SECRET_40, "--redis",
+                           "redis://user:p@ss@127.0.0.1:6379/0", "--mysql=mysql://u:pw@h:3306/db",
+                           "--listen", "127.0.0.1:1", NULL),
+                     SK_CONFIG_RUN);
+    /* The config keeps its own copies... */
+    assert_string_equal(config.jwt_secret, SECRET_40);
+    assert_string_equal(config.redis_url, "redis://user:p@ss@127.0.0.1:6379/0");
+    assert_string_equal(config.mysql_url, "mysql://u:pw@h:3306/db");
+    sk_config_dispose(&config);
+    /* ...argv shows only where the secrets were. */
+    assert_string_equal(last_argv[0], "seckill");
+    assert_string_equal(last_argv[1], "--jwt-secret");
+    assert_string_equal(last_argv[2], "***************************************");
+    assert_string_equal(last_argv[3], "--redis");
+    assert_string_equal(last_argv[4], "redis://user:****@127.0.0.1:6379/0");
+    assert_string_equal(last_argv[5], "--mysql=mysql://u:**@h:3306/db");
+    assert_string_equal(last_argv[6], "--listen");
+    assert_string_equal(last_argv[7], "127.0.0.1:1");
+
+    assert_int_equal(parse(&config, error, "--jwt-secret=" SECRET_40, NULL), SK_CONFIG_RUN);
+    sk_config_dispose(&config);
+    assert_string_equal(last_argv[1], "--jwt-secret=***************************************");
+
+    /* No password, nothing to mask: the hosts stay readable. A user information without
+     * ':' is masked whole (Sentinel's password@; MySQL's user@ goes too, which costs
+     * nothing). */
+    assert_int_equal(parse(&config, error, "--redis", "redis://127.0.0.1:1,127.0.0.1:2/0",
+                           "--mysql", "mysql://u@h/d", NULL),
+                     SK_CONFIG_RUN);
+    sk_config_dispose(&config);
+    assert_string_equal(last_argv[2], "redis://127.0.0.1:1,127.0.0.1:2/0");
+    assert_string_equal(last_argv[4], "mysql://*@h/d");
+
+    /* A password without a user name (Sentinel's form), and a value that is no URL. */
+    assert_int_equal(parse(&config, error, "--redis", "redis-sentinel://pw@h:26379#m", "--mysql",
+                           "secret-in-the-wrong-place", NULL),
+                     SK_CONFIG_RUN);
+    sk_config_dispose(&config);
+    assert_string_equal(last_argv[2], "redis-sentinel://**@h:26379#m");
+    assert_string_equal(last_argv[4], "*************************");
+}
+
+static void test_argv_masked_on_every_outcome(void **state)
+{
+    (void)state;
+    sk_config_t config;
+    char error[ERROR_SIZE];
+    /* An error after the secret: the process is about to exit, but not with it shown. */
+    assert_int_equal(parse(&config, error, "--jwt-secret", SECRET_40, "--nope", NULL),
+                     SK_CONFIG_ERROR);
+    sk_config_dispose(&config);
+    assert_null(strstr(last_argv[2], "0123"));
+    /* An error before it. */
+    assert_int_equal(parse(&config, error, "--threads", "x", "--redis=redis://:pw@h/0", NULL),
+                     SK_CONFIG_ERROR);
+    sk_config_dispose(&config);
+    assert_string_equal(last_argv[3], "--redis=redis://:**@h/0");
+    /* --help. */
+    assert_int_equal(parse(&config, error, "--help", "--jwt-secret", SECRET_40, NULL),
+                     SK_CONFIG_HELP);
+    sk_config_dispose(&config);
+    assert_null(strstr(last_argv[3], "0123"));
+    /* reconcile parses the same way. */
+    assert_int_equal(parse(&config, error, "reconcile", "--redis", "redis://:rpw@h:1/0", "--mysql",
+                           "mysql://u:mpw@h/d", "--repair", NULL),
+                     SK_CONFIG_RUN);
+    assert_true(config.repair);
+    assert_string_equal(config.redis_url, "redis://:rpw@h:1/0");
+    assert_string_equal(config.mysql_url, "mysql://u:mpw@h/d");
+    sk_config_dispose(&config);
+    assert_string_equal(last_argv[1], "reconcile");
+    assert_string_equal(last_argv[3], "redis://:***@h:1/0");
+    assert_string_equal(last_argv[5], "mysql://u:***@h/d");
+    assert_string_equal(last_argv[6], "--repair");
+    /* A value taken as a value is masked as one: "--data-dir --jwt-secret" names a dir. */
+    assert_int_equal(parse(&config, error, "--data-dir", "--jwt-secret", NULL), SK_CONFIG_RUN);
+    sk_config_dispose(&config);
+    assert_string_equal(last_argv[2], "--jwt-secret");
+    /* A path to a value file is no secret: it stays readable. */
+    assert_int_equal(parse(&config, error, "--jwt-secret-file", "/nonexistent", NULL),
+                     SK_CONFIG_ERROR);
+    sk_config_dispose(&config);
+    assert_string_equal(last_argv[2], "/nonexistent");
+}
+
 int main(void)
 {
     /* Keep "generated a new token secret" lines out of the test log. */
@@ -824,6 +1244,16 @@ int main(void)
         DIR_TEST(test_prepare_refuses_short_secret_file),
         DIR_TEST(test_prepare_reads_kept_secret_exactly),
         DIR_TEST(test_prepare_fails_for_unusable_dir),
+        DIR_TEST(test_secret_file_strips_one_line_ending),
+        DIR_TEST(test_url_files),
+        DIR_TEST(test_secret_file_refused_modes),
+        DIR_TEST(test_secret_file_refused_contents),
+        DIR_TEST(test_secret_file_size_limit),
+        DIR_TEST(test_secret_file_acl),
+        DIR_TEST(test_secret_file_and_flag_conflict),
+        DIR_TEST(test_secret_file_short_secret_refused),
+        ENV_TEST(test_argv_secrets_masked),
+        ENV_TEST(test_argv_masked_on_every_outcome),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
