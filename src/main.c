@@ -35,7 +35,7 @@ int main(int argc, char **argv)
         sk_config_dispose(&config);
         return 0;
     case SK_CONFIG_ERROR:
-        fprintf(stderr, "seckill: %s\n", error);
+        sk_log(SK_LOG_ERROR, "main", "%s", error);
         sk_config_dispose(&config);
         return 2;
     case SK_CONFIG_RUN:
@@ -51,7 +51,7 @@ int main(int argc, char **argv)
      * only the data directory around it. */
     umask(077);
     if (sodium_init() < 0) {
-        fprintf(stderr, "seckill: sodium_init failed\n");
+        sk_log(SK_LOG_ERROR, "main", "sodium_init failed");
         return 1;
     }
     if (config.reconcile) {
@@ -62,7 +62,7 @@ int main(int argc, char **argv)
     sk_log(SK_LOG_INFO, "main", "seckill %s starting: %s deployment", SECKILL_VERSION,
            config.redis_url != NULL ? "distributed" : "embedded");
     if (sk_config_prepare_data_dir(&config, error, sizeof(error)) != 0) {
-        fprintf(stderr, "seckill: %s\n", error);
+        sk_log(SK_LOG_ERROR, "main", "%s", error);
         sk_config_dispose(&config);
         return 1;
     }
