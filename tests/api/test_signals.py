@@ -159,10 +159,11 @@ def test_signal_during_start_up_exits_zero(tmp_path, sig):
             proc.wait()
 
 
-@pytest.mark.parametrize("when", ["start-up", "serving"])
-def test_sigterm_as_process_1(tmp_path, when):
+@pytest.mark.parametrize("when,sig", [("start-up", signal.SIGTERM), ("serving", signal.SIGTERM),
+                                      ("serving", signal.SIGINT), ("serving", signal.SIGHUP)])
+def test_signals_as_process_1(tmp_path, when, sig):
     """As PID 1 (a container's init) the kernel drops signals that have no handler: the
-    service must still stop on SIGTERM with 0."""
+    service must still stop on SIGTERM or SIGINT with 0, and still ignore SIGHUP."""
     if subprocess.run(["unshare", "--pid", "--fork", "true"],
                       capture_output=True).returncode != 0:
         pytest.skip("unshare --pid is not permitted here")
@@ -198,8 +199,14 @@ def test_sigterm_as_process_1(tmp_path, when):
                 pytest.fail("never served:\n" + srv.logs())
         else:
             assert _wait_for_log(srv, "starting"), srv.logs()
+        if sig == signal.SIGHUP:
+            os.kill(child, signal.SIGHUP)
+            time.sleep(0.3)
+            assert proc.poll() is None, "SIGHUP ended process 1\n" + srv.logs()
+            assert requests.get(srv.url + "/healthz", timeout=5).status_code == 200
+            assert _wait_for_log(srv, "SIGHUP"), srv.logs()
         start = time.monotonic()
-        os.kill(child, signal.SIGTERM)
+        os.kill(child, signal.SIGINT if sig == signal.SIGINT else signal.SIGTERM)
         code = proc.wait(timeout=10)
         seconds = time.monotonic() - start
         assert code == 0, f"unshare reported status {code} for the service\n{srv.logs()}"
