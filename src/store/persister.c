@@ -339,6 +339,7 @@ static void *persister_main(void *arg)
     sk_mysql_t *sql = NULL;
     int schema_ready = 0, aof_checked = 0, own_pending = 1;
     int64_t last_check = 0, last_claim = 0, last_prune = 0;
+    int64_t prune_usec = (int64_t)sk_revocations_prune_interval_ms() * 1000;
     int pruned_once = 0;
     char error[256];
 
@@ -389,8 +390,7 @@ static void *persister_main(void *arg)
                 atomic_store(&health->redis_ok, 0);
             atomic_store(&health->sql_ok, sk_mysql_ping(sql));
         }
-        if (!pruned_once ||
-            now - last_prune >= (int64_t)sk_revocations_prune_interval_ms() * 1000) {
+        if (!pruned_once || now - last_prune >= prune_usec) {
             /* At start and then periodically: expired revocations leave SQL. Every instance
              * does it; deleting twice deletes nothing more. */
             last_prune = now;
