@@ -102,6 +102,9 @@ int api_authenticate(api_request_t *r)
     switch (sk_token_check(r->thread->tokens, header, header_len, api_unix_now(r), &r->claims)) {
     case SK_TOKEN_OK:
         return 0;
+    case SK_TOKEN_UNAVAILABLE:
+        api_send_unavailable(r);
+        return -1;
     case SK_TOKEN_MISSING:
         message = ERROR_BODY("Not Authorized.");
         break;

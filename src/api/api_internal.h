@@ -61,7 +61,8 @@ void api_send_value(api_request_t *r, int status, json_t *value);
 
 /*
  * Checks the request's token. Returns 0 with r->claims set, or -1 after answering 401 with
- * the message of API.md.
+ * the message of API.md (503 while the store cannot tell this deployment's tokens yet).
+ * The caller compares r->claims->uid wherever it looks the user up anyway.
  */
 int api_authenticate(api_request_t *r);
 

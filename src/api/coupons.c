@@ -25,7 +25,7 @@ static void on_created(sk_store_op_t *op)
         api_send_error(r, 400, "Create failed. Maybe (username,coupon name) duplicates");
         break;
     case SK_STORE_NOT_FOUND:
-        /* The token is well signed but its seller is gone (a reset data dir). */
+        /* The token is well signed but names no seller of that name and id. */
         api_send_json(r, 401, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Token is invalid."))));
         break;
     default:
@@ -102,6 +102,7 @@ void api_handle_coupon_create(api_request_t *r)
         op->end_at = SK_STORE_NO_TIME;
 
     op->seller = r->route.user;
+    op->seller_id = r->claims->uid;
     op->name = h2o_strdup(&r->req->pool, name.base, name.len);
     op->description = h2o_strdup(&r->req->pool, description.base, description.len);
     op->op.on_done = on_created;
@@ -157,6 +158,11 @@ static void on_listed(sk_store_op_t *op)
     }
     int is_self = strlen(r->claims_copy.username) == list->username.len &&
                   memcmp(r->claims_copy.username, list->username.base, list->username.len) == 0;
+    /* The token's user, looked up anyway: the name must still be that user. */
+    if (is_self && list->user_id != r->claims_copy.uid) {
+        api_send_json(r, 401, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Token is invalid."))));
+        return;
+    }
     if (list->kind == SK_USER_CUSTOMER && !is_self) {
         api_send_json(r, 401,
                       h2o_iovec_init(
@@ -223,7 +229,8 @@ static void on_grabbed(sk_store_op_t *op)
         api_send_no_content(r, no_content_reasons[op->result]);
         break;
     case SK_STORE_NOT_FOUND:
-        /* A well-signed token whose customer is gone (a reset data dir). */
+        /* A well-signed token whose customer is gone, or another user of that name (the
+         * embedded store compares the id it looks up anyway). */
         api_send_json(r, 401, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Token is invalid."))));
         break;
     default:
@@ -232,7 +239,7 @@ static void on_grabbed(sk_store_op_t *op)
     }
 }
 
-static void start_grab(api_request_t *r, h2o_iovec_t customer)
+static void start_grab(api_request_t *r, h2o_iovec_t customer, int64_t customer_id)
 {
     sk_store_grab_t *op = h2o_mem_alloc_pool(&r->req->pool, sizeof(*op));
     memset(op, 0, sizeof(*op));
@@ -240,6 +247,7 @@ static void start_grab(api_request_t *r, h2o_iovec_t customer)
     op->op.data = r;
     op->op.pool = &r->req->pool;
     op->customer = customer;
+    op->customer_id = customer_id;
     op->seller = r->route.user;
     op->name = r->route.coupon;
     op->now = api_unix_now(r);
@@ -258,7 +266,7 @@ static void on_rate_taken(sk_store_op_t *op)
         api_send_unavailable(r);
         return;
     }
-    start_grab(r, take->user);
+    start_grab(r, take->user, r->claims_copy.uid);
 }
 
 void api_handle_grab(api_request_t *r)
@@ -272,10 +280,12 @@ void api_handle_grab(api_request_t *r)
     /* The claims live in the token cache, which the next request may overwrite. */
     h2o_iovec_t customer =
         h2o_strdup(&r->req->pool, r->claims->username, strlen(r->claims->username));
+    int64_t customer_id = r->claims->uid;
     /* The limit comes before the store, so a limited grab changes nothing. Several
      * instances share each user's bucket through the store; one process keeps its own. */
     sk_api_t *api = r->thread->api;
     if (api->config.rate_limit > 0 && sk_store_shares_rate_limits(api->store)) {
+        r->claims_copy = *r->claims; /* for the grab after the round trip */
         sk_store_rate_take_t *take = h2o_mem_alloc_pool(&r->req->pool, sizeof(*take));
         memset(take, 0, sizeof(*take));
         take->op.on_done = on_rate_taken;
@@ -294,5 +304,5 @@ void api_handle_grab(api_request_t *r)
         api_send_too_many(r, retry_after_usec);
         return;
     }
-    start_grab(r, customer);
+    start_grab(r, customer, customer_id);
 }

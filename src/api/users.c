@@ -195,10 +195,18 @@ static const char *kind_name(sk_user_kind_t kind)
 static void send_token(login_request_t *ctx)
 {
     api_request_t *r = ctx->r;
+    /* The token is bound to this deployment and this user (see token.h). */
+    const char *deployment_id = sk_store_deployment_id(r->thread->api->store);
+    if (deployment_id == NULL) {
+        api_send_unavailable(r);
+        return;
+    }
     sk_jwt_claims_t claims;
     memset(&claims, 0, sizeof(claims));
     memcpy(claims.username, ctx->username.base, ctx->username.len);
     strcpy(claims.kind, kind_name(ctx->find.kind));
+    memcpy(claims.dep, deployment_id, SK_JWT_DEP_LEN);
+    claims.uid = ctx->find.id;
     claims.iat = claims.nbf = api_unix_now(r);
     claims.exp = claims.iat + r->thread->api->config.token_ttl;
     sk_jwt_new_jti(&claims);
@@ -328,9 +336,16 @@ void api_handle_logout(api_request_t *r)
     h2o_req_t *req = r->req;
     ssize_t index = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     const sk_jwt_claims_t *claims;
-    if (index < 0 || sk_token_check(r->thread->tokens, req->headers.entries[index].value.base,
-                                    req->headers.entries[index].value.len, api_unix_now(r),
-                                    &claims) != SK_TOKEN_OK) {
+    sk_token_status_t status =
+        index < 0 ? SK_TOKEN_MISSING
+                  : sk_token_check(r->thread->tokens, req->headers.entries[index].value.base,
+                                   req->headers.entries[index].value.len, api_unix_now(r), &claims);
+    if (status == SK_TOKEN_UNAVAILABLE) {
+        /* The token may be good: the client should retry, not believe it logged out. */
+        api_send_unavailable(r);
+        return;
+    }
+    if (status != SK_TOKEN_OK) {
         /* Nothing to revoke: the original answered every logout this way. */
         api_send_json(r, 200, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("log out."))));
         return;

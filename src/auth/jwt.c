@@ -101,7 +101,7 @@ static bool read_string_claim(json_t *payload, const char *name, char *out, size
     return true;
 }
 
-static bool read_time_claim(json_t *payload, const char *name, int64_t *out)
+static bool read_integer_claim(json_t *payload, const char *name, int64_t *out)
 {
     json_t *value = json_object_get(payload, name);
 
@@ -114,13 +114,22 @@ static bool read_time_claim(json_t *payload, const char *name, int64_t *out)
     return true;
 }
 
+/* A dep holds exactly SK_JWT_DEP_LEN bytes, so it can be compared in constant time. */
+static bool dep_is_valid(const char *dep)
+{
+    return strnlen(dep, SK_JWT_DEP_LEN + 1) == SK_JWT_DEP_LEN;
+}
+
 static bool read_claims(json_t *payload, sk_jwt_claims_t *claims)
 {
     return read_string_claim(payload, "username", claims->username, sizeof claims->username) &&
+           read_integer_claim(payload, "uid", &claims->uid) && claims->uid >= 1 &&
+           read_string_claim(payload, "dep", claims->dep, sizeof claims->dep) &&
+           dep_is_valid(claims->dep) &&
            read_string_claim(payload, "kind", claims->kind, sizeof claims->kind) &&
-           kind_is_known(claims->kind) && read_time_claim(payload, "iat", &claims->iat) &&
-           read_time_claim(payload, "nbf", &claims->nbf) &&
-           read_time_claim(payload, "exp", &claims->exp) &&
+           kind_is_known(claims->kind) && read_integer_claim(payload, "iat", &claims->iat) &&
+           read_integer_claim(payload, "nbf", &claims->nbf) &&
+           read_integer_claim(payload, "exp", &claims->exp) &&
            read_string_claim(payload, "jti", claims->jti, sizeof claims->jti);
 }
 
@@ -161,14 +170,16 @@ int sk_jwt_sign(const uint8_t *key, size_t key_len, const sk_jwt_claims_t *claim
     /* Sign only what sk_jwt_verify() accepts, or the user would get a token that fails. */
     if (!field_is_filled(claims->username, sizeof claims->username) ||
         !field_is_filled(claims->kind, sizeof claims->kind) || !kind_is_known(claims->kind) ||
-        !field_is_filled(claims->jti, sizeof claims->jti)) {
+        !field_is_filled(claims->jti, sizeof claims->jti) || !dep_is_valid(claims->dep) ||
+        claims->uid < 1) {
         return SK_EINVAL;
     }
 
     payload =
-        json_pack_ex(&error, 0, "{s:s, s:s, s:I, s:I, s:I, s:s}", "username", claims->username,
-                     "kind", claims->kind, "iat", (json_int_t)claims->iat, "nbf",
-                     (json_int_t)claims->nbf, "exp", (json_int_t)claims->exp, "jti", claims->jti);
+        json_pack_ex(&error, 0, "{s:s, s:s, s:I, s:s, s:I, s:I, s:I, s:s}", "username",
+                     claims->username, "kind", claims->kind, "uid", (json_int_t)claims->uid, "dep",
+                     claims->dep, "iat", (json_int_t)claims->iat, "nbf", (json_int_t)claims->nbf,
+                     "exp", (json_int_t)claims->exp, "jti", claims->jti);
     if (payload == NULL) {
         /* Anything but memory is a string that is not UTF-8. */
         return json_error_code(&error) == json_error_out_of_memory ? SK_ENOMEM : SK_EINVAL;

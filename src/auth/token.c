@@ -7,11 +7,16 @@
  */
 #include "auth/token.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define CACHE_SETS 4096 /* a power of two; two entries each: ~5.5 MiB per thread */
+_Static_assert(SK_JWT_DEP_LEN == SK_STORE_DEPLOYMENT_ID_LEN, "a dep claim holds a deployment id");
+_Static_assert(SK_STORE_REVOCATION_GRACE > SK_JWT_LEEWAY,
+               "a revocation outlives every token check that could still accept its token");
+
+#define CACHE_SETS 4096 /* a power of two; two entries each: ~6 MiB per thread */
 
 typedef struct token_entry {
     uint64_t revocation_epoch;
@@ -117,14 +122,18 @@ sk_token_status_t sk_token_check(sk_token_cache_t *cache, const char *header, si
     /* Read the epoch before the revocation check it stands for, so that a revocation
      * racing with this check moves the epoch past the stored one. */
     uint64_t epoch = sk_store_revocation_epoch(cache->store);
-    switch (sk_jwt_verify(cache->key, cache->key_len, token, len, now, &verified)) {
-    case SK_JWT_VALID:
-        break;
-    case SK_JWT_EXPIRED:
-        return SK_TOKEN_EXPIRED;
-    default:
+    sk_jwt_status_t verdict = sk_jwt_verify(cache->key, cache->key_len, token, len, now, &verified);
+    if (verdict == SK_JWT_INVALID)
         return SK_TOKEN_INVALID;
-    }
+    /* A token of another deployment (an earlier database, the same secret) is not ours,
+     * expired or not. Both ids have SK_JWT_DEP_LEN bytes: compare them in constant time. */
+    const char *deployment_id = sk_store_deployment_id(cache->store);
+    if (deployment_id == NULL)
+        return SK_TOKEN_UNAVAILABLE;
+    if (sodium_memcmp(verified.dep, deployment_id, SK_JWT_DEP_LEN) != 0)
+        return SK_TOKEN_INVALID;
+    if (verdict == SK_JWT_EXPIRED)
+        return SK_TOKEN_EXPIRED;
     if (sk_store_is_revoked(cache->store, verified.jti))
         return SK_TOKEN_REVOKED;
     set->last_used ^= 1;

@@ -10,8 +10,10 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -30,6 +32,7 @@ enum {
     STMT_TAKE_ONE,
     STMT_INSERT_REVOKED,
     STMT_SET_REMAINING,
+    STMT_PRUNE_REVOKED,
     STMT_COUNT
 };
 
@@ -48,6 +51,7 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_INSERT_REVOKED] = "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) "
                             "VALUES (?1, ?2)",
     [STMT_SET_REMAINING] = "UPDATE coupons SET remaining = ?2 WHERE id = ?1",
+    [STMT_PRUNE_REVOKED] = "DELETE FROM revoked_tokens WHERE expires_at < ?1",
 };
 
 static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS users ("
@@ -82,7 +86,12 @@ static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS users ("
                                  " PRIMARY KEY (seller, coupon, customer)) WITHOUT ROWID;"
                                  "CREATE TABLE IF NOT EXISTS revoked_tokens ("
                                  " jti TEXT PRIMARY KEY,"
-                                 " expires_at INTEGER NOT NULL);";
+                                 " expires_at INTEGER NOT NULL);"
+                                 /* What the database says about itself, one row a name:
+                                  * 'deployment_id' (see sk_store_deployment_id). */
+                                 "CREATE TABLE IF NOT EXISTS settings ("
+                                 " name TEXT PRIMARY KEY,"
+                                 " value TEXT NOT NULL);";
 
 /* A batch holds at most this many entries, so one transaction stays short. */
 #define MAX_BATCH 8192
@@ -107,6 +116,7 @@ struct sk_journal {
     size_t take_count, take_capacity;
 
     sk_store_counters_t counters;
+    char deployment_id[SK_STORE_DEPLOYMENT_ID_LEN + 1];
 };
 
 static int step_reset(sk_journal_t *journal, int which)
@@ -155,6 +165,18 @@ static void add_take(sk_journal_t *journal, int64_t coupon_id)
     journal->takes[journal->take_count++] = (struct coupon_take){coupon_id, 1};
 }
 
+static int prune_revoked(sk_journal_t *journal, int64_t cutoff)
+{
+    sqlite3_bind_int64(journal->statements[STMT_PRUNE_REVOKED], 1, cutoff);
+    if (step_reset(journal, STMT_PRUNE_REVOKED) != 0)
+        return SK_EIO;
+    int deleted = sqlite3_changes(journal->db);
+    if (deleted > 0)
+        sk_log(SK_LOG_INFO, "journal", "deleted %d expired revocations from revoked_tokens",
+               deleted);
+    return 0;
+}
+
 static int write_entry(sk_journal_t *journal, sk_journal_entry_t *entry)
 {
     sqlite3_stmt *stmt;
@@ -196,6 +218,8 @@ static int write_entry(sk_journal_t *journal, sk_journal_entry_t *entry)
         sqlite3_bind_text(stmt, 1, entry->u.revoke.jti, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 2, entry->u.revoke.expires_at);
         return step_reset(journal, STMT_INSERT_REVOKED);
+    case SK_JOURNAL_PRUNE:
+        return prune_revoked(journal, entry->u.prune.cutoff);
     }
     return SK_EINVAL;
 }
@@ -330,7 +354,66 @@ static int load_rows(sk_journal_t *journal, const sk_journal_hooks_t *hooks)
     return 0;
 }
 
-sk_journal_t *sk_journal_open(const char *path, int sync_commits, const sk_journal_hooks_t *hooks)
+/* Runs one SELECT of a single text value into `out` (`out_size` bytes, NUL-terminated).
+ * Returns 1 for a row, 0 for none, SK_EIO on failure. */
+static int select_text(sk_journal_t *journal, const char *sql, char *out, size_t out_size)
+{
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(journal->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        sk_log(SK_LOG_ERROR, "journal", "sqlite3_prepare_v2(%s) failed: %s", sql,
+               sqlite3_errmsg(journal->db));
+        return SK_EIO;
+    }
+    int rc = sqlite3_step(stmt), status = 0;
+    if (rc == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(stmt, 0);
+        snprintf(out, out_size, "%s", text != NULL ? text : "");
+        status = 1;
+    } else if (rc != SQLITE_DONE) {
+        sk_log(SK_LOG_ERROR, "journal", "sqlite3_step(%s) failed: %s", sql,
+               sqlite3_errmsg(journal->db));
+        status = SK_EIO;
+    }
+    sqlite3_finalize(stmt);
+    return status;
+}
+
+/* Reads the deployment id, making it first if the database has none (a new database, or
+ * one from before ids existed: its old tokens carry none and are refused anyway). */
+static int load_deployment_id(sk_journal_t *journal, const char *path)
+{
+    unsigned char random_id[SK_STORE_DEPLOYMENT_ID_LEN / 2];
+    char fresh[SK_STORE_DEPLOYMENT_ID_LEN + 1], sql[128];
+    randombytes_buf(random_id, sizeof(random_id));
+    sodium_bin2hex(fresh, sizeof(fresh), random_id, sizeof(random_id));
+    /* A constant of our own making: hex digits only. */
+    snprintf(sql, sizeof(sql),
+             "INSERT OR IGNORE INTO settings (name, value) VALUES ('deployment_id', '%s')", fresh);
+    char *error = NULL;
+    if (sqlite3_exec(journal->db, sql, NULL, NULL, &error) != SQLITE_OK) {
+        sk_log(SK_LOG_ERROR, "journal", "sqlite3_exec(INSERT settings) on %s failed: %s", path,
+               error ? error : "?");
+        sqlite3_free(error);
+        return SK_EIO;
+    }
+    char stored[SK_STORE_DEPLOYMENT_ID_LEN + 2];
+    int found = select_text(journal, "SELECT value FROM settings WHERE name = 'deployment_id'",
+                            stored, sizeof(stored));
+    if (found < 0)
+        return SK_EIO;
+    if (found == 0 || !sk_store_deployment_id_is_valid(stored)) {
+        sk_log(SK_LOG_ERROR, "journal",
+               "%s: settings.deployment_id is not %d lowercase hex digits; delete that row to "
+               "make a new one (every token issued so far becomes invalid)",
+               path, SK_STORE_DEPLOYMENT_ID_LEN);
+        return SK_EINVAL;
+    }
+    memcpy(journal->deployment_id, stored, sizeof(journal->deployment_id));
+    return 0;
+}
+
+sk_journal_t *sk_journal_open(const char *path, int sync_commits, int64_t revocation_cutoff,
+                              const sk_journal_hooks_t *hooks)
 {
     sk_journal_t *journal = calloc(1, sizeof(*journal));
     if (journal == NULL)
@@ -372,7 +455,8 @@ sk_journal_t *sk_journal_open(const char *path, int sync_commits, const sk_journ
             goto fail;
         }
     }
-    if (load_rows(journal, hooks) != 0)
+    if (load_deployment_id(journal, path) != 0 || prune_revoked(journal, revocation_cutoff) != 0 ||
+        load_rows(journal, hooks) != 0)
         goto fail;
     journal->after_batch = hooks->after_batch;
     journal->after_batch_data = hooks->data;
@@ -440,6 +524,11 @@ void sk_journal_close(sk_journal_t *journal)
     pthread_cond_destroy(&journal->wakeup);
     pthread_mutex_destroy(&journal->lock);
     free(journal);
+}
+
+const char *sk_journal_deployment_id(sk_journal_t *journal)
+{
+    return journal->deployment_id;
 }
 
 void sk_journal_stats(sk_journal_t *journal, sk_store_stats_t *out)

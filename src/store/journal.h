@@ -21,7 +21,8 @@ typedef enum sk_journal_kind {
     SK_JOURNAL_USER,
     SK_JOURNAL_COUPON,
     SK_JOURNAL_GRANT,
-    SK_JOURNAL_REVOKE
+    SK_JOURNAL_REVOKE,
+    SK_JOURNAL_PRUNE /* deletes the revocations that expired before u.prune.cutoff */
 } sk_journal_kind_t;
 
 typedef struct sk_journal_entry sk_journal_entry_t;
@@ -52,6 +53,9 @@ struct sk_journal_entry {
             const char *jti;
             int64_t expires_at;
         } revoke;
+        struct {
+            int64_t cutoff;
+        } prune;
     } u;
 };
 
@@ -73,12 +77,18 @@ typedef struct sk_journal_hooks {
 } sk_journal_hooks_t;
 
 /*
- * Opens (creating if needed) the database at `path` in WAL mode, creates the schema, hands
- * every row to `hooks`, then starts the journal thread. `sync_commits` makes every commit
- * reach the disk (power-loss durability); without it a commit survives a process crash.
- * Returns NULL and logs why on failure.
+ * Opens (creating if needed) the database at `path` in WAL mode, creates the schema (and
+ * the deployment id, the first time), deletes the revocations that expired before
+ * `revocation_cutoff`, hands every row to `hooks`, then starts the journal thread. `sync_commits`
+ * makes every commit reach the disk (power-loss durability); without it a commit survives a process
+ * crash. Returns NULL and logs why on failure.
  */
-sk_journal_t *sk_journal_open(const char *path, int sync_commits, const sk_journal_hooks_t *hooks);
+sk_journal_t *sk_journal_open(const char *path, int sync_commits, int64_t revocation_cutoff,
+                              const sk_journal_hooks_t *hooks);
+
+/* The database's deployment id (SK_STORE_DEPLOYMENT_ID_LEN hex characters), valid until
+ * sk_journal_close. */
+const char *sk_journal_deployment_id(sk_journal_t *journal);
 
 /* After a load whose stored `remaining` disagreed with the grants rows: rewrite it. Only
  * before the first submit. */

@@ -39,8 +39,12 @@
 #include <strings.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "util/log.h"
 #include "util/percent.h"
+
+#define DEPLOYMENT_ID_NAME "deployment_id"
 
 /* The widest values the schema holds, in bytes (utf8mb4 takes up to 4 bytes a character),
  * plus a NUL: rows written by hand with longer values are refused, not truncated. */
@@ -79,13 +83,16 @@ enum {
     STMT_GRANTS_PAGE,
     STMT_REVOKE,
     STMT_REVOKED_PAGE,
+    STMT_REVOKED_PRUNE,
+    STMT_SETTING_INSERT,
+    STMT_SETTING_FIND,
     STMT_COUNT
 };
 
 static const char *const statement_sql[STMT_COUNT] = {
     [STMT_USER_INSERT] = "INSERT INTO users (username, kind, password_hash, created_at) "
                          "VALUES (?, ?, ?, ?)",
-    [STMT_USER_FIND] = "SELECT kind, password_hash, created_at FROM users WHERE username = ?",
+    [STMT_USER_FIND] = "SELECT kind, password_hash, created_at, id FROM users WHERE username = ?",
     [STMT_COUPON_INSERT] = "INSERT INTO coupons (seller, name, amount, remaining, stock, "
                            "description, start_at, end_at, created_at) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -107,6 +114,11 @@ static const char *const statement_sql[STMT_COUNT] = {
                     "ON DUPLICATE KEY UPDATE expires_at = GREATEST(expires_at, ?)",
     [STMT_REVOKED_PAGE] = "SELECT jti, expires_at FROM revoked_tokens "
                           "WHERE expires_at > ? AND jti > ? ORDER BY jti LIMIT " PAGE_ROWS_TEXT,
+    [STMT_REVOKED_PRUNE] = "DELETE FROM revoked_tokens WHERE expires_at < ?",
+    /* The first instance to start makes the row; every later one (or one racing it) keeps
+     * it, and all read back the same value. */
+    [STMT_SETTING_INSERT] = "INSERT IGNORE INTO settings (name, value) VALUES (?, ?)",
+    [STMT_SETTING_FIND] = "SELECT value FROM settings WHERE name = ?",
 };
 
 /* The tables of API.md "Storage", with the meaning of the SQLite schema in journal.c.
@@ -149,6 +161,11 @@ static const char *const schema_sql[] = {
     "CREATE TABLE IF NOT EXISTS revoked_tokens ("
     " jti VARCHAR(64) NOT NULL PRIMARY KEY,"
     " expires_at BIGINT NOT NULL"
+    ")",
+    /* What the database says about itself, one row a name: 'deployment_id'. */
+    "CREATE TABLE IF NOT EXISTS settings ("
+    " name VARCHAR(64) NOT NULL PRIMARY KEY,"
+    " value VARCHAR(255) NOT NULL"
     ")",
 };
 
@@ -664,7 +681,17 @@ static sk_mysql_result_t ensure_schema_once(sk_mysql_t *conn, void *args)
         if (query(conn, sql, "CREATE TABLE") != 0)
             return SK_MYSQL_UNAVAILABLE;
     }
-    return SK_MYSQL_OK;
+    /* A database without a deployment id (new, or from before ids) gets one now. */
+    unsigned char random_id[SK_MYSQL_DEPLOYMENT_ID_LEN / 2];
+    char fresh[SK_MYSQL_DEPLOYMENT_ID_LEN + 1];
+    randombytes_buf(random_id, sizeof(random_id));
+    sodium_bin2hex(fresh, sizeof(fresh), random_id, sizeof(random_id));
+    MYSQL_BIND params[2];
+    bind_text(&params[0], DEPLOYMENT_ID_NAME, strlen(DEPLOYMENT_ID_NAME));
+    bind_text(&params[1], fresh, strlen(fresh));
+    return execute(conn, STMT_SETTING_INSERT, params, "INSERT settings") != NULL
+               ? SK_MYSQL_OK
+               : SK_MYSQL_UNAVAILABLE;
 }
 
 sk_mysql_result_t sk_mysql_ensure_schema(sk_mysql_t *conn)
@@ -700,16 +727,17 @@ struct user_args {
     char *found_hash;
     size_t found_hash_size;
     int64_t found_created_at;
+    int64_t found_id;
 };
 
 static sk_mysql_result_t user_find_once(sk_mysql_t *conn, void *data)
 {
     struct user_args *args = data;
-    MYSQL_BIND params[1], columns[3];
+    MYSQL_BIND params[1], columns[4];
     char kind[KIND_BYTES], hash[HASH_BYTES];
     text_column_t kind_column = {kind, sizeof(kind), 0, 0};
     text_column_t hash_column = {hash, sizeof(hash), 0, 0};
-    int_column_t created_column = {0, 0};
+    int_column_t created_column = {0, 0}, id_column = {0, 0};
     bind_text(&params[0], args->username, args->username_len);
     MYSQL_STMT *stmt = execute(conn, STMT_USER_FIND, params, "SELECT users");
     if (stmt == NULL)
@@ -717,6 +745,7 @@ static sk_mysql_result_t user_find_once(sk_mysql_t *conn, void *data)
     result_text(&columns[0], &kind_column);
     result_text(&columns[1], &hash_column);
     result_int64(&columns[2], &created_column);
+    result_int64(&columns[3], &id_column);
     if (store_result(conn, stmt, columns, "SELECT users") != 0)
         return SK_MYSQL_UNAVAILABLE;
     int status = fetch_row(conn, stmt, "SELECT users");
@@ -729,6 +758,7 @@ static sk_mysql_result_t user_find_once(sk_mysql_t *conn, void *data)
     *args->found_is_seller = strcmp(kind, "saler") == 0;
     memcpy(args->found_hash, hash, hash_column.length + 1);
     args->found_created_at = created_column.value;
+    args->found_id = id_column.value;
     return SK_MYSQL_OK;
 }
 
@@ -779,14 +809,18 @@ sk_mysql_result_t sk_mysql_user_insert(sk_mysql_t *conn, const char *username, s
 }
 
 sk_mysql_result_t sk_mysql_user_find(sk_mysql_t *conn, const char *username, size_t username_len,
-                                     int *is_seller, char *password_hash, size_t hash_size)
+                                     int *is_seller, char *password_hash, size_t hash_size,
+                                     int64_t *id)
 {
     struct user_args args = {.username = username,
                              .username_len = username_len,
                              .found_is_seller = is_seller,
                              .found_hash = password_hash,
                              .found_hash_size = hash_size};
-    return run(conn, user_find_once, &args);
+    sk_mysql_result_t result = run(conn, user_find_once, &args);
+    if (result == SK_MYSQL_OK && id != NULL)
+        *id = args.found_id;
+    return result;
 }
 
 /* ---- coupons ----------------------------------------------------------------------------- */
@@ -1300,6 +1334,68 @@ sk_mysql_result_t sk_mysql_revoked_each(sk_mysql_t *conn, int64_t now,
 {
     struct revoked_each_args args = {.now = now, .cb = cb, .data = data};
     return run(conn, revoked_each_once, &args);
+}
+
+struct revoked_prune_args {
+    int64_t cutoff;
+    uint64_t deleted;
+};
+
+static sk_mysql_result_t revoked_prune_once(sk_mysql_t *conn, void *data)
+{
+    struct revoked_prune_args *args = data;
+    MYSQL_BIND params[1];
+    bind_int64(&params[0], &args->cutoff);
+    MYSQL_STMT *stmt = execute(conn, STMT_REVOKED_PRUNE, params, "DELETE revoked_tokens");
+    if (stmt == NULL)
+        return SK_MYSQL_UNAVAILABLE;
+    args->deleted = (uint64_t)mysql_stmt_affected_rows(stmt);
+    return SK_MYSQL_OK;
+}
+
+sk_mysql_result_t sk_mysql_revoked_prune(sk_mysql_t *conn, int64_t cutoff, uint64_t *deleted)
+{
+    struct revoked_prune_args args = {cutoff, 0};
+    sk_mysql_result_t result = run(conn, revoked_prune_once, &args);
+    if (deleted != NULL)
+        *deleted = result == SK_MYSQL_OK ? args.deleted : 0;
+    return result;
+}
+
+/* ---- settings ---------------------------------------------------------------------------- */
+
+struct deployment_id_args {
+    char *out;
+    size_t out_size;
+};
+
+static sk_mysql_result_t deployment_id_once(sk_mysql_t *conn, void *data)
+{
+    struct deployment_id_args *args = data;
+    MYSQL_BIND params[1], columns[1];
+    char value[NAME_BYTES];
+    text_column_t value_column = {value, sizeof(value), 0, 0};
+    bind_text(&params[0], DEPLOYMENT_ID_NAME, strlen(DEPLOYMENT_ID_NAME));
+    MYSQL_STMT *stmt = execute(conn, STMT_SETTING_FIND, params, "SELECT settings");
+    if (stmt == NULL)
+        return SK_MYSQL_UNAVAILABLE;
+    result_text(&columns[0], &value_column);
+    if (store_result(conn, stmt, columns, "SELECT settings") != 0)
+        return SK_MYSQL_UNAVAILABLE;
+    int status = fetch_row(conn, stmt, "SELECT settings");
+    if (status <= 0)
+        return status == 0 ? SK_MYSQL_NOT_FOUND : SK_MYSQL_UNAVAILABLE;
+    if (finish_text(&value_column) != 0 || value_column.length >= args->out_size)
+        return oversized_row(conn, stmt, "SELECT settings");
+    mysql_stmt_free_result(stmt);
+    memcpy(args->out, value, value_column.length + 1);
+    return SK_MYSQL_OK;
+}
+
+sk_mysql_result_t sk_mysql_deployment_id(sk_mysql_t *conn, char *out, size_t out_size)
+{
+    struct deployment_id_args args = {out, out_size};
+    return run(conn, deployment_id_once, &args);
 }
 
 const char *sk_mysql_error(sk_mysql_t *conn)

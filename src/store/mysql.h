@@ -42,8 +42,16 @@ sk_mysql_t *sk_mysql_connect(const sk_mysql_config_t *config, unsigned timeout_m
                              size_t errlen);
 void sk_mysql_close(sk_mysql_t *conn);
 
-/* Creates the four tables when missing (CREATE TABLE IF NOT EXISTS; never drops). */
+#define SK_MYSQL_DEPLOYMENT_ID_LEN 32 /* hex characters of the id ensure_schema makes */
+
+/* Creates the tables when missing (CREATE TABLE IF NOT EXISTS; never drops), and the
+ * deployment id in `settings` when there is none (INSERT IGNORE: of instances racing to
+ * start, one row wins and all read it back). */
 sk_mysql_result_t sk_mysql_ensure_schema(sk_mysql_t *conn);
+
+/* The deployment id ensure_schema made (NUL-terminated in `out`, at most out_size bytes).
+ * NOT_FOUND when there is none; UNAVAILABLE also when it does not fit. */
+sk_mysql_result_t sk_mysql_deployment_id(sk_mysql_t *conn, char *out, size_t out_size);
 
 /* 1 when a round trip to the server succeeds now (reconnecting if needed). */
 int sk_mysql_ping(sk_mysql_t *conn);
@@ -52,9 +60,11 @@ int sk_mysql_ping(sk_mysql_t *conn);
 sk_mysql_result_t sk_mysql_user_insert(sk_mysql_t *conn, const char *username, size_t username_len,
                                        int is_seller, const char *password_hash,
                                        int64_t created_at);
-/* On OK fills *is_seller and password_hash (NUL-terminated, at most hash_size bytes). */
+/* On OK fills *is_seller, password_hash (NUL-terminated, at most hash_size bytes) and *id
+ * (the row's id; `id` may be NULL). */
 sk_mysql_result_t sk_mysql_user_find(sk_mysql_t *conn, const char *username, size_t username_len,
-                                     int *is_seller, char *password_hash, size_t hash_size);
+                                     int *is_seller, char *password_hash, size_t hash_size,
+                                     int64_t *id);
 
 /* coupons (times: Unix seconds; `has_start` / `has_end` 0 stores NULL) */
 typedef struct sk_mysql_coupon {
@@ -115,6 +125,10 @@ sk_mysql_result_t sk_mysql_revoke(sk_mysql_t *conn, const char *jti, int64_t exp
 sk_mysql_result_t sk_mysql_revoked_each(sk_mysql_t *conn, int64_t now,
                                         int (*cb)(void *data, const char *jti, int64_t expires_at),
                                         void *data);
+
+/* Deletes every revocation whose expires_at is before `cutoff`; *deleted (may be NULL)
+ * gets how many. Idempotent: every instance may run it. */
+sk_mysql_result_t sk_mysql_revoked_prune(sk_mysql_t *conn, int64_t cutoff, uint64_t *deleted);
 
 /* The last error's text (for logs; never contains the password). */
 const char *sk_mysql_error(sk_mysql_t *conn);

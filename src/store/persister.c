@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "store/revocations.h"
 #include "util/log.h"
 
 #define READ_COUNT "1000" /* entries per shard per step */
@@ -337,7 +339,9 @@ static void *persister_main(void *arg)
     sk_redis_sync_t *redis = NULL;
     sk_mysql_t *sql = NULL;
     int schema_ready = 0, aof_checked = 0, own_pending = 1;
-    int64_t last_check = 0, last_claim = 0;
+    int64_t last_check = 0, last_claim = 0, last_prune = 0;
+    int64_t prune_usec = (int64_t)sk_revocations_prune_interval_ms() * 1000;
+    int pruned_once = 0;
     char error[256];
 
     int64_t stop_seen = 0;
@@ -397,6 +401,19 @@ static void *persister_main(void *arg)
             if (ensured < 0)
                 atomic_store(&health->redis_ok, 0);
             atomic_store(&health->sql_ok, sk_mysql_ping(sql));
+        }
+        if (!pruned_once || now - last_prune >= prune_usec) {
+            /* At start and then periodically: expired revocations leave SQL. Every instance
+             * does it; deleting twice deletes nothing more. */
+            last_prune = now;
+            pruned_once = 1;
+            uint64_t deleted = 0;
+            if (sk_mysql_revoked_prune(sql, (int64_t)time(NULL) - SK_STORE_REVOCATION_GRACE,
+                                       &deleted) == SK_MYSQL_OK &&
+                deleted != 0)
+                sk_log(SK_LOG_INFO, "persister",
+                       "deleted %llu expired revocations from revoked_tokens",
+                       (unsigned long long)deleted);
         }
         int flags = own_pending ? SK_PERSIST_OWN_PENDING : 0;
         if (now - last_claim >= 2000000) {

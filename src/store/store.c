@@ -64,6 +64,22 @@ uint64_t sk_store_revocation_epoch(sk_store_t *store)
     return store->vtable->revocation_epoch(store);
 }
 
+const char *sk_store_deployment_id(sk_store_t *store)
+{
+    return store->vtable->deployment_id(store);
+}
+
+int sk_store_deployment_id_is_valid(const char *text)
+{
+    size_t len = 0;
+    for (; text[len] != '\0'; ++len) {
+        if (len == SK_STORE_DEPLOYMENT_ID_LEN ||
+            !((text[len] >= '0' && text[len] <= '9') || (text[len] >= 'a' && text[len] <= 'f')))
+            return 0;
+    }
+    return len == SK_STORE_DEPLOYMENT_ID_LEN;
+}
+
 int sk_store_is_ready(sk_store_t *store)
 {
     return store->vtable->is_ready(store);

@@ -20,6 +20,11 @@
 #define SK_STORE_MAX_DESCRIPTION 1024
 #define SK_STORE_PAGE_SIZE 20
 #define SK_STORE_NO_TIME INT64_MIN /* a sale window bound that is absent */
+/* Hex characters of a deployment id: 16 random bytes, made with the database. */
+#define SK_STORE_DEPLOYMENT_ID_LEN 32
+/* Seconds a revocation is kept past its token's expiry, then pruned: more than the clock
+ * skew a token check allows (SK_JWT_LEEWAY), so no token it refuses is accepted again. */
+#define SK_STORE_REVOCATION_GRACE 10
 
 typedef enum sk_user_kind { SK_USER_CUSTOMER = 0, SK_USER_SELLER = 1 } sk_user_kind_t;
 
@@ -63,12 +68,14 @@ typedef struct sk_store_user_find {
     sk_store_op_t op;
     h2o_iovec_t username;
     /* results, on SK_STORE_OK */
+    int64_t id; /* the users row's id: what a token's uid claim names */
     sk_user_kind_t kind;
     const char *password_hash;
 } sk_store_user_find_t;
 
 typedef struct sk_store_coupon_create {
     sk_store_op_t op;
+    int64_t seller_id; /* the token's user id: NOT_FOUND unless the seller has it */
     h2o_iovec_t seller, name, description;
     int64_t amount, stock;
     int64_t start_at, end_at; /* SK_STORE_NO_TIME when absent */
@@ -85,6 +92,7 @@ typedef struct sk_store_coupon_list {
     h2o_iovec_t username; /* whose coupons: a seller's published, a customer's held */
     int64_t page;         /* 1-based; past the end gives zero items */
     /* results, on SK_STORE_OK */
+    int64_t user_id;     /* the listed user's id */
     sk_user_kind_t kind; /* the listed user's kind */
     sk_store_coupon_item_t *items;
     size_t count;
@@ -93,6 +101,9 @@ typedef struct sk_store_coupon_list {
 typedef struct sk_store_grab {
     sk_store_op_t op;
     h2o_iovec_t customer, seller, name;
+    /* The token's user id. A store that looks the customer up anyway (the embedded one)
+     * answers NOT_FOUND when it differs; the distributed one does not look. */
+    int64_t customer_id;
     int64_t now; /* Unix seconds, for the sale window */
 } sk_store_grab_t;
 
@@ -140,6 +151,7 @@ typedef struct sk_store_vtable {
     void (*rate_take)(sk_store_thread_t *thread, sk_store_rate_take_t *op);
     int (*is_revoked)(sk_store_t *store, const char *jti);
     uint64_t (*revocation_epoch)(sk_store_t *store);
+    const char *(*deployment_id)(sk_store_t *store);
     int (*is_ready)(sk_store_t *store);
     void (*stats)(sk_store_t *store, sk_store_stats_t *out);
     int (*drain)(sk_store_t *store);
@@ -165,7 +177,8 @@ void sk_store_user_register(sk_store_t *store, sk_store_thread_t *thread,
 /* Finds a user for login. Result: OK or NOT_FOUND. */
 void sk_store_user_find(sk_store_t *store, sk_store_thread_t *thread, sk_store_user_find_t *op);
 
-/* A seller publishes a coupon. Result: OK, DUPLICATE or UNAVAILABLE. Durable before OK. */
+/* A seller publishes a coupon. Result: OK, DUPLICATE, NOT_FOUND (no seller of that name
+ * and op->seller_id) or UNAVAILABLE. Durable before OK. */
 void sk_store_coupon_create(sk_store_t *store, sk_store_thread_t *thread,
                             sk_store_coupon_create_t *op);
 
@@ -174,7 +187,8 @@ void sk_store_coupon_create(sk_store_t *store, sk_store_thread_t *thread,
 void sk_store_coupon_list(sk_store_t *store, sk_store_thread_t *thread, sk_store_coupon_list_t *op);
 
 /* A customer grabs one coupon. Result: OK (durable), NO_SUCH_COUPON, NOT_STARTED, ENDED,
- * SOLD_OUT, ALREADY_HELD (checked in that order) or UNAVAILABLE (nothing taken). */
+ * SOLD_OUT, ALREADY_HELD (checked in that order), NOT_FOUND (no such customer, see
+ * customer_id) or UNAVAILABLE (nothing taken). */
 void sk_store_grab(sk_store_t *store, sk_store_thread_t *thread, sk_store_grab_t *op);
 
 /* Revokes a token id until `expires_at`. Result: OK (durable) or UNAVAILABLE. */
@@ -188,12 +202,27 @@ int sk_store_shares_rate_limits(sk_store_t *store);
  * retry_after_usec) or UNAVAILABLE. Only when sk_store_shares_rate_limits. */
 void sk_store_rate_take(sk_store_t *store, sk_store_thread_t *thread, sk_store_rate_take_t *op);
 
-/* Whether `jti` was revoked. Thread-safe, lock-free on the local store. */
+/* Whether `jti` was revoked. Thread-safe; holds a mutex for one hash lookup. Revocations
+ * are pruned SK_STORE_REVOCATION_GRACE seconds after their expiry, at start and at least
+ * once a minute (memory and SQL). */
 int sk_store_is_revoked(sk_store_t *store, const char *jti);
 
 /* A counter that changes whenever a token is revoked: caches of verified tokens compare it
  * to know when they must consult sk_store_is_revoked again. */
 uint64_t sk_store_revocation_epoch(sk_store_t *store);
+
+/*
+ * The deployment's id: SK_STORE_DEPLOYMENT_ID_LEN hex characters, NUL-terminated, created
+ * at random with the database and kept in its SQL `settings` table, so that tokens of an
+ * earlier database (wiped, same secret) can be told apart. NULL while not known yet (the
+ * distributed store before SQL first answered). Thread-safe, lock-free; once known it
+ * never changes and stays valid as long as the store.
+ */
+const char *sk_store_deployment_id(sk_store_t *store);
+
+/* 1 when `text` (NUL-terminated) is a deployment id as the stores make them: exactly
+ * SK_STORE_DEPLOYMENT_ID_LEN lowercase hex digits. For the stores' loaders. */
+int sk_store_deployment_id_is_valid(const char *text);
 
 /* 1 when every backend answers. */
 int sk_store_is_ready(sk_store_t *store);

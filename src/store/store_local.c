@@ -19,6 +19,7 @@
 
 #include "store/index.h"
 #include "store/journal.h"
+#include "store/revocations.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/signals.h"
@@ -59,16 +60,19 @@ struct local_coupon {
     local_coupon_t *all_next; /* every coupon, for the check after the load */
 };
 
-typedef struct revoked_token {
-    int64_t expires_at;
-} revoked_token_t;
-
 typedef struct local_store {
     sk_store_t super;
-    sk_index_t *users, *coupons, *revoked;
+    sk_index_t *users, *coupons;
+    sk_revocations_t *revoked;
     sk_journal_t *journal;
     _Atomic int64_t next_user_id, next_coupon_id, next_grant_id;
-    _Atomic uint64_t revocation_epoch;
+    char deployment_id[SK_STORE_DEPLOYMENT_ID_LEN + 1];
+    /* The periodic prune of revocations: every worker's timer fires, the one that moves
+     * prune_due_ms runs it; one SQL delete at a time goes through the journal. */
+    unsigned prune_interval_ms;
+    _Atomic int64_t prune_due_ms;
+    _Atomic int prune_in_flight;
+    sk_journal_entry_t prune_entry;
     pthread_mutex_t all_lock;
     local_coupon_t *all_coupons; /* guarded by all_lock */
     local_user_t *all_users;     /* guarded by all_lock */
@@ -89,6 +93,9 @@ struct sk_store_thread {
     h2o_linklist_t completed; /* guarded by completed_lock, of sk_store_op_t._message.link */
     int doorbell_rung;        /* guarded by completed_lock */
     sk_store_thread_t *next;  /* in local_store_t.threads */
+    h2o_loop_t *loop;
+    h2o_timeout_t prune_timeout;
+    h2o_timeout_entry_t prune_timer;
 };
 
 static int64_t unix_now(void)
@@ -382,6 +389,7 @@ static void local_user_find(sk_store_thread_t *thread, sk_store_user_find_t *op)
         complete_now(&op->op, SK_STORE_NOT_FOUND);
         return;
     }
+    op->id = user->id;
     op->kind = user->kind;
     op->password_hash = user->password_hash;
     complete_now(&op->op, SK_STORE_OK);
@@ -427,7 +435,7 @@ static void local_coupon_create(sk_store_thread_t *thread, sk_store_coupon_creat
     local_store_t *store = thread->store;
     op->op._thread = thread;
     local_user_t *seller = find_live_user(store, op->seller);
-    if (seller == NULL || seller->kind != SK_USER_SELLER) {
+    if (seller == NULL || seller->kind != SK_USER_SELLER || seller->id != op->seller_id) {
         complete_now(&op->op, SK_STORE_NOT_FOUND);
         return;
     }
@@ -490,6 +498,7 @@ static void local_coupon_list(sk_store_thread_t *thread, sk_store_coupon_list_t 
         complete_now(&op->op, SK_STORE_NOT_FOUND);
         return;
     }
+    op->user_id = user->id;
     op->kind = user->kind;
     op->count = 0;
     op->items = NULL;
@@ -574,8 +583,9 @@ static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
         complete_now(&op->op, SK_STORE_SOLD_OUT);
         return;
     }
+    /* The lookup is needed for the holder set anyway: comparing the id costs nothing. */
     local_user_t *customer = find_live_user(store, op->customer);
-    if (customer == NULL) {
+    if (customer == NULL || customer->id != op->customer_id) {
         complete_now(&op->op, SK_STORE_NOT_FOUND);
         return;
     }
@@ -637,26 +647,11 @@ static void on_revoke_committed(sk_journal_entry_t *entry)
     post_completion(op);
 }
 
-static int remember_revoked(local_store_t *store, const char *jti, int64_t expires_at)
-{
-    revoked_token_t *token = malloc(sizeof(*token));
-    if (token == NULL)
-        return SK_ENOMEM;
-    token->expires_at = expires_at;
-    void *stored = sk_index_insert(store->revoked, jti, strlen(jti), token, NULL);
-    if (stored != token)
-        free(token);
-    if (stored == NULL)
-        return SK_ENOMEM;
-    atomic_fetch_add_explicit(&store->revocation_epoch, 1, memory_order_release);
-    return 0;
-}
-
 static void local_revoke(sk_store_thread_t *thread, sk_store_revoke_t *op)
 {
     local_store_t *store = thread->store;
     op->op._thread = thread;
-    if (remember_revoked(store, op->jti, op->expires_at) != 0) {
+    if (sk_revocations_add(store->revoked, op->jti, strlen(op->jti), op->expires_at) != 0) {
         complete_now(&op->op, SK_STORE_UNAVAILABLE);
         return;
     }
@@ -670,13 +665,68 @@ static void local_revoke(sk_store_thread_t *thread, sk_store_revoke_t *op)
 static int local_is_revoked(sk_store_t *super, const char *jti)
 {
     local_store_t *store = (local_store_t *)super;
-    return sk_index_find(store->revoked, jti, strlen(jti)) != NULL;
+    return sk_revocations_contains(store->revoked, jti, strlen(jti));
 }
 
 static uint64_t local_revocation_epoch(sk_store_t *super)
 {
     local_store_t *store = (local_store_t *)super;
-    return atomic_load_explicit(&store->revocation_epoch, memory_order_acquire);
+    return sk_revocations_epoch(store->revoked);
+}
+
+static const char *local_deployment_id(sk_store_t *super)
+{
+    return ((local_store_t *)super)->deployment_id;
+}
+
+/* ---- pruning expired revocations ---- */
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static void on_prune_committed(sk_journal_entry_t *entry)
+{
+    local_store_t *store = entry->data;
+    atomic_store_explicit(&store->prune_in_flight, 0, memory_order_release);
+}
+
+/* On a worker, when its prune timer fires: the first worker past the due time prunes the
+ * memory set and hands the SQL delete to the journal. */
+static void prune_revocations(local_store_t *store)
+{
+    /* Due again after half an interval: whichever worker's timer (one interval long) fires
+     * next is then past it, so no interval goes by without a prune. */
+    int64_t now_ms = monotonic_ms();
+    int64_t due = atomic_load(&store->prune_due_ms);
+    if (now_ms < due || !atomic_compare_exchange_strong(&store->prune_due_ms, &due,
+                                                        now_ms + store->prune_interval_ms / 2))
+        return;
+    int64_t cutoff = unix_now() - SK_STORE_REVOCATION_GRACE;
+    size_t pruned = sk_revocations_prune(store->revoked, cutoff);
+    if (pruned != 0)
+        sk_log(SK_LOG_INFO, "store", "pruned %zu expired revocations from memory", pruned);
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&store->prune_in_flight, &idle, 1))
+        return; /* the last delete is still queued: it covers most of this one */
+    sk_journal_entry_t *entry = &store->prune_entry;
+    memset(entry, 0, sizeof(*entry));
+    entry->kind = SK_JOURNAL_PRUNE;
+    entry->on_committed = on_prune_committed;
+    entry->data = store;
+    entry->u.prune.cutoff = cutoff;
+    if (submit(store, entry) != 0)
+        atomic_store(&store->prune_in_flight, 0);
+}
+
+static void on_prune_timer(h2o_timeout_entry_t *timer)
+{
+    sk_store_thread_t *thread = H2O_STRUCT_FROM_MEMBER(sk_store_thread_t, prune_timer, timer);
+    prune_revocations(thread->store);
+    h2o_timeout_link(thread->loop, &thread->prune_timeout, &thread->prune_timer);
 }
 
 /* ---- threads, stats, lifecycle ---- */
@@ -684,12 +734,16 @@ static uint64_t local_revocation_epoch(sk_store_t *super)
 static sk_store_thread_t *local_thread_create(sk_store_t *super, h2o_loop_t *loop,
                                               h2o_multithread_queue_t *queue)
 {
-    (void)loop; /* the journal completes through the queue */
     sk_store_thread_t *thread = calloc(1, sizeof(*thread));
     if (thread == NULL)
         return NULL;
     local_store_t *store = (local_store_t *)super;
     thread->store = store;
+    /* The journal completes through the queue; the loop only runs the prune timer. */
+    thread->loop = loop;
+    h2o_timeout_init(loop, &thread->prune_timeout, store->prune_interval_ms);
+    thread->prune_timer.cb = on_prune_timer;
+    h2o_timeout_link(loop, &thread->prune_timeout, &thread->prune_timer);
     pthread_mutex_init(&thread->completed_lock, NULL);
     h2o_linklist_init_anchor(&thread->completed);
     h2o_multithread_register_receiver(queue, &thread->receiver, on_doorbell);
@@ -711,6 +765,9 @@ static void local_thread_destroy(sk_store_thread_t *thread)
         }
     }
     pthread_mutex_unlock(&store->all_lock);
+    if (h2o_timeout_is_linked(&thread->prune_timer))
+        h2o_timeout_unlink(&thread->prune_timer);
+    h2o_timeout_dispose(thread->loop, &thread->prune_timeout);
     h2o_multithread_unregister_receiver(thread->receiver.queue, &thread->receiver);
     pthread_mutex_destroy(&thread->completed_lock);
     free(thread);
@@ -759,9 +816,7 @@ static void local_destroy(sk_store_t *super)
         free(coupon);
     }
     sk_index_destroy(store->coupons);
-    if (store->revoked != NULL)
-        sk_index_foreach(store->revoked, free);
-    sk_index_destroy(store->revoked);
+    sk_revocations_destroy(store->revoked);
     for (local_user_t *user = store->all_users, *next; user != NULL; user = next) {
         next = user->all_next;
         free_user(user);
@@ -852,9 +907,8 @@ static int load_grant(void *data, const char *customer_name, const char *seller,
 static int load_revoked(void *data, const char *jti, int64_t expires_at)
 {
     local_store_t *store = data;
-    if (expires_at + 60 < unix_now())
-        return 0; /* the token is refused as expired anyway */
-    return remember_revoked(store, jti, expires_at);
+    /* The journal deleted the expired ones before the load. */
+    return sk_revocations_add(store->revoked, jti, strlen(jti), expires_at);
 }
 
 static const sk_store_vtable_t local_vtable = {
@@ -868,6 +922,7 @@ static const sk_store_vtable_t local_vtable = {
     .revoke = local_revoke,
     .is_revoked = local_is_revoked,
     .revocation_epoch = local_revocation_epoch,
+    .deployment_id = local_deployment_id,
     .is_ready = local_is_ready,
     .stats = local_stats,
     .drain = local_drain,
@@ -886,15 +941,20 @@ sk_store_t *sk_store_local_create(const char *db_path, int sync_commits)
     atomic_init(&store->next_grant_id, 1);
     store->users = sk_index_create();
     store->coupons = sk_index_create();
-    store->revoked = sk_index_create();
+    store->revoked = sk_revocations_create();
     if (store->users == NULL || store->coupons == NULL || store->revoked == NULL)
         goto fail;
+    store->prune_interval_ms = sk_revocations_prune_interval_ms();
+    atomic_init(&store->prune_due_ms, monotonic_ms() + store->prune_interval_ms / 2);
 
     sk_journal_hooks_t hooks = {store,      load_user,    load_coupon,
                                 load_grant, load_revoked, ring_doorbells};
-    store->journal = sk_journal_open(db_path, sync_commits, &hooks);
+    store->journal =
+        sk_journal_open(db_path, sync_commits, unix_now() - SK_STORE_REVOCATION_GRACE, &hooks);
     if (store->journal == NULL)
         goto fail;
+    memcpy(store->deployment_id, sk_journal_deployment_id(store->journal),
+           sizeof(store->deployment_id));
 
     /* The grants rows are the truth; a `remaining` that disagrees (edited by hand, say) is
      * rewritten so that SQL readers see what the service enforces. */

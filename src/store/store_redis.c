@@ -24,6 +24,7 @@
 #include "store/persister.h"
 #include "store/redis_async.h"
 #include "store/redis_sync.h"
+#include "store/revocations.h"
 #include "util/log.h"
 #include "util/signals.h"
 
@@ -41,6 +42,7 @@
 #define LISTENER_BLOCK_MS "250" /* its XREAD's BLOCK: well under LISTENER_STOP_MS */
 
 typedef struct cached_user {
+    int64_t id;
     sk_user_kind_t kind;
     char *password_hash;
 } cached_user_t;
@@ -51,18 +53,18 @@ typedef struct sold_out_coupon {
     int64_t start_at, end_at;
 } sold_out_coupon_t;
 
-typedef struct revoked_token {
-    int64_t expires_at;
-} revoked_token_t;
-
 typedef struct redis_store {
     sk_store_t super;
     sk_redis_config_t redis_config;
     sk_mysql_config_t mysql_config;
     sk_hot_state_t hot;
     char consumer[128];
-    sk_index_t *users, *sold_out, *revoked;
-    _Atomic uint64_t revocation_epoch;
+    sk_index_t *users, *sold_out;
+    sk_revocations_t *revoked;
+    /* Read from SQL by the listener before it reports the revocations loaded; published
+     * by deployment_known (release), never changed after. */
+    char deployment_id[SK_STORE_DEPLOYMENT_ID_LEN + 1];
+    _Atomic int deployment_known;
     sk_persister_health_t health;
     sk_store_counters_t counters;
     sk_persister_t *persister;
@@ -110,6 +112,7 @@ struct sql_job {
     int64_t coupon_id;
     int is_seller;
     int user_found; /* JOB_COUPON_INSERT: the seller was found (in the cache or SQL) */
+    int64_t user_id;
     char password_hash[256];
 };
 
@@ -164,8 +167,9 @@ static void run_job(sk_mysql_t *sql, sql_job_t *job)
         h2o_iovec_t name = job->kind == JOB_LIST_USER_FIND
                                ? ((sk_store_coupon_list_t *)op)->username
                                : ((sk_store_user_find_t *)op)->username;
-        job->result = sk_mysql_user_find(sql, name.base, name.len, &job->is_seller,
-                                         job->password_hash, sizeof(job->password_hash));
+        job->result =
+            sk_mysql_user_find(sql, name.base, name.len, &job->is_seller, job->password_hash,
+                               sizeof(job->password_hash), &job->user_id);
         break;
     }
     case JOB_COUPON_INSERT:
@@ -180,8 +184,9 @@ static void run_job(sk_mysql_t *sql, sql_job_t *job)
             /* A well-signed token whose seller is not (or no longer) in SQL acts for nobody. */
             job->result =
                 sk_mysql_user_find(sql, create->seller.base, create->seller.len, &job->is_seller,
-                                   job->password_hash, sizeof(job->password_hash));
-            if (job->result != SK_MYSQL_OK || !job->is_seller) {
+                                   job->password_hash, sizeof(job->password_hash), &job->user_id);
+            if (job->result != SK_MYSQL_OK || !job->is_seller ||
+                job->user_id != create->seller_id) {
                 if (job->result == SK_MYSQL_OK)
                     job->result = SK_MYSQL_NOT_FOUND;
                 break;
@@ -308,12 +313,13 @@ static int keep_existing(void *existing)
     return 1;
 }
 
-static cached_user_t *remember_user(redis_store_t *store, h2o_iovec_t name, sk_user_kind_t kind,
-                                    const char *password_hash)
+static cached_user_t *remember_user(redis_store_t *store, h2o_iovec_t name, int64_t id,
+                                    sk_user_kind_t kind, const char *password_hash)
 {
     cached_user_t *user = malloc(sizeof(*user));
     if (user == NULL)
         return NULL;
+    user->id = id;
     user->kind = kind;
     user->password_hash = strdup(password_hash);
     if (user->password_hash == NULL) {
@@ -330,9 +336,8 @@ static cached_user_t *remember_user(redis_store_t *store, h2o_iovec_t name, sk_u
 
 static void on_user_registered(sql_job_t *job)
 {
-    sk_store_user_register_t *op = (sk_store_user_register_t *)job->op;
-    if (job->result == SK_MYSQL_OK)
-        remember_user(job->op->_thread->store, op->username, op->kind, op->password_hash);
+    /* Not cached here: the insert does not tell the row's id, which tokens carry; the
+     * first login reads the user (and caches it). */
     complete(job->op, from_sql(job->result));
 }
 
@@ -350,7 +355,7 @@ static cached_user_t *found_user(sql_job_t *job, h2o_iovec_t username)
         return NULL;
     }
     cached_user_t *user =
-        remember_user(job->op->_thread->store, username,
+        remember_user(job->op->_thread->store, username, job->user_id,
                       job->is_seller ? SK_USER_SELLER : SK_USER_CUSTOMER, job->password_hash);
     if (user == NULL)
         complete(job->op, SK_STORE_UNAVAILABLE);
@@ -363,6 +368,7 @@ static void on_user_found(sql_job_t *job)
     cached_user_t *user = found_user(job, op->username);
     if (user == NULL)
         return;
+    op->id = user->id;
     op->kind = user->kind;
     op->password_hash = user->password_hash;
     complete(job->op, SK_STORE_OK);
@@ -372,6 +378,7 @@ static void redis_user_find(sk_store_thread_t *thread, sk_store_user_find_t *op)
 {
     cached_user_t *user = sk_index_find(thread->store->users, op->username.base, op->username.len);
     if (user != NULL) {
+        op->id = user->id;
         op->kind = user->kind;
         op->password_hash = user->password_hash;
         complete(&op->op, SK_STORE_OK);
@@ -492,7 +499,7 @@ static void redis_coupon_create(sk_store_thread_t *thread, sk_store_coupon_creat
         return;
     }
     cached_user_t *seller = sk_index_find(thread->store->users, op->seller.base, op->seller.len);
-    if (seller != NULL && seller->kind != SK_USER_SELLER) {
+    if (seller != NULL && (seller->kind != SK_USER_SELLER || seller->id != op->seller_id)) {
         complete(&op->op, SK_STORE_NOT_FOUND);
         return;
     }
@@ -741,6 +748,7 @@ static void on_list_user_found(sql_job_t *job)
     cached_user_t *user = found_user(job, op->username);
     if (user == NULL)
         return;
+    op->user_id = user->id;
     op->kind = user->kind;
     list_user_coupons(op);
 }
@@ -752,6 +760,7 @@ static void redis_coupon_list(sk_store_thread_t *thread, sk_store_coupon_list_t 
     op->count = 0;
     cached_user_t *user = sk_index_find(thread->store->users, op->username.base, op->username.len);
     if (user != NULL) {
+        op->user_id = user->id;
         op->kind = user->kind;
         list_user_coupons(op);
         return;
@@ -957,19 +966,7 @@ static void redis_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
 static int remember_revoked(redis_store_t *store, const char *jti, size_t jti_len,
                             int64_t expires_at)
 {
-    if (sk_index_find(store->revoked, jti, jti_len) != NULL)
-        return 0;
-    revoked_token_t *token = malloc(sizeof(*token));
-    if (token == NULL)
-        return -1;
-    token->expires_at = expires_at;
-    void *stored = sk_index_insert(store->revoked, jti, jti_len, token, keep_existing);
-    if (stored != token)
-        free(token);
-    if (stored == NULL)
-        return -1;
-    atomic_fetch_add_explicit(&store->revocation_epoch, 1, memory_order_release);
-    return 0;
+    return sk_revocations_add(store->revoked, jti, jti_len, expires_at) == 0 ? 0 : -1;
 }
 
 /* A logout answers once every live instance refuses the token: each instance's listener
@@ -1134,13 +1131,58 @@ static void redis_rate_take(sk_store_thread_t *thread, sk_store_rate_take_t *op)
 static int redis_is_revoked(sk_store_t *super, const char *jti)
 {
     redis_store_t *store = (redis_store_t *)super;
-    return sk_index_find(store->revoked, jti, strlen(jti)) != NULL;
+    return sk_revocations_contains(store->revoked, jti, strlen(jti));
 }
 
 static uint64_t redis_revocation_epoch(sk_store_t *super)
 {
     redis_store_t *store = (redis_store_t *)super;
-    return atomic_load_explicit(&store->revocation_epoch, memory_order_acquire);
+    return sk_revocations_epoch(store->revoked);
+}
+
+static const char *redis_deployment_id(sk_store_t *super)
+{
+    redis_store_t *store = (redis_store_t *)super;
+    return atomic_load_explicit(&store->deployment_known, memory_order_acquire)
+               ? store->deployment_id
+               : NULL;
+}
+
+/* The deployment id from SQL (ensure_schema made it if missing). Returns 0, or -1 when
+ * SQL did not answer or holds something that is not an id (logged). */
+static int load_deployment_id(redis_store_t *store, sk_mysql_t *sql)
+{
+    if (atomic_load(&store->deployment_known))
+        return 0;
+    char id[SK_STORE_DEPLOYMENT_ID_LEN + 2];
+    sk_mysql_result_t result = sk_mysql_deployment_id(sql, id, sizeof(id));
+    if (result != SK_MYSQL_OK || !sk_store_deployment_id_is_valid(id)) {
+        if (result != SK_MYSQL_UNAVAILABLE)
+            sk_log(SK_LOG_ERROR, "store",
+                   "settings.deployment_id in SQL is missing or not %d lowercase hex digits; "
+                   "delete that row to make a new one (every token issued so far becomes "
+                   "invalid)",
+                   SK_STORE_DEPLOYMENT_ID_LEN);
+        return -1;
+    }
+    memcpy(store->deployment_id, id, sizeof(store->deployment_id));
+    atomic_store_explicit(&store->deployment_known, 1, memory_order_release);
+    return 0;
+}
+
+/* The listener's periodic step: every instance prunes its own memory (the persister
+ * prunes SQL). */
+static void prune_revocations(redis_store_t *store, int64_t *next_prune_ms)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    if (now_ms < *next_prune_ms)
+        return;
+    *next_prune_ms = now_ms + sk_revocations_prune_interval_ms();
+    size_t pruned = sk_revocations_prune(store->revoked, unix_now() - SK_STORE_REVOCATION_GRACE);
+    if (pruned != 0)
+        sk_log(SK_LOG_INFO, "store", "pruned %zu expired revocations from memory", pruned);
 }
 
 static int load_revoked_row(void *data, const char *jti, int64_t expires_at)
@@ -1159,12 +1201,16 @@ static void *listener_main(void *arg)
     sk_redis_sync_t *redis = NULL;
     char last_id[64] = "0", error[256];
     int sql_loaded = 0, stream_read = 0;
+    int64_t next_prune_ms = 0;
     while (!atomic_load(&store->listener_stopping)) {
+        prune_revocations(store, &next_prune_ms);
         if (!sql_loaded) {
             sk_mysql_t *sql =
                 sk_mysql_connect(&store->mysql_config, SQL_TIMEOUT_MS, error, sizeof(error));
             if (sql != NULL && sk_mysql_ensure_schema(sql) == SK_MYSQL_OK &&
-                sk_mysql_revoked_each(sql, unix_now(), load_revoked_row, store) == SK_MYSQL_OK)
+                load_deployment_id(store, sql) == 0 &&
+                sk_mysql_revoked_each(sql, unix_now() - SK_STORE_REVOCATION_GRACE, load_revoked_row,
+                                      store) == SK_MYSQL_OK)
                 sql_loaded = 1;
             if (sql != NULL)
                 sk_mysql_close(sql);
@@ -1225,7 +1271,7 @@ static void *listener_main(void *arg)
                         expires = fields->element[f + 1];
                 }
                 if (jti != NULL && jti->type == REDIS_REPLY_STRING && expires != NULL &&
-                    reply_int(expires, 0) > unix_now())
+                    reply_int(expires, 0) >= unix_now() - SK_STORE_REVOCATION_GRACE)
                     remember_revoked(store, jti->str, jti->len, reply_int(expires, 0));
             }
         } else if (reply->type == REDIS_REPLY_NIL || reply->type == REDIS_REPLY_ARRAY) {
@@ -1355,10 +1401,7 @@ static void redis_destroy(sk_store_t *super)
         sk_index_foreach(store->sold_out, free);
         sk_index_destroy(store->sold_out);
     }
-    if (store->revoked != NULL) {
-        sk_index_foreach(store->revoked, free);
-        sk_index_destroy(store->revoked);
-    }
+    sk_revocations_destroy(store->revoked);
     pthread_cond_destroy(&store->sql_wakeup);
     pthread_mutex_destroy(&store->sql_lock);
     free(store);
@@ -1376,6 +1419,7 @@ static const sk_store_vtable_t redis_vtable = {
     .rate_take = redis_rate_take,
     .is_revoked = redis_is_revoked,
     .revocation_epoch = redis_revocation_epoch,
+    .deployment_id = redis_deployment_id,
     .is_ready = redis_is_ready,
     .stats = redis_stats,
     .drain = redis_drain,
@@ -1415,7 +1459,7 @@ sk_store_t *sk_store_redis_create(const char *redis_url, const char *mysql_url,
              random_part);
     store->users = sk_index_create();
     store->sold_out = sk_index_create();
-    store->revoked = sk_index_create();
+    store->revoked = sk_revocations_create();
     if (store->users == NULL || store->sold_out == NULL || store->revoked == NULL)
         goto fail;
 

@@ -35,6 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     claims.iat = claims.nbf = 1700000000;
     claims.exp = 1700003600;
     strcpy(claims.jti, "0123456789abcdef0123456789abcdef");
+    strcpy(claims.dep, "fedcba9876543210fedcba9876543210");
+    claims.uid = 1;
     char token[SK_JWT_MAX_TOKEN];
     int len = sk_jwt_sign(key, sizeof(key) - 1, &claims, token, sizeof(token));
     if (len >= 0) {

@@ -3,7 +3,8 @@
  * signed with this key (tampered, re-keyed, other algs, missing claims, garbage, late or
  * early) is refused with the exact status the HTTP layer maps to its 401 messages.
  * Hand-built tokens are signed here with libsodium directly, and each family of them has
- * a positive control so a refusal cannot come from a broken helper.
+ * a positive control so a refusal cannot come from a broken helper. Tokens without the
+ * uid and dep claims (what versions before them signed) are refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,16 +29,20 @@ static const uint8_t test_key[] = "seckill-test-secret-0123456789abcdef";
 #define TEST_KEY_LEN (sizeof test_key - 1)
 
 static const char hs256_header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+#define TEST_DEP "0123456789abcdef0123456789abcdef"
+#define TEST_UID 7
 static const char good_payload[] =
-    "{\"username\":\"customer_0\",\"kind\":\"customer\",\"iat\":1700000000,"
-    "\"nbf\":1700000000,\"exp\":1700003600,\"jti\":\"00112233445566778899aabbccddeeff\"}";
+    "{\"username\":\"customer_0\",\"kind\":\"customer\",\"uid\":7,\"dep\":\"" TEST_DEP "\","
+    "\"iat\":1700000000,\"nbf\":1700000000,\"exp\":1700003600,"
+    "\"jti\":\"00112233445566778899aabbccddeeff\"}";
 
 /* good_payload under hs256_header and test_key, signed by Python's hmac module. */
 static const char python_token[] =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
-    "eyJ1c2VybmFtZSI6ImN1c3RvbWVyXzAiLCJraW5kIjoiY3VzdG9tZXIiLCJpYXQiOjE3MDAwMDAwMDAsIm5iZiI6MT"
-    "cwMDAwMDAwMCwiZXhwIjoxNzAwMDAzNjAwLCJqdGkiOiIwMDExMjIzMzQ0NTU2Njc3ODg5OWFhYmJjY2RkZWVmZiJ9."
-    "So6r-BaIp9mw3Yrs_sCF0XlYIEMD_X4yFspGhEM8B34";
+    "eyJ1c2VybmFtZSI6ImN1c3RvbWVyXzAiLCJraW5kIjoiY3VzdG9tZXIiLCJ1aWQiOjcsImRlcCI6IjAxMjM0NTY3OD"
+    "lhYmNkZWYwMTIzNDU2Nzg5YWJjZGVmIiwiaWF0IjoxNzAwMDAwMDAwLCJuYmYiOjE3MDAwMDAwMDAsImV4cCI6MTcw"
+    "MDAwMzYwMCwianRpIjoiMDAxMTIyMzM0NDU1NjY3Nzg4OTlhYWJiY2NkZGVlZmYifQ."
+    "pTohhlIZfEIm01XY9mVJkaVRfYAQotbng4t0jngUVKg";
 
 static int setup_sodium(void **state)
 {
@@ -57,6 +62,8 @@ static sk_jwt_claims_t make_claims(const char *username, const char *kind)
     claims.nbf = NOW;
     claims.exp = NOW + TTL;
     strcpy(claims.jti, "00112233445566778899aabbccddeeff");
+    strcpy(claims.dep, TEST_DEP);
+    claims.uid = TEST_UID;
     return claims;
 }
 
@@ -131,6 +138,8 @@ static void assert_claims_equal(const sk_jwt_claims_t *got, const sk_jwt_claims_
     assert_int_equal(got->nbf, want->nbf);
     assert_int_equal(got->exp, want->exp);
     assert_string_equal(got->jti, want->jti);
+    assert_string_equal(got->dep, want->dep);
+    assert_int_equal(got->uid, want->uid);
 }
 
 static json_t *decode_segment(const char *b64, size_t len)
@@ -171,8 +180,10 @@ static void test_round_trip(void **state)
     json_decref(header);
     payload = decode_segment(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     assert_non_null(payload);
-    /* The six claims and nothing else: no password, no hash of one. */
-    assert_int_equal(json_object_size(payload), 6);
+    /* The eight claims and nothing else: no password, no hash of one. */
+    assert_int_equal(json_object_size(payload), 8);
+    assert_string_equal(json_string_value(json_object_get(payload, "dep")), TEST_DEP);
+    assert_int_equal(json_integer_value(json_object_get(payload, "uid")), TEST_UID);
     assert_string_equal(json_string_value(json_object_get(payload, "username")), "saler_0");
     assert_string_equal(json_string_value(json_object_get(payload, "kind")), "saler");
     assert_int_equal(json_integer_value(json_object_get(payload, "exp")), NOW + TTL);
@@ -394,54 +405,66 @@ static void test_other_algs_and_bad_headers(void **state)
     }
 }
 
+/* The eight claims as JSON members, and a payload of all of them but `skip` (-1: none). */
+static const char *const claim_members[8] = {
+    "\"username\":\"u\"", "\"kind\":\"customer\"", "\"uid\":7",          "\"dep\":\"" TEST_DEP "\"",
+    "\"iat\":1700000000", "\"nbf\":1700000000",    "\"exp\":1700003600", "\"jti\":\"j1\"",
+};
+
+static void payload_without(int skip, const char *extra, char *out, size_t out_size)
+{
+    size_t len = (size_t)snprintf(out, out_size, "{");
+    for (int i = 0; i < 8; i++) {
+        if (i != skip) {
+            len += (size_t)snprintf(out + len, out_size - len, "%s%s", len > 1 ? "," : "",
+                                    claim_members[i]);
+        }
+    }
+    snprintf(out + len, out_size - len, "%s}", extra);
+}
+
 static void test_missing_claims(void **state)
 {
-    static const char *const payloads[] = {
-        "{\"kind\":\"customer\",\"iat\":1700000000,\"nbf\":1700000000,\"exp\":1700003600,"
-        "\"jti\":\"j1\"}",
-        "{\"username\":\"u\",\"iat\":1700000000,\"nbf\":1700000000,\"exp\":1700003600,"
-        "\"jti\":\"j1\"}",
-        "{\"username\":\"u\",\"kind\":\"customer\",\"nbf\":1700000000,\"exp\":1700003600,"
-        "\"jti\":\"j1\"}",
-        "{\"username\":\"u\",\"kind\":\"customer\",\"iat\":1700000000,\"exp\":1700003600,"
-        "\"jti\":\"j1\"}",
-        "{\"username\":\"u\",\"kind\":\"customer\",\"iat\":1700000000,\"nbf\":1700000000,"
-        "\"jti\":\"j1\"}",
-        "{\"username\":\"u\",\"kind\":\"customer\",\"iat\":1700000000,\"nbf\":1700000000,"
-        "\"exp\":1700003600}",
-        "{}",
-    };
+    char payload[1024];
     (void)state;
 
-    /* The control: all six present, short values, plus a claim we do not know. */
+    /* The control: all eight present, short values, plus a claim we do not know. */
+    payload_without(-1, ",\"aud\":\"x\"", payload, sizeof payload);
+    assert_int_equal(verify_hand_signed(hs256_header, payload), SK_JWT_VALID);
+    for (int skip = 0; skip < 8; skip++) {
+        payload_without(skip, "", payload, sizeof payload);
+        if (verify_hand_signed(hs256_header, payload) != SK_JWT_INVALID) {
+            fail_msg("payload accepted: %s", payload);
+        }
+    }
+    /* What versions before uid and dep signed: well signed, and still refused. */
     assert_int_equal(verify_hand_signed(hs256_header,
                                         "{\"username\":\"u\",\"kind\":\"customer\",\"iat\":"
                                         "1700000000,\"nbf\":1700000000,\"exp\":1700003600,"
-                                        "\"jti\":\"j1\",\"aud\":\"x\"}"),
-                     SK_JWT_VALID);
-    for (size_t i = 0; i < sizeof payloads / sizeof payloads[0]; i++) {
-        if (verify_hand_signed(hs256_header, payloads[i]) != SK_JWT_INVALID) {
-            fail_msg("payload accepted: %s", payloads[i]);
-        }
-    }
+                                        "\"jti\":\"j1\"}"),
+                     SK_JWT_INVALID);
+    assert_int_equal(verify_hand_signed(hs256_header, "{}"), SK_JWT_INVALID);
 }
 
 /* good_payload with one claim's JSON value replaced by `value`. */
 static sk_jwt_status_t verify_with_claim(const char *name, const char *value)
 {
     char payload[1024];
-    const char *values[6] = {"\"customer_0\"", "\"customer\"", "1700000000",
-                             "1700000000",     "1700003600",   "\"j1\""};
-    static const char *const names[6] = {"username", "kind", "iat", "nbf", "exp", "jti"};
+    const char *values[8] = {"\"customer_0\"", "\"customer\"", "7",          "\"" TEST_DEP "\"",
+                             "1700000000",     "1700000000",   "1700003600", "\"j1\""};
+    static const char *const names[8] = {"username", "kind", "uid", "dep",
+                                         "iat",      "nbf",  "exp", "jti"};
 
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 8; i++) {
         if (strcmp(names[i], name) == 0) {
             values[i] = value;
         }
     }
     snprintf(payload, sizeof payload,
-             "{\"username\":%s,\"kind\":%s,\"iat\":%s,\"nbf\":%s,\"exp\":%s,\"jti\":%s}", values[0],
-             values[1], values[2], values[3], values[4], values[5]);
+             "{\"username\":%s,\"kind\":%s,\"uid\":%s,\"dep\":%s,\"iat\":%s,\"nbf\":%s,"
+             "\"exp\":%s,\"jti\":%s}",
+             values[0], values[1], values[2], values[3], values[4], values[5], values[6],
+             values[7]);
     return verify_hand_signed(hs256_header, payload);
 }
 
@@ -475,6 +498,16 @@ static void test_bad_claim_values(void **state)
         {"jti", "\"\""},
         {"jti", "\"00112233445566778899aabbccddeeff0\""},
         {"jti", "123"},
+        {"uid", "0"},
+        {"uid", "-1"},
+        {"uid", "\"7\""},
+        {"uid", "7.0"},
+        {"uid", "null"},
+        {"dep", "\"\""},
+        {"dep", "\"0123456789abcdef0123456789abcde\""},
+        {"dep", "\"0123456789abcdef0123456789abcdef0\""},
+        {"dep", "42"},
+        {"dep", "null"},
     };
     (void)state;
 
@@ -487,6 +520,8 @@ static void test_bad_claim_values(void **state)
     assert_int_equal(verify_with_claim("jti", "\"00112233445566778899aabbccddeeff\""),
                      SK_JWT_VALID);
     assert_int_equal(verify_with_claim("kind", "\"saler\""), SK_JWT_VALID);
+    assert_int_equal(verify_with_claim("uid", "1"), SK_JWT_VALID);
+    assert_int_equal(verify_with_claim("uid", "9223372036854775807"), SK_JWT_VALID);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (verify_with_claim(bad[i].name, bad[i].value) != SK_JWT_INVALID) {
             fail_msg("claim accepted: %s = %s", bad[i].name, bad[i].value);
@@ -684,7 +719,7 @@ static void test_garbage(void **state)
 
 static void test_secret_with_arbitrary_bytes(void **state)
 {
-    static const char want_sig[] = "TEYViT88rAH6FtX4cv8beF7ccZibVZhXu1dv3NBNHME";
+    static const char want_sig[] = "I1t_DxNXM6sdT3D_3JgsX_0J52m26K4DPAbO1iC6_MY";
     sk_jwt_claims_t claims = make_claims("customer_0", "customer");
     sk_jwt_claims_t got;
     uint8_t key[256];
@@ -810,6 +845,15 @@ static void test_sign_refuses_bad_claims(void **state)
     claims = make_claims("bad\xff utf8", "customer");
     assert_int_equal(sk_jwt_sign(test_key, TEST_KEY_LEN, &claims, token, sizeof token), SK_EINVAL);
     claims = make_claims("customer_0", "customer");
+    claims.dep[SK_JWT_DEP_LEN - 1] = '\0';
+    assert_int_equal(sk_jwt_sign(test_key, TEST_KEY_LEN, &claims, token, sizeof token), SK_EINVAL);
+    claims = make_claims("customer_0", "customer");
+    memset(claims.dep, 'a', sizeof claims.dep);
+    assert_int_equal(sk_jwt_sign(test_key, TEST_KEY_LEN, &claims, token, sizeof token), SK_EINVAL);
+    claims = make_claims("customer_0", "customer");
+    claims.uid = 0;
+    assert_int_equal(sk_jwt_sign(test_key, TEST_KEY_LEN, &claims, token, sizeof token), SK_EINVAL);
+    claims = make_claims("customer_0", "customer");
     assert_int_equal(sk_jwt_sign(test_key, 0, &claims, token, sizeof token), SK_EINVAL);
     assert_int_equal(sk_jwt_sign(NULL, 0, &claims, token, sizeof token), SK_EINVAL);
 }
@@ -835,6 +879,7 @@ static void test_longest_claims_fit(void **state)
         claims.iat = INT64_MIN;
         claims.nbf = INT64_MIN;
         claims.exp = INT64_MIN;
+        claims.uid = INT64_MAX;
         sk_jwt_new_jti(&claims);
         sign_test_claims(&claims, token, sizeof token);
         assert_int_equal(verify_at(token, INT64_MIN, &got), SK_JWT_VALID);

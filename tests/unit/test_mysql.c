@@ -74,7 +74,7 @@ static long long admin_number(const char *sql)
 
 static void reset_tables(void)
 {
-    admin_query("DROP TABLE IF EXISTS grants, coupons, users, revoked_tokens");
+    admin_query("DROP TABLE IF EXISTS grants, coupons, users, revoked_tokens, settings");
 }
 
 static int group_setup(void **state)
@@ -499,10 +499,10 @@ static void test_schema(void **state)
     char sql[512];
     snprintf(sql, sizeof(sql),
              "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '%s' AND "
-             "TABLE_NAME IN ('users', 'coupons', 'grants', 'revoked_tokens') AND "
+             "TABLE_NAME IN ('users', 'coupons', 'grants', 'revoked_tokens', 'settings') AND "
              "ENGINE = 'InnoDB' AND TABLE_COLLATION LIKE 'utf8mb4%%bin'",
              database);
-    assert_int_equal(admin_number(sql), 4);
+    assert_int_equal(admin_number(sql), 5);
     /* The unique key API.md promises, coupon first so that it serves counts too. */
     snprintf(sql, sizeof(sql),
              "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) = 'seller,coupon,customer' "
@@ -537,28 +537,37 @@ static void test_users(void **state)
     assert_int_equal(sk_mysql_user_insert(conn, "Bobby", 3, 1, "$argon2id$x", 103),
                      SK_MYSQL_DUPLICATE);
 
-    assert_int_equal(sk_mysql_user_find(conn, "Bob", 3, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, "Bob", 3, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_OK);
     assert_int_equal(is_seller, 0);
     assert_string_equal(hash, "$argon2id$bob");
-    assert_int_equal(sk_mysql_user_find(conn, "bob", 3, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, "bob", 3, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_OK);
     assert_int_equal(is_seller, 1);
     assert_string_equal(hash, "$argon2id$lower");
-    assert_int_equal(sk_mysql_user_find(conn, "BOB", 3, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, "BOB", 3, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_NOT_FOUND);
     /* No trailing-space padding in comparisons (PAD SPACE would make "Bob " equal "Bob"). */
-    assert_int_equal(sk_mysql_user_find(conn, "Bob ", 4, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, "Bob ", 4, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_NOT_FOUND);
-    assert_int_equal(sk_mysql_user_find(conn, "Bob", 3, &is_seller, hash, 5),
+    assert_int_equal(sk_mysql_user_find(conn, "Bob", 3, &is_seller, hash, 5, NULL),
                      SK_MYSQL_UNAVAILABLE); /* refuses to cut a hash short */
+    /* The row's id, which tokens carry as uid. */
+    int64_t bob_id = -1, lower_id = -1;
+    assert_int_equal(sk_mysql_user_find(conn, "Bob", 3, &is_seller, hash, sizeof(hash), &bob_id),
+                     SK_MYSQL_OK);
+    assert_int_equal(sk_mysql_user_find(conn, "bob", 3, &is_seller, hash, sizeof(hash), &lower_id),
+                     SK_MYSQL_OK);
+    assert_int_equal(bob_id, admin_number("SELECT id FROM users WHERE username = 'Bob'"));
+    assert_int_equal(lower_id, admin_number("SELECT id FROM users WHERE username = 'bob'"));
+    assert_true(bob_id >= 1 && lower_id != bob_id);
 
     /* 64 bytes of 4-byte UTF-8 fit; 65 bytes are refused, never truncated. */
     char name[80] = "";
     for (int i = 0; i != 16; ++i)
         strcat(name, "\xF0\x9F\x8E\x9F");
     assert_int_equal(sk_mysql_user_insert(conn, name, 64, 0, "h", 1), SK_MYSQL_OK);
-    assert_int_equal(sk_mysql_user_find(conn, name, 64, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, name, 64, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_OK);
     char long_name[80];
     memset(long_name, 'n', 65);
@@ -910,6 +919,56 @@ static void test_revocations(void **state)
     assert_int_equal(collected.count, 0);
 }
 
+static void test_revocations_prune(void **state)
+{
+    sk_mysql_t *conn = *state;
+    uint64_t deleted = 99;
+    assert_int_equal(sk_mysql_revoked_prune(conn, 1000, &deleted), SK_MYSQL_OK);
+    assert_int_equal(deleted, 0);
+    assert_int_equal(sk_mysql_revoke(conn, "old-1", 100), SK_MYSQL_OK);
+    assert_int_equal(sk_mysql_revoke(conn, "old-2", 199), SK_MYSQL_OK);
+    assert_int_equal(sk_mysql_revoke(conn, "edge", 200), SK_MYSQL_OK);
+    assert_int_equal(sk_mysql_revoke(conn, "new", 300), SK_MYSQL_OK);
+    /* Strictly before the cutoff goes; the cutoff itself stays. */
+    assert_int_equal(sk_mysql_revoked_prune(conn, 200, &deleted), SK_MYSQL_OK);
+    assert_int_equal(deleted, 2);
+    struct collected_jtis collected = {0};
+    assert_int_equal(sk_mysql_revoked_each(conn, 0, collect_jti, &collected), SK_MYSQL_OK);
+    assert_string_equal(collected.text, "edge=200 new=300 ");
+    assert_int_equal(admin_number("SELECT COUNT(*) FROM revoked_tokens"), 2);
+    assert_int_equal(sk_mysql_revoked_prune(conn, 200, NULL), SK_MYSQL_OK);
+    assert_int_equal(admin_number("SELECT COUNT(*) FROM revoked_tokens"), 2);
+}
+
+/* ---- the deployment id ---------------------------------------------------------------------- */
+
+static void test_deployment_id(void **state)
+{
+    sk_mysql_t *conn = *state;
+    char first[64], again[64];
+    assert_int_equal(sk_mysql_deployment_id(conn, first, sizeof(first)), SK_MYSQL_OK);
+    assert_int_equal(strlen(first), SK_MYSQL_DEPLOYMENT_ID_LEN);
+    assert_int_equal(strspn(first, "0123456789abcdef"), SK_MYSQL_DEPLOYMENT_ID_LEN);
+    /* Every later ensure_schema (another instance starting) keeps the first id. */
+    sk_mysql_t *other = connect_to(&base_config);
+    assert_int_equal(sk_mysql_ensure_schema(other), SK_MYSQL_OK);
+    assert_int_equal(sk_mysql_ensure_schema(conn), SK_MYSQL_OK);
+    assert_int_equal(sk_mysql_deployment_id(other, again, sizeof(again)), SK_MYSQL_OK);
+    assert_string_equal(again, first);
+    sk_mysql_close(other);
+    assert_int_equal(admin_number("SELECT COUNT(*) FROM settings"), 1);
+    /* Too small a buffer is refused, never cut. */
+    assert_int_equal(sk_mysql_deployment_id(conn, again, SK_MYSQL_DEPLOYMENT_ID_LEN),
+                     SK_MYSQL_UNAVAILABLE);
+    /* A database that lost the row (or predates it) gets a new, different one. */
+    admin_query("DELETE FROM settings");
+    assert_int_equal(sk_mysql_deployment_id(conn, again, sizeof(again)), SK_MYSQL_NOT_FOUND);
+    assert_int_equal(sk_mysql_ensure_schema(conn), SK_MYSQL_OK);
+    assert_int_equal(sk_mysql_deployment_id(conn, again, sizeof(again)), SK_MYSQL_OK);
+    assert_int_equal(strlen(again), SK_MYSQL_DEPLOYMENT_ID_LEN);
+    assert_string_not_equal(again, first);
+}
+
 /* ---- a broken connection ------------------------------------------------------------------- */
 
 static void kill_module_connections(void)
@@ -940,10 +999,10 @@ static void test_killed_connection(void **state)
     int is_seller;
     char hash[64];
     assert_int_equal(sk_mysql_user_insert(conn, "kim", 3, 0, "h1", 1), SK_MYSQL_OK);
-    assert_int_equal(sk_mysql_user_find(conn, "kim", 3, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, "kim", 3, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_OK);
     kill_module_connections();
-    assert_int_equal(sk_mysql_user_find(conn, "kim", 3, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, "kim", 3, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_OK);
     kill_module_connections();
     sk_mysql_grant_t grant = grant_of("kim", "s", "c", 0);
@@ -965,7 +1024,7 @@ static void test_server_gone(void **state)
 
     proxy_down();
     int64_t start = monotonic_ms();
-    assert_int_equal(sk_mysql_user_find(conn, "gina", 4, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, "gina", 4, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_UNAVAILABLE);
     assert_true(monotonic_ms() - start < TIMEOUT_MS);
     assert_true(sk_mysql_error(conn)[0] != '\0');
@@ -974,14 +1033,14 @@ static void test_server_gone(void **state)
     assert_int_equal(sk_mysql_grants_apply(conn, &grant, 1, NULL), SK_MYSQL_UNAVAILABLE);
 
     proxy_start(port);
-    assert_int_equal(sk_mysql_user_find(conn, "gina", 4, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, "gina", 4, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_OK);
     assert_int_equal(is_seller, 1);
     assert_int_equal(sk_mysql_grants_apply(conn, &grant, 1, NULL), SK_MYSQL_OK);
 
     proxy_set(PROXY_HANG);
     start = monotonic_ms();
-    assert_int_equal(sk_mysql_user_find(conn, "gina", 4, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, "gina", 4, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_UNAVAILABLE);
     int64_t elapsed = monotonic_ms() - start;
     print_message("hung server: UNAVAILABLE after %lld ms (timeout %d ms)\n", (long long)elapsed,
@@ -993,7 +1052,7 @@ static void test_server_gone(void **state)
     elapsed = monotonic_ms() - start;
     assert_true(elapsed < 2 * TIMEOUT_MS - 100);
     proxy_set(PROXY_FORWARD);
-    assert_int_equal(sk_mysql_user_find(conn, "gina", 4, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, "gina", 4, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_OK);
     sk_mysql_close(conn);
 }
@@ -1023,7 +1082,7 @@ static void test_lost_reply_after_commit(void **state)
     assert_int_equal(sk_mysql_user_insert(conn, "first", 5, 0, "h0", 1), SK_MYSQL_OK);
     drop_next_reply();
     assert_int_equal(sk_mysql_user_insert(conn, "lost", 4, 0, "salted-hash", 2), SK_MYSQL_OK);
-    assert_int_equal(sk_mysql_user_find(conn, "lost", 4, &is_seller, hash, sizeof(hash)),
+    assert_int_equal(sk_mysql_user_find(conn, "lost", 4, &is_seller, hash, sizeof(hash), NULL),
                      SK_MYSQL_OK);
     /* Someone else's row is still a duplicate. */
     drop_next_reply();
@@ -1076,6 +1135,8 @@ int main(void)
         CONN_TEST(test_grants_paging),
         CONN_TEST(test_grants_rate),
         CONN_TEST(test_revocations),
+        CONN_TEST(test_revocations_prune),
+        CONN_TEST(test_deployment_id),
         CONN_TEST(test_killed_connection),
         PROXY_TEST(test_server_gone),
         PROXY_TEST(test_lost_reply_after_commit),

@@ -8,7 +8,10 @@
  * write (a row planted behind the store's back makes the INSERT fail), and flash sales on
  * four threads (each with its own h2o loop and store thread) that must grant exactly each
  * coupon's amount. Completions arrive either before the start call returns or through the
- * thread's h2o queue; every wait is bounded.
+ * thread's h2o queue; every wait is bounded. Also: user ids (in lookups, lists, and the
+ * seller and customer checks of create and grab), the deployment id (made once, kept, and
+ * a new one for a new database), and expired revocations pruned at start and by the
+ * periodic timer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -150,6 +153,19 @@ static sk_store_result_t do_find(harness_t *h, const char *name, sk_user_kind_t 
     return op.op.result;
 }
 
+/* The id of user `name` (what a token of theirs carries), or 0 when there is none. */
+static int64_t user_id(harness_t *h, const char *name)
+{
+    sk_store_user_find_t op;
+    completion_t completion;
+    memset(&op, 0, sizeof(op));
+    prepare_op(h, &op.op, &completion);
+    op.username = h2o_iovec_init(name, strlen(name));
+    sk_store_user_find(h->store, h->thread, &op);
+    wait_done(h, &completion);
+    return op.op.result == SK_STORE_OK ? op.id : 0;
+}
+
 static sk_store_result_t do_create_window(harness_t *h, const char *seller, const char *name,
                                           int64_t amount, int64_t start_at, int64_t end_at)
 {
@@ -166,6 +182,7 @@ static sk_store_result_t do_create_window(harness_t *h, const char *seller, cons
     op.stock = amount * 10 + 7;
     op.start_at = start_at;
     op.end_at = end_at;
+    op.seller_id = user_id(h, seller);
     sk_store_coupon_create(h->store, h->thread, &op);
     wait_done(h, &completion);
     return op.op.result;
@@ -202,6 +219,7 @@ static sk_store_result_t do_grab_at(harness_t *h, const char *customer, const ch
     op.seller = h2o_iovec_init(seller, strlen(seller));
     op.name = h2o_iovec_init(name, strlen(name));
     op.now = now;
+    op.customer_id = user_id(h, customer);
     sk_store_grab(h->store, h->thread, &op);
     wait_done(h, &completion);
     return op.op.result;
@@ -684,6 +702,159 @@ static void test_revoke(void **state)
                      now + 60);
 }
 
+/* Tokens carry the user's id: lookups and lists report it, and creation and the grab
+ * refuse a name that is not (or no longer) that user. */
+static void test_user_ids(void **state)
+{
+    harness_t *h = *state;
+    assert_int_equal(do_register(h, "s", SK_USER_SELLER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "c", SK_USER_CUSTOMER, HASH_B), SK_STORE_OK);
+    int64_t seller = user_id(h, "s"), customer = user_id(h, "c");
+    assert_true(seller >= 1 && customer >= 1 && seller != customer);
+    assert_int_equal(seller, sql_int(h->db_path, "SELECT id FROM users WHERE username = 's'"));
+    assert_int_equal(customer, sql_int(h->db_path, "SELECT id FROM users WHERE username = 'c'"));
+    sk_store_coupon_list_t list;
+    assert_int_equal(do_list(h, "s", 1, &list), SK_STORE_OK);
+    assert_int_equal(list.user_id, seller);
+    assert_int_equal(do_list(h, "c", 1, &list), SK_STORE_OK);
+    assert_int_equal(list.user_id, customer);
+
+    /* Another id under the seller's name: nothing is made. */
+    sk_store_coupon_create_t create;
+    completion_t completion;
+    memset(&create, 0, sizeof(create));
+    prepare_op(h, &create.op, &completion);
+    create.seller = h2o_iovec_init(H2O_STRLIT("s"));
+    create.name = h2o_iovec_init(H2O_STRLIT("x"));
+    create.description = h2o_iovec_init(H2O_STRLIT("d"));
+    create.amount = 1;
+    create.start_at = create.end_at = SK_STORE_NO_TIME;
+    create.seller_id = seller + 100;
+    sk_store_coupon_create(h->store, h->thread, &create);
+    wait_done(h, &completion);
+    assert_int_equal(create.op.result, SK_STORE_NOT_FOUND);
+    assert_int_equal(sql_int(h->db_path, "SELECT count(*) FROM coupons"), 0);
+    assert_int_equal(do_create(h, "s", "x", 1), SK_STORE_OK);
+
+    /* Another id under the customer's name: nothing is taken. */
+    sk_store_grab_t grab;
+    memset(&grab, 0, sizeof(grab));
+    prepare_op(h, &grab.op, &completion);
+    grab.customer = h2o_iovec_init(H2O_STRLIT("c"));
+    grab.seller = h2o_iovec_init(H2O_STRLIT("s"));
+    grab.name = h2o_iovec_init(H2O_STRLIT("x"));
+    grab.now = (int64_t)time(NULL);
+    grab.customer_id = seller;
+    sk_store_grab(h->store, h->thread, &grab);
+    wait_done(h, &completion);
+    assert_int_equal(grab.op.result, SK_STORE_NOT_FOUND);
+    assert_int_equal(listed_left(h, "s", "x"), 1);
+    assert_int_equal(do_grab(h, "c", "s", "x"), SK_STORE_OK);
+    assert_int_equal(listed_left(h, "s", "x"), 0);
+}
+
+/* ---- the deployment id ---- */
+
+static void assert_valid_deployment_id(const char *id)
+{
+    assert_non_null(id);
+    assert_int_equal(strlen(id), SK_STORE_DEPLOYMENT_ID_LEN);
+    assert_int_equal(strspn(id, "0123456789abcdef"), SK_STORE_DEPLOYMENT_ID_LEN);
+    assert_true(sk_store_deployment_id_is_valid(id));
+}
+
+static void test_deployment_id(void **state)
+{
+    harness_t *h = *state;
+    char first[SK_STORE_DEPLOYMENT_ID_LEN + 1], text[128];
+    assert_valid_deployment_id(sk_store_deployment_id(h->store));
+    memcpy(first, sk_store_deployment_id(h->store), sizeof(first));
+    assert_sql_text(h->db_path, "SELECT value FROM settings WHERE name = 'deployment_id'", first);
+
+    /* Kept across a restart. */
+    harness_close_store(h);
+    harness_open_store(h);
+    assert_string_equal(sk_store_deployment_id(h->store), first);
+
+    /* Another database has another id. */
+    harness_t other;
+    memset(&other, 0, sizeof(other));
+    assert_int_equal(sk_test_store_open(&other, "store-other"), 0);
+    assert_valid_deployment_id(sk_store_deployment_id(other.store));
+    assert_string_not_equal(sk_store_deployment_id(other.store), first);
+    sk_test_store_close(&other);
+
+    /* A database without one (made before ids existed) gets a new one at start. */
+    harness_close_store(h);
+    sql_exec(h->db_path, "DELETE FROM settings");
+    harness_open_store(h);
+    assert_valid_deployment_id(sk_store_deployment_id(h->store));
+    assert_string_not_equal(sk_store_deployment_id(h->store), first);
+    sql_text(h->db_path, "SELECT value FROM settings", text, sizeof(text));
+    assert_string_equal(text, sk_store_deployment_id(h->store));
+
+    /* One edited into something that is not an id: refused at start, not trusted. */
+    harness_close_store(h);
+    sql_exec(h->db_path, "UPDATE settings SET value = 'not-an-id' WHERE name = 'deployment_id'");
+    assert_null(sk_store_local_create(h->db_path, 0));
+    sql_exec(h->db_path, "DELETE FROM settings");
+    harness_open_store(h);
+    assert_valid_deployment_id(sk_store_deployment_id(h->store));
+
+    assert_int_equal(sk_store_deployment_id_is_valid(""), 0);
+    assert_int_equal(sk_store_deployment_id_is_valid("0123456789abcdef0123456789abcde"), 0);
+    assert_int_equal(sk_store_deployment_id_is_valid("0123456789abcdef0123456789abcdef0"), 0);
+    assert_int_equal(sk_store_deployment_id_is_valid("0123456789ABCDEF0123456789abcdef"), 0);
+    assert_int_equal(sk_store_deployment_id_is_valid("0123456789abcdef0123456789abcdef"), 1);
+}
+
+/* ---- pruning expired revocations ---- */
+
+/* At start: revocations past their grace leave SQL and memory; those within it stay. */
+static void test_expired_revocations_pruned_at_start(void **state)
+{
+    harness_t *h = *state;
+    int64_t now = (int64_t)time(NULL);
+    assert_int_equal(do_revoke(h, "long-gone", now - 3600), SK_STORE_OK);
+    assert_int_equal(do_revoke(h, "in-grace", now - SK_STORE_REVOCATION_GRACE / 2), SK_STORE_OK);
+    assert_int_equal(do_revoke(h, "live", now + 3600), SK_STORE_OK);
+    harness_close_store(h);
+    /* Rows written by an older version, or while it was down. */
+    sql_exec(h->db_path, "INSERT INTO revoked_tokens (jti, expires_at) VALUES ('ancient', 1)");
+    harness_open_store(h);
+    assert_sql_text(h->db_path, "SELECT jti FROM revoked_tokens ORDER BY jti", "in-grace|live");
+    assert_int_equal(sk_store_is_revoked(h->store, "long-gone"), 0);
+    assert_int_equal(sk_store_is_revoked(h->store, "ancient"), 0);
+    assert_int_equal(sk_store_is_revoked(h->store, "in-grace"), 1);
+    assert_int_equal(sk_store_is_revoked(h->store, "live"), 1);
+}
+
+/* While running: the prune timer (SECKILL_REVOCATION_PRUNE_MS shortens it) empties both. */
+static void test_expired_revocations_pruned_periodically(void **state)
+{
+    harness_t *h = *state;
+    harness_close_store(h);
+    setenv("SECKILL_REVOCATION_PRUNE_MS", "50", 1);
+    harness_open_store(h);
+    unsetenv("SECKILL_REVOCATION_PRUNE_MS");
+    int64_t now = (int64_t)time(NULL);
+    assert_int_equal(do_revoke(h, "expired", now - 3600), SK_STORE_OK);
+    assert_int_equal(do_revoke(h, "live", now + 3600), SK_STORE_OK);
+    assert_int_equal(sk_store_is_revoked(h->store, "expired"), 1);
+    for (int i = 0; i < 300 && (sk_store_is_revoked(h->store, "expired") ||
+                                sql_int(h->db_path, "SELECT count(*) FROM revoked_tokens") != 1);
+         i++)
+        h2o_evloop_run(h->loop, 10);
+    assert_int_equal(sk_store_is_revoked(h->store, "expired"), 0);
+    assert_int_equal(sk_store_is_revoked(h->store, "live"), 1);
+    assert_sql_text(h->db_path, "SELECT jti FROM revoked_tokens", "live");
+    /* It keeps running: a second expired one goes too. */
+    assert_int_equal(do_revoke(h, "expired-2", now - 3600), SK_STORE_OK);
+    for (int i = 0; i < 300 && sk_store_is_revoked(h->store, "expired-2"); i++)
+        h2o_evloop_run(h->loop, 10);
+    assert_int_equal(sk_store_is_revoked(h->store, "expired-2"), 0);
+}
+
 /* ---- readiness and stats ---- */
 
 static void test_ready_and_stats(void **state)
@@ -810,9 +981,10 @@ static void test_reload_after_restart(void **state)
     assert_int_equal(do_grab(h, "c1", "s2", "a"), SK_STORE_ALREADY_HELD);
     assert_int_equal(do_grab(h, "c1", "s1", "b"), SK_STORE_SOLD_OUT);
 
-    /* Revocations that still matter come back; long-expired ones need not. */
+    /* Revocations that still matter come back; expired ones left SQL at the start. */
     assert_int_equal(sk_store_is_revoked(h->store, "live-jti"), 1);
     assert_int_equal(sk_store_is_revoked(h->store, "old-jti"), 0);
+    assert_sql_text(h->db_path, "SELECT jti FROM revoked_tokens ORDER BY jti", "live-jti");
 
     /* Names stay taken, and new rows get ids that do not collide with loaded ones. */
     assert_int_equal(do_register(h, "c1", SK_USER_CUSTOMER, HASH_A), SK_STORE_DUPLICATE);
@@ -992,6 +1164,7 @@ typedef struct sale {
     sk_store_t *store;
     int rounds;
     sk_store_result_t *results; /* [round * SALE_CUSTOMERS + customer] */
+    int64_t customer_ids[SALE_CUSTOMERS];
     pthread_barrier_t barrier;
     _Atomic int wrong_thread; /* completions delivered on a thread that did not start them */
     _Atomic int timeouts;
@@ -1051,6 +1224,7 @@ static void *sale_worker_main(void *arg)
             grab->op.op.pool = &worker->pool;
             snprintf(names[i], sizeof(names[i]), "buyer_%d", customer);
             grab->op.customer = h2o_iovec_init(names[i], strlen(names[i]));
+            grab->op.customer_id = sale->customer_ids[customer];
             grab->op.seller = h2o_iovec_init(H2O_STRLIT("seller"));
             grab->op.name = h2o_iovec_init(coupon, strlen(coupon));
             grab->op.now = (int64_t)time(NULL);
@@ -1127,6 +1301,11 @@ static void run_sale(harness_t *h, int rounds, int amount)
     sale->rounds = rounds;
     sale->results = malloc((size_t)rounds * SALE_CUSTOMERS * sizeof(sale->results[0]));
     assert_non_null(sale->results);
+    for (int i = 0; i < SALE_CUSTOMERS; i++) {
+        snprintf(name, sizeof(name), "buyer_%d", i);
+        sale->customer_ids[i] = user_id(h, name);
+        assert_true(sale->customer_ids[i] >= 1);
+    }
     for (int i = 0; i < rounds * SALE_CUSTOMERS; i++)
         sale->results[i] = (sk_store_result_t)-1;
     assert_int_equal(pthread_barrier_init(&sale->barrier, NULL, SALE_THREADS), 0);
@@ -1226,6 +1405,10 @@ int main(void)
         STORE_TEST(test_grab_shows_in_lists),
         STORE_TEST(test_customer_holdings_paging),
         STORE_TEST(test_revoke),
+        STORE_TEST(test_user_ids),
+        STORE_TEST(test_deployment_id),
+        STORE_TEST(test_expired_revocations_pruned_at_start),
+        STORE_TEST(test_expired_revocations_pruned_periodically),
         STORE_TEST(test_ready_and_stats),
         STORE_TEST(test_reload_after_restart),
         STORE_TEST(test_tampered_remaining_is_fixed),

@@ -3,8 +3,10 @@
  * spaces, "Bearer" in any case) and sk_token_check against a real local store in a temp
  * directory: a valid token (first verified, then answered from the per-thread cache), a
  * missing one, garbage, a wrong key, a tampered signature, not yet valid, expired (with the
- * 5 s leeway, both on first sight and for a cached token when `now` moves on), and revoked
- * through the store before or after the token was cached.
+ * 5 s leeway, both on first sight and for a cached token when `now` moves on), revoked
+ * through the store before or after the token was cached, and bound to the deployment: a
+ * token of another deployment id (an earlier, wiped database) is invalid, expired or not,
+ * and never cached.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,6 +32,10 @@
 
 static const char secret_text[] = "token-test-secret-0123456789abcdef";
 
+/* The deployment id make_token puts in the tokens: the fixture store's, unless a test
+ * changes it. */
+static char token_dep[SK_JWT_DEP_LEN + 1];
+
 typedef struct fixture {
     sk_test_store_t ts;
     uint8_t key[sizeof(secret_text) - 1]; /* mutable: the cache keeps a pointer to it */
@@ -48,6 +54,10 @@ static int setup_fixture(void **state)
         return -1;
     memcpy(f->key, secret_text, sizeof(f->key));
     f->cache = sk_token_cache_create(f->key, sizeof(f->key), f->ts.store);
+    const char *dep = sk_store_deployment_id(f->ts.store);
+    if (dep == NULL || strlen(dep) != SK_JWT_DEP_LEN)
+        return -1;
+    memcpy(token_dep, dep, sizeof(token_dep));
     return f->cache != NULL ? 0 : -1;
 }
 
@@ -91,6 +101,8 @@ static void make_token(const uint8_t *key, size_t key_len, const char *username,
     claims.iat = nbf;
     claims.nbf = nbf;
     claims.exp = exp;
+    memcpy(claims.dep, token_dep, sizeof(claims.dep));
+    claims.uid = 42;
     sk_jwt_new_jti(&claims);
     int len = sk_jwt_sign(key, key_len, &claims, out, out_size);
     assert_true(len > 0);
@@ -417,6 +429,58 @@ static void test_far_future_expiry_cached(void **state)
     assert_int_equal(check(f, token), SK_TOKEN_OK);
 }
 
+/* The token a wiped database's service issued, signed with the same secret: another
+ * deployment id, so invalid, whether still fresh or already expired, and not cached. */
+static void test_token_of_another_deployment(void **state)
+{
+    fixture_t *f = *state;
+    char token[SK_JWT_MAX_TOKEN], expired[SK_JWT_MAX_TOKEN], ours[SK_JWT_MAX_TOKEN];
+    char saved[SK_JWT_DEP_LEN + 1];
+    memcpy(saved, token_dep, sizeof(saved));
+    memcpy(token_dep, "0123456789abcdef0123456789abcdef", sizeof(token_dep));
+    assert_string_not_equal(token_dep, saved);
+    good_token(f, token, sizeof(token), NULL);
+    make_token(f->key, sizeof(f->key), "customer_0", NOW - TTL, NOW - 10, expired, sizeof(expired),
+               NULL);
+    /* One differing character, the last one, is enough. */
+    memcpy(token_dep, saved, sizeof(token_dep));
+    token_dep[SK_JWT_DEP_LEN - 1] = token_dep[SK_JWT_DEP_LEN - 1] == '0' ? '1' : '0';
+    char last[SK_JWT_MAX_TOKEN];
+    good_token(f, last, sizeof(last), NULL);
+    memcpy(token_dep, saved, sizeof(token_dep));
+    good_token(f, ours, sizeof(ours), NULL);
+
+    assert_int_equal(check(f, token), SK_TOKEN_INVALID);
+    assert_int_equal(check(f, token), SK_TOKEN_INVALID);
+    assert_int_equal(check(f, expired), SK_TOKEN_INVALID);
+    assert_int_equal(check(f, last), SK_TOKEN_INVALID);
+    /* The control: the same claims under this store's id pass. */
+    const sk_jwt_claims_t *claims = NULL;
+    assert_int_equal(check_at(f, ours, NOW, &claims), SK_TOKEN_OK);
+    assert_string_equal(claims->dep, saved);
+    assert_int_equal(claims->uid, 42);
+}
+
+/* The wipe: a store on a new database (same secret) refuses the old store's tokens. */
+static void test_token_after_database_wipe(void **state)
+{
+    fixture_t *f = *state;
+    char token[SK_JWT_MAX_TOKEN];
+    good_token(f, token, sizeof(token), NULL);
+    assert_int_equal(check(f, token), SK_TOKEN_OK);
+
+    sk_test_store_t wiped;
+    memset(&wiped, 0, sizeof(wiped));
+    assert_int_equal(sk_test_store_open(&wiped, "token-wiped"), 0);
+    assert_string_not_equal(sk_store_deployment_id(wiped.store), token_dep);
+    sk_token_cache_t *cache = sk_token_cache_create(f->key, sizeof(f->key), wiped.store);
+    assert_non_null(cache);
+    const sk_jwt_claims_t *claims = NULL;
+    assert_int_equal(sk_token_check(cache, token, strlen(token), NOW, &claims), SK_TOKEN_INVALID);
+    sk_token_cache_destroy(cache);
+    sk_test_store_close(&wiped);
+}
+
 int main(void)
 {
     sk_log_set_level(SK_LOG_ERROR);
@@ -435,6 +499,8 @@ int main(void)
         TOKEN_TEST(test_revoked_and_expired),
         TOKEN_TEST(test_revocation_survives_restart),
         TOKEN_TEST(test_far_future_expiry_cached),
+        TOKEN_TEST(test_token_of_another_deployment),
+        TOKEN_TEST(test_token_after_database_wipe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
