@@ -402,7 +402,7 @@ static void *persister_main(void *arg)
                 atomic_store(&health->redis_ok, 0);
             atomic_store(&health->sql_ok, sk_mysql_ping(sql));
         }
-        if (!pruned_once || now - last_prune >= prune_usec) {
+        if (!stopping && (!pruned_once || now - last_prune >= prune_usec)) {
             /* At start and then periodically: expired revocations leave SQL. Every instance
              * does it; deleting twice deletes nothing more. */
             last_prune = now;
