@@ -21,7 +21,7 @@ BUILD_PACKAGES := cmake make gcc libc6-dev pkg-config libh2o-evloop-dev libh2o-d
                   libssl-dev libsqlite3-dev libjansson-dev libsodium-dev libhiredis-dev \
                   libmariadb-dev sqlite3
 TEST_PACKAGES := libcmocka-dev python3 python3-pytest python3-requests sqlite3 clang \
-                 libclang-rt-14-dev redis-server mariadb-server docker-compose debootstrap
+                 libclang-rt-14-dev redis-server mariadb-server docker-compose debootstrap gdb
 # What bench/run and bench/*.py call besides the build: wrk, nginx, sqlite3, curl,
 # /usr/bin/python3 with requests, /usr/bin/time, pgrep (procps).
 BENCH_PACKAGES := wrk nginx-light sqlite3 curl python3 python3-requests time procps
