@@ -9,11 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum sk_pwhash_cost {
-    SK_PWHASH_MIN = 0,     /* for tests and benchmarks only */
-    SK_PWHASH_INTERACTIVE, /* the default: libsodium's interactive limits */
-    SK_PWHASH_MODERATE
-} sk_pwhash_cost_t;
+#include "auth/password.h"
 
 typedef struct sk_config {
     char listen_host[64];

@@ -15,9 +15,9 @@
 #include "auth/password.h"
 #include "config.h"
 #include "http/server.h"
-#include "store/reconcile.h"
-#include "store/store_local.h"
-#include "store/store_redis.h"
+#include "cmd/reconcile.h"
+#include "store/local/store_local.h"
+#include "store/distributed/store_redis.h"
 #include "util/log.h"
 #include "util/signals.h"
 

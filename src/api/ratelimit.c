@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/index.h"
+#include "util/index.h"
 #include "util/log.h"
 
 #define SHARD_BITS 6

@@ -15,9 +15,14 @@
 #include <sodium.h>
 #include <stddef.h>
 
-#include "config.h"
-
 #define SK_PASSWORD_MAX 256 /* bytes; longer passwords are refused at registration */
+
+/* How much argon2id work a hash costs (--pwhash-cost). */
+typedef enum sk_pwhash_cost {
+    SK_PWHASH_MIN = 0,     /* for tests and benchmarks only */
+    SK_PWHASH_INTERACTIVE, /* the default: libsodium's interactive limits */
+    SK_PWHASH_MODERATE
+} sk_pwhash_cost_t;
 
 typedef struct sk_password_pool sk_password_pool_t;
 typedef struct sk_password_job sk_password_job_t;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/index.h"
+#include "util/index.h"
 #include "util/error.h"
 
 #define MIN_CAPACITY 64 /* a power of two */

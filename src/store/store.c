@@ -1,6 +1,8 @@
 /* Dispatch from the store interface to the deployment chosen at start. */
 #include "store/store.h"
 
+#include "store/store_internal.h"
+
 sk_store_thread_t *sk_store_thread_create(sk_store_t *store, h2o_loop_t *loop,
                                           h2o_multithread_queue_t *queue)
 {

@@ -1,7 +1,8 @@
 /*
  * The domain: users, coupons, grabs, holdings and token revocations, behind one interface
- * that each deployment implements (store_local.c: memory + SQLite; later a Redis + MySQL
- * one). The api layer calls only what this header declares.
+ * that each deployment implements: store/local/ (memory + SQLite, the embedded deployment)
+ * and store/distributed/ (Redis + MySQL). The api layer calls only what this header
+ * declares; the implementations fill the vtable of store_internal.h.
  *
  * Every operation is asynchronous: the caller fills an operation struct (which must stay
  * valid until completion, e.g. allocated in the request's pool) and starts it from a worker
@@ -136,31 +137,6 @@ typedef struct sk_store_stats {
     uint64_t commit_usec_sum;
     uint64_t redis_errors, sql_errors; /* failed calls to each backend (distributed only) */
 } sk_store_stats_t;
-
-typedef struct sk_store_vtable {
-    sk_store_thread_t *(*thread_create)(sk_store_t *store, h2o_loop_t *loop,
-                                        h2o_multithread_queue_t *queue);
-    void (*thread_destroy)(sk_store_thread_t *thread);
-    void (*user_register)(sk_store_thread_t *thread, sk_store_user_register_t *op);
-    void (*user_find)(sk_store_thread_t *thread, sk_store_user_find_t *op);
-    void (*coupon_create)(sk_store_thread_t *thread, sk_store_coupon_create_t *op);
-    void (*coupon_list)(sk_store_thread_t *thread, sk_store_coupon_list_t *op);
-    void (*grab)(sk_store_thread_t *thread, sk_store_grab_t *op);
-    void (*revoke)(sk_store_thread_t *thread, sk_store_revoke_t *op);
-    /* NULL when the deployment has one process: the api's own limiter is exact there. */
-    void (*rate_take)(sk_store_thread_t *thread, sk_store_rate_take_t *op);
-    int (*is_revoked)(sk_store_t *store, const char *jti);
-    uint64_t (*revocation_epoch)(sk_store_t *store);
-    const char *(*deployment_id)(sk_store_t *store);
-    int (*is_ready)(sk_store_t *store);
-    void (*stats)(sk_store_t *store, sk_store_stats_t *out);
-    int (*drain)(sk_store_t *store);
-    void (*destroy)(sk_store_t *store);
-} sk_store_vtable_t;
-
-struct sk_store {
-    const sk_store_vtable_t *vtable;
-};
 
 /* Per worker thread: completions are delivered through `queue`, the queue of the worker's
  * `loop`; a store may also put its own connections on that loop. */

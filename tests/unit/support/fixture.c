@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/store_local.h"
+#include "store/local/store_local.h"
 
 void sk_test_loop_create(h2o_evloop_t **loop, h2o_multithread_queue_t **queue)
 {

@@ -1,0 +1,1508 @@
+/*
+ * The distributed deployment's store (see store_redis.h).
+ *
+ * Worker side: every operation starts on a worker thread and completes there. Redis calls
+ * go through the worker's own sk_redis_async_t; SQL calls are queued to the SQL threads,
+ * which send the operation back through the worker's h2o queue when done (op->_message),
+ * where its continuation runs.
+ */
+#include "store/distributed/store_redis.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/counters.h"
+#include "store/distributed/hot_state.h"
+#include "util/index.h"
+#include "client/mysql/mysql.h"
+#include "store/distributed/persister.h"
+#include "client/redis/async.h"
+#include "client/redis/sync.h"
+#include "store/revocations.h"
+#include "store/store_internal.h"
+#include "util/log.h"
+#include "util/signals.h"
+
+#define SQL_THREADS 4
+#define REDIS_CONNECTIONS_PER_NODE 1
+#define REDIS_TIMEOUT_MS 2000
+#define SQL_TIMEOUT_MS 2000
+#define CLAIM_IDLE_MS 10000         /* a pending grant older than this: its instance died */
+#define REVOCATIONS_MAXLEN "100000" /* older revocations come from SQL at start */
+#define REVOCATIONS_SEEN_KEY "sk:revocations:seen" /* hash: instance → "last-id unix-ms" */
+#define SEEN_FRESH_MS 3000  /* an instance silent for longer is gone: not waited for */
+#define LOGOUT_WAIT_MS 1000 /* a logout waits at most this for the other instances */
+#define LOGOUT_POLL_MS 2
+#define LISTENER_STOP_MS 1000   /* the revocation listener sees a stop within this */
+#define LISTENER_BLOCK_MS "250" /* its XREAD's BLOCK: well under LISTENER_STOP_MS */
+
+typedef struct cached_user {
+    int64_t id;
+    sk_user_kind_t kind;
+    char *password_hash;
+} cached_user_t;
+
+/* A coupon this instance saw sold out: answers without a round trip from then on (a
+ * coupon never comes back once sold out). Keeps the window, which is checked first. */
+typedef struct sold_out_coupon {
+    int64_t start_at, end_at;
+} sold_out_coupon_t;
+
+typedef struct redis_store {
+    sk_store_t super;
+    sk_redis_config_t redis_config;
+    sk_mysql_config_t mysql_config;
+    sk_hot_state_t hot;
+    char consumer[128];
+    sk_index_t *users, *sold_out;
+    sk_revocations_t *revoked;
+    /* Read from SQL by the listener before it reports the revocations loaded; published
+     * by deployment_known (release), never changed after. */
+    char deployment_id[SK_STORE_DEPLOYMENT_ID_LEN + 1];
+    _Atomic int deployment_known;
+    sk_persister_health_t health;
+    sk_store_counters_t counters;
+    sk_persister_t *persister;
+
+    pthread_mutex_t sql_lock;
+    pthread_cond_t sql_wakeup;
+    h2o_linklist_t sql_jobs; /* guarded by sql_lock, of sql_job_t.link */
+    int sql_stopping;        /* guarded by sql_lock */
+    pthread_t sql_threads[SQL_THREADS];
+    size_t sql_thread_count;
+
+    pthread_t listener;
+    int listener_started;
+    _Atomic int listener_stopping, revocations_loaded;
+} redis_store_t;
+
+struct sk_store_thread {
+    redis_store_t *store;
+    h2o_loop_t *loop;
+    sk_redis_async_t *redis;
+    h2o_multithread_receiver_t receiver; /* SQL completions */
+    h2o_timeout_t logout_poll;           /* logouts waiting for the other instances */
+    /* Grabs waiting for the end of the loop's turn, per shard (see flush_shard). */
+    struct grab_batch *pending_grabs[SK_HOT_SHARDS];
+    h2o_timeout_t flush_grabs;
+    h2o_timeout_entry_t flush_grabs_entry;
+};
+
+typedef enum sql_job_kind {
+    JOB_USER_REGISTER,
+    JOB_USER_FIND,
+    JOB_LIST_USER_FIND, /* the listed user's kind, for a coupon list */
+    JOB_COUPON_INSERT,
+    JOB_COUPON_DELETE,
+    JOB_REVOKE
+} sql_job_kind_t;
+
+typedef struct sql_job sql_job_t;
+struct sql_job {
+    sql_job_kind_t kind;
+    sk_store_op_t *op;
+    h2o_linklist_t link;
+    void (*then)(sql_job_t *job); /* runs on the op's worker thread */
+    sk_mysql_result_t result;
+    int64_t coupon_id;
+    int is_seller;
+    int user_found; /* JOB_COUPON_INSERT: the seller was found (in the cache or SQL) */
+    int64_t user_id;
+    char password_hash[256];
+};
+
+static int64_t unix_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static void complete(sk_store_op_t *op, sk_store_result_t result)
+{
+    op->result = result;
+    op->on_done(op);
+}
+
+static sk_store_result_t from_sql(sk_mysql_result_t result)
+{
+    switch (result) {
+    case SK_MYSQL_OK:
+        return SK_STORE_OK;
+    case SK_MYSQL_DUPLICATE:
+        return SK_STORE_DUPLICATE;
+    case SK_MYSQL_NOT_FOUND:
+        return SK_STORE_NOT_FOUND;
+    default:
+        return SK_STORE_UNAVAILABLE;
+    }
+}
+
+static char *pool_strndup(h2o_mem_pool_t *pool, const char *bytes, size_t len)
+{
+    char *copy = h2o_mem_alloc_pool(pool, len + 1);
+    memcpy(copy, bytes, len);
+    copy[len] = '\0';
+    return copy;
+}
+
+/* ---- the SQL threads ---- */
+
+static void run_job(sk_mysql_t *sql, sql_job_t *job)
+{
+    sk_store_op_t *op = job->op;
+    switch (job->kind) {
+    case JOB_USER_REGISTER: {
+        sk_store_user_register_t *reg = (sk_store_user_register_t *)op;
+        job->result =
+            sk_mysql_user_insert(sql, reg->username.base, reg->username.len,
+                                 reg->kind == SK_USER_SELLER, reg->password_hash, unix_now());
+        break;
+    }
+    case JOB_USER_FIND:
+    case JOB_LIST_USER_FIND: {
+        h2o_iovec_t name = job->kind == JOB_LIST_USER_FIND
+                               ? ((sk_store_coupon_list_t *)op)->username
+                               : ((sk_store_user_find_t *)op)->username;
+        job->result =
+            sk_mysql_user_find(sql, name.base, name.len, &job->is_seller, job->password_hash,
+                               sizeof(job->password_hash), &job->user_id);
+        break;
+    }
+    case JOB_COUPON_INSERT:
+    case JOB_COUPON_DELETE: {
+        sk_store_coupon_create_t *create = (sk_store_coupon_create_t *)op;
+        if (job->kind == JOB_COUPON_DELETE) {
+            job->result = sk_mysql_coupon_delete(sql, create->seller.base, create->seller.len,
+                                                 create->name.base, create->name.len);
+            break;
+        }
+        if (!job->user_found) {
+            /* A well-signed token whose seller is not (or no longer) in SQL acts for nobody. */
+            job->result =
+                sk_mysql_user_find(sql, create->seller.base, create->seller.len, &job->is_seller,
+                                   job->password_hash, sizeof(job->password_hash), &job->user_id);
+            if (job->result != SK_MYSQL_OK || !job->is_seller ||
+                job->user_id != create->seller_id) {
+                if (job->result == SK_MYSQL_OK)
+                    job->result = SK_MYSQL_NOT_FOUND;
+                break;
+            }
+            job->user_found = 1;
+        }
+        sk_mysql_coupon_t row = {
+            .seller = create->seller.base,
+            .seller_len = create->seller.len,
+            .name = create->name.base,
+            .name_len = create->name.len,
+            .description = create->description.base,
+            .description_len = create->description.len,
+            .amount = create->amount,
+            .remaining = create->amount,
+            .stock = create->stock,
+            .has_start = create->start_at != SK_STORE_NO_TIME,
+            .has_end = create->end_at != SK_STORE_NO_TIME,
+            .start_at = create->start_at,
+            .end_at = create->end_at,
+            .created_at = unix_now(),
+        };
+        job->result = sk_mysql_coupon_insert(sql, &row);
+        job->coupon_id = row.id;
+        break;
+    }
+    case JOB_REVOKE: {
+        sk_store_revoke_t *revoke = (sk_store_revoke_t *)op;
+        job->result = sk_mysql_revoke(sql, revoke->jti, revoke->expires_at);
+        break;
+    }
+    }
+}
+
+static void *sql_thread_main(void *arg)
+{
+    redis_store_t *store = arg;
+    sk_mysql_t *sql = NULL;
+    char error[256];
+    for (;;) {
+        pthread_mutex_lock(&store->sql_lock);
+        while (h2o_linklist_is_empty(&store->sql_jobs) && !store->sql_stopping)
+            pthread_cond_wait(&store->sql_wakeup, &store->sql_lock);
+        if (h2o_linklist_is_empty(&store->sql_jobs)) {
+            pthread_mutex_unlock(&store->sql_lock);
+            break;
+        }
+        sql_job_t *job = H2O_STRUCT_FROM_MEMBER(sql_job_t, link, store->sql_jobs.next);
+        h2o_linklist_unlink(&job->link);
+        pthread_mutex_unlock(&store->sql_lock);
+
+        if (sql == NULL) {
+            sql = sk_mysql_connect(&store->mysql_config, SQL_TIMEOUT_MS, error, sizeof(error));
+            if (sql != NULL && sk_mysql_ensure_schema(sql) != SK_MYSQL_OK) {
+                snprintf(error, sizeof(error), "%s", sk_mysql_error(sql));
+                sk_mysql_close(sql);
+                sql = NULL;
+            }
+            if (sql == NULL)
+                sk_log(SK_LOG_WARN, "store", "SQL unreachable: %s", error);
+        }
+        if (sql != NULL) {
+            run_job(sql, job);
+        } else {
+            job->result = SK_MYSQL_UNAVAILABLE;
+        }
+        if (job->result == SK_MYSQL_UNAVAILABLE) {
+            atomic_fetch_add(&store->health.sql_errors, 1);
+            atomic_store(&store->health.sql_ok, 0);
+        }
+        sk_store_thread_t *thread = job->op->_thread;
+        h2o_multithread_send_message(&thread->receiver, &job->op->_message);
+    }
+    if (sql != NULL)
+        sk_mysql_close(sql);
+    return NULL;
+}
+
+static sql_job_t *prepare_job(sk_store_thread_t *thread, sk_store_op_t *op, sql_job_kind_t kind,
+                              void (*then)(sql_job_t *))
+{
+    sql_job_t *job = h2o_mem_alloc_pool(op->pool, sizeof(*job));
+    memset(job, 0, sizeof(*job));
+    job->kind = kind;
+    job->op = op;
+    job->then = then;
+    op->_thread = thread;
+    op->_store_data = job;
+    return job;
+}
+
+/* From here the job belongs to the SQL threads until its `then` runs. */
+static void queue_job(sql_job_t *job)
+{
+    redis_store_t *store = job->op->_thread->store;
+    pthread_mutex_lock(&store->sql_lock);
+    h2o_linklist_insert(&store->sql_jobs, &job->link);
+    pthread_cond_signal(&store->sql_wakeup);
+    pthread_mutex_unlock(&store->sql_lock);
+}
+
+static void submit_job(sk_store_thread_t *thread, sk_store_op_t *op, sql_job_kind_t kind,
+                       void (*then)(sql_job_t *))
+{
+    queue_job(prepare_job(thread, op, kind, then));
+}
+
+static void on_sql_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    (void)receiver;
+    while (!h2o_linklist_is_empty(messages)) {
+        sk_store_op_t *op = H2O_STRUCT_FROM_MEMBER(sk_store_op_t, _message.link, messages->next);
+        h2o_linklist_unlink(&op->_message.link);
+        sql_job_t *job = op->_store_data;
+        job->then(job);
+    }
+}
+
+/* ---- users ---- */
+
+static int keep_existing(void *existing)
+{
+    (void)existing;
+    return 1;
+}
+
+static cached_user_t *remember_user(redis_store_t *store, h2o_iovec_t name, int64_t id,
+                                    sk_user_kind_t kind, const char *password_hash)
+{
+    cached_user_t *user = malloc(sizeof(*user));
+    if (user == NULL)
+        return NULL;
+    user->id = id;
+    user->kind = kind;
+    user->password_hash = strdup(password_hash);
+    if (user->password_hash == NULL) {
+        free(user);
+        return NULL;
+    }
+    cached_user_t *stored = sk_index_insert(store->users, name.base, name.len, user, keep_existing);
+    if (stored != user) {
+        free(user->password_hash);
+        free(user);
+    }
+    return stored;
+}
+
+static void on_user_registered(sql_job_t *job)
+{
+    /* Not cached here: the insert does not tell the row's id, which tokens carry; the
+     * first login reads the user (and caches it). */
+    complete(job->op, from_sql(job->result));
+}
+
+static void redis_user_register(sk_store_thread_t *thread, sk_store_user_register_t *op)
+{
+    submit_job(thread, &op->op, JOB_USER_REGISTER, on_user_registered);
+}
+
+/* A user lookup's answer from SQL, cached: the user, or NULL after completing the op with
+ * what went wrong. */
+static cached_user_t *found_user(sql_job_t *job, h2o_iovec_t username)
+{
+    if (job->result != SK_MYSQL_OK) {
+        complete(job->op, from_sql(job->result));
+        return NULL;
+    }
+    cached_user_t *user =
+        remember_user(job->op->_thread->store, username, job->user_id,
+                      job->is_seller ? SK_USER_SELLER : SK_USER_CUSTOMER, job->password_hash);
+    if (user == NULL)
+        complete(job->op, SK_STORE_UNAVAILABLE);
+    return user;
+}
+
+static void on_user_found(sql_job_t *job)
+{
+    sk_store_user_find_t *op = (sk_store_user_find_t *)job->op;
+    cached_user_t *user = found_user(job, op->username);
+    if (user == NULL)
+        return;
+    op->id = user->id;
+    op->kind = user->kind;
+    op->password_hash = user->password_hash;
+    complete(job->op, SK_STORE_OK);
+}
+
+static void redis_user_find(sk_store_thread_t *thread, sk_store_user_find_t *op)
+{
+    cached_user_t *user = sk_index_find(thread->store->users, op->username.base, op->username.len);
+    if (user != NULL) {
+        op->id = user->id;
+        op->kind = user->kind;
+        op->password_hash = user->password_hash;
+        complete(&op->op, SK_STORE_OK);
+        return;
+    }
+    submit_job(thread, &op->op, JOB_USER_FIND, on_user_found);
+}
+
+/* ---- coupon creation: SQL row, the seller's list, then the coupon's hash ---- */
+
+typedef struct create_state {
+    sk_store_coupon_create_t *op;
+    char seller_key[SK_HOT_KEY_MAX];
+    size_t seller_key_len;
+} create_state_t;
+
+static void ignore_reply(void *data, redisReply *reply)
+{
+    (void)data;
+    (void)reply;
+}
+
+static void on_creation_undone(sql_job_t *job)
+{
+    complete(job->op, SK_STORE_UNAVAILABLE);
+}
+
+/* Redis failed after the SQL row was made: take the row (and the list entry) back, so that
+ * a retry can succeed. If even that fails, `seckill reconcile --repair` finishes it. */
+static void undo_creation(create_state_t *state)
+{
+    sk_store_thread_t *thread = state->op->op._thread;
+    const char *zrem[] = {"ZREM", state->seller_key, state->op->name.base};
+    size_t zrem_len[] = {4, state->seller_key_len, state->op->name.len};
+    sk_redis_async_command(thread->redis, NULL, 0, 3, zrem, zrem_len, ignore_reply, NULL);
+    sk_log(SK_LOG_WARN, "store", "Redis failed while creating a coupon: undoing its SQL row");
+    submit_job(thread, &state->op->op, JOB_COUPON_DELETE, on_creation_undone);
+}
+
+static void on_coupon_hash_made(void *data, redisReply *reply)
+{
+    create_state_t *state = data;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        undo_creation(state);
+        return;
+    }
+    complete(&state->op->op, SK_STORE_OK);
+}
+
+static void on_seller_listed(void *data, redisReply *reply)
+{
+    create_state_t *state = data;
+    sk_store_coupon_create_t *op = state->op;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        undo_creation(state);
+        return;
+    }
+    redis_store_t *store = op->op._thread->store;
+    char numbers[4][24];
+    snprintf(numbers[0], sizeof(numbers[0]), "%" PRId64, op->amount);
+    snprintf(numbers[1], sizeof(numbers[1]), "%" PRId64, op->stock);
+    snprintf(numbers[2], sizeof(numbers[2]), "%" PRId64, op->start_at);
+    snprintf(numbers[3], sizeof(numbers[3]), "%" PRId64, op->end_at);
+    char id[24], member[2 * SK_STORE_MAX_NAME + 2];
+    sql_job_t *job = op->op._store_data;
+    snprintf(id, sizeof(id), "%" PRId64, job->coupon_id);
+    int member_len = snprintf(member, sizeof(member), "%.*s/%.*s", (int)op->seller.len,
+                              op->seller.base, (int)op->name.len, op->name.base);
+    unsigned shard = sk_hot_shard(member, (size_t)member_len);
+    char key[SK_HOT_KEY_MAX];
+    const char *key_ptrs[1] = {key};
+    size_t key_lens[1] = {sk_hot_key(key, &store->hot, shard, 'c', op->seller.base, op->seller.len,
+                                     op->name.base, op->name.len)};
+    const char *args[10] = {"1",
+                            "1",
+                            numbers[0],
+                            numbers[0],
+                            numbers[1],
+                            op->description.base,
+                            op->start_at != SK_STORE_NO_TIME ? numbers[2] : "",
+                            op->end_at != SK_STORE_NO_TIME ? numbers[3] : "",
+                            id,
+                            member};
+    size_t arg_lens[10];
+    for (int i = 0; i != 10; ++i)
+        arg_lens[i] = strlen(args[i]);
+    arg_lens[5] = op->description.len;
+    arg_lens[9] = (size_t)member_len;
+    sk_redis_async_eval(op->op._thread->redis, &store->hot.load, 1, key_ptrs, key_lens, 10, args,
+                        arg_lens, on_coupon_hash_made, state);
+}
+
+static void on_coupon_inserted(sql_job_t *job)
+{
+    sk_store_coupon_create_t *op = (sk_store_coupon_create_t *)job->op;
+    if (job->result != SK_MYSQL_OK) {
+        complete(job->op, from_sql(job->result));
+        return;
+    }
+    redis_store_t *store = job->op->_thread->store;
+    create_state_t *state = h2o_mem_alloc_pool(job->op->pool, sizeof(*state));
+    state->op = op;
+    state->seller_key_len =
+        sk_hot_key(state->seller_key, &store->hot, sk_hot_shard(op->seller.base, op->seller.len),
+                   's', op->seller.base, op->seller.len, NULL, 0);
+    char score[24];
+    int score_len = snprintf(score, sizeof(score), "%" PRId64, job->coupon_id);
+    const char *argv[] = {"ZADD", state->seller_key, score, op->name.base};
+    size_t lens[] = {4, state->seller_key_len, (size_t)score_len, op->name.len};
+    sk_redis_async_command(job->op->_thread->redis, NULL, 0, 4, argv, lens, on_seller_listed,
+                           state);
+}
+
+static void redis_coupon_create(sk_store_thread_t *thread, sk_store_coupon_create_t *op)
+{
+    if (!atomic_load(&thread->store->health.hot_state_ok)) {
+        complete(&op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    cached_user_t *seller = sk_index_find(thread->store->users, op->seller.base, op->seller.len);
+    if (seller != NULL && (seller->kind != SK_USER_SELLER || seller->id != op->seller_id)) {
+        complete(&op->op, SK_STORE_NOT_FOUND);
+        return;
+    }
+    sql_job_t *job = prepare_job(thread, &op->op, JOB_COUPON_INSERT, on_coupon_inserted);
+    job->user_found = seller != NULL;
+    queue_job(job);
+}
+
+/* ---- listing ---- */
+
+typedef struct holding {
+    h2o_iovec_t member; /* "seller/name" */
+    double score;
+} holding_t;
+
+typedef struct list_state {
+    sk_store_coupon_list_t *op;
+    size_t waiting; /* replies still to come */
+    int failed;
+    h2o_iovec_t *names; /* seller: coupon names; customer: "seller/name" members */
+    size_t name_count;
+    holding_t *holdings; /* customer: every holding, from every shard */
+    size_t holding_count, holding_capacity;
+    sk_store_coupon_item_t *items; /* filled by the hash replies, NULL name when missing */
+} list_state_t;
+
+typedef struct item_fetch {
+    list_state_t *state;
+    size_t index;
+} item_fetch_t;
+
+static int64_t reply_int(const redisReply *value, int64_t absent)
+{
+    if (value->type != REDIS_REPLY_STRING || value->len == 0 || value->len > 20)
+        return absent;
+    char digits[24];
+    memcpy(digits, value->str, value->len);
+    digits[value->len] = '\0';
+    return strtoll(digits, NULL, 10);
+}
+
+static void finish_list(list_state_t *state)
+{
+    sk_store_coupon_list_t *op = state->op;
+    if (state->failed) {
+        complete(&op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    op->items = h2o_mem_alloc_pool(op->op.pool, (state->name_count + 1) * sizeof(op->items[0]));
+    op->count = 0;
+    for (size_t i = 0; i != state->name_count; ++i)
+        if (state->items[i].name.base != NULL)
+            op->items[op->count++] = state->items[i];
+    complete(&op->op, SK_STORE_OK);
+}
+
+static void on_item_hash(void *data, redisReply *reply)
+{
+    item_fetch_t *fetch = data;
+    list_state_t *state = fetch->state;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 6) {
+        state->failed = 1;
+    } else if (reply->element[0]->type == REDIS_REPLY_STRING) {
+        /* amount left stock desc start end; a missing hash (a list entry whose creation
+         * was undone) is skipped */
+        sk_store_coupon_item_t *item = &state->items[fetch->index];
+        h2o_iovec_t member = state->names[fetch->index];
+        h2o_mem_pool_t *pool = state->op->op.pool;
+        if (state->op->kind == SK_USER_SELLER) {
+            item->name = member;
+            item->seller = state->op->username;
+        } else {
+            const char *slash = memchr(member.base, '/', member.len);
+            size_t seller_len = slash != NULL ? (size_t)(slash - member.base) : 0;
+            item->seller = h2o_iovec_init(member.base, seller_len);
+            item->name = h2o_iovec_init(member.base + seller_len + 1, member.len - seller_len - 1);
+        }
+        item->amount = reply_int(reply->element[0], 0);
+        item->left = reply_int(reply->element[1], 0);
+        item->stock = reply_int(reply->element[2], 0);
+        item->description =
+            reply->element[3]->type == REDIS_REPLY_STRING
+                ? h2o_iovec_init(pool_strndup(pool, reply->element[3]->str, reply->element[3]->len),
+                                 reply->element[3]->len)
+                : h2o_iovec_init("", 0);
+        item->start_at = reply_int(reply->element[4], SK_STORE_NO_TIME);
+        item->end_at = reply_int(reply->element[5], SK_STORE_NO_TIME);
+    }
+    if (--state->waiting == 0)
+        finish_list(state);
+}
+
+/* Fetches the hash of every listed coupon, in one pipelined burst. */
+static void fetch_items(list_state_t *state)
+{
+    sk_store_coupon_list_t *op = state->op;
+    sk_store_thread_t *thread = op->op._thread;
+    redis_store_t *store = thread->store;
+    if (state->name_count == 0) {
+        finish_list(state);
+        return;
+    }
+    state->items = h2o_mem_alloc_pool(op->op.pool, state->name_count * sizeof(state->items[0]));
+    memset(state->items, 0, state->name_count * sizeof(state->items[0]));
+    state->waiting = state->name_count;
+    for (size_t i = 0; i != state->name_count; ++i) {
+        item_fetch_t *fetch = h2o_mem_alloc_pool(op->op.pool, sizeof(*fetch));
+        fetch->state = state;
+        fetch->index = i;
+        char member[2 * SK_STORE_MAX_NAME + 2];
+        size_t member_len;
+        if (op->kind == SK_USER_SELLER) {
+            member_len =
+                (size_t)snprintf(member, sizeof(member), "%.*s/%.*s", (int)op->username.len,
+                                 op->username.base, (int)state->names[i].len, state->names[i].base);
+        } else {
+            member_len = state->names[i].len < sizeof(member) ? state->names[i].len : 0;
+            memcpy(member, state->names[i].base, member_len);
+        }
+        const char *slash = memchr(member, '/', member_len);
+        size_t seller_len = slash != NULL ? (size_t)(slash - member) : 0;
+        char key[SK_HOT_KEY_MAX];
+        size_t key_len = sk_hot_key(key, &store->hot, sk_hot_shard(member, member_len), 'c', member,
+                                    seller_len, member + seller_len + 1,
+                                    member_len - seller_len - (seller_len < member_len));
+        const char *argv[] = {"HMGET", key, "amount", "left", "stock", "desc", "start", "end"};
+        size_t lens[] = {5, key_len, 6, 4, 5, 4, 5, 3};
+        sk_redis_async_command(thread->redis, NULL, 0, 8, argv, lens, on_item_hash, fetch);
+    }
+}
+
+static void on_seller_page(void *data, redisReply *reply)
+{
+    list_state_t *state = data;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        state->failed = 1;
+        finish_list(state);
+        return;
+    }
+    h2o_mem_pool_t *pool = state->op->op.pool;
+    state->names = h2o_mem_alloc_pool(pool, (reply->elements + 1) * sizeof(state->names[0]));
+    for (size_t i = 0; i != reply->elements; ++i) {
+        redisReply *name = reply->element[i];
+        if (name->type != REDIS_REPLY_STRING || name->len > SK_STORE_MAX_NAME)
+            continue;
+        state->names[state->name_count++] =
+            h2o_iovec_init(pool_strndup(pool, name->str, name->len), name->len);
+    }
+    fetch_items(state);
+}
+
+static int compare_holdings(const void *a, const void *b)
+{
+    const holding_t *left = a, *right = b;
+    if (left->score != right->score)
+        return left->score < right->score ? -1 : 1;
+    size_t len = left->member.len < right->member.len ? left->member.len : right->member.len;
+    int order = memcmp(left->member.base, right->member.base, len);
+    return order != 0
+               ? order
+               : (left->member.len > right->member.len) - (left->member.len < right->member.len);
+}
+
+static void on_shard_holdings(void *data, redisReply *reply)
+{
+    list_state_t *state = data;
+    h2o_mem_pool_t *pool = state->op->op.pool;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        state->failed = 1;
+    } else {
+        for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+            redisReply *member = reply->element[i], *score = reply->element[i + 1];
+            if (member->type != REDIS_REPLY_STRING || score->type != REDIS_REPLY_STRING ||
+                member->len > 2 * SK_STORE_MAX_NAME + 1)
+                continue;
+            if (state->holding_count == state->holding_capacity) {
+                size_t capacity = state->holding_capacity ? state->holding_capacity * 2 : 64;
+                holding_t *grown = h2o_mem_alloc_pool(pool, capacity * sizeof(*grown));
+                if (state->holding_count != 0)
+                    memcpy(grown, state->holdings, state->holding_count * sizeof(*grown));
+                state->holdings = grown;
+                state->holding_capacity = capacity;
+            }
+            state->holdings[state->holding_count++] = (holding_t){
+                .member = h2o_iovec_init(pool_strndup(pool, member->str, member->len), member->len),
+                .score = strtod(score->str, NULL),
+            };
+        }
+    }
+    if (--state->waiting != 0)
+        return;
+    if (state->failed) {
+        finish_list(state);
+        return;
+    }
+    /* Grab order across the shards, then the requested page. */
+    if (state->holding_count > 1)
+        qsort(state->holdings, state->holding_count, sizeof(holding_t), compare_holdings);
+    int64_t page = state->op->page < 1 ? 1 : state->op->page;
+    uint64_t skip = (uint64_t)(page - 1) * SK_STORE_PAGE_SIZE;
+    state->names = h2o_mem_alloc_pool(pool, SK_STORE_PAGE_SIZE * sizeof(state->names[0]));
+    for (uint64_t i = skip; i < state->holding_count && state->name_count != SK_STORE_PAGE_SIZE;
+         ++i)
+        state->names[state->name_count++] = state->holdings[i].member;
+    fetch_items(state);
+}
+
+static void list_user_coupons(sk_store_coupon_list_t *op)
+{
+    sk_store_thread_t *thread = op->op._thread;
+    redis_store_t *store = thread->store;
+    list_state_t *state = h2o_mem_alloc_pool(op->op.pool, sizeof(*state));
+    memset(state, 0, sizeof(*state));
+    state->op = op;
+    int64_t page = op->page < 1 ? 1 : op->page;
+    if (op->kind == SK_USER_SELLER) {
+        if ((uint64_t)page > (uint64_t)INT64_MAX / SK_STORE_PAGE_SIZE) {
+            finish_list(state);
+            return;
+        }
+        char key[SK_HOT_KEY_MAX], start[24], stop[24];
+        size_t key_len =
+            sk_hot_key(key, &store->hot, sk_hot_shard(op->username.base, op->username.len), 's',
+                       op->username.base, op->username.len, NULL, 0);
+        int start_len = snprintf(start, sizeof(start), "%" PRId64, (page - 1) * SK_STORE_PAGE_SIZE);
+        int stop_len = snprintf(stop, sizeof(stop), "%" PRId64, page * SK_STORE_PAGE_SIZE - 1);
+        const char *argv[] = {"ZRANGE", key, start, stop};
+        size_t lens[] = {6, key_len, (size_t)start_len, (size_t)stop_len};
+        sk_redis_async_command(thread->redis, NULL, 0, 4, argv, lens, on_seller_page, state);
+        return;
+    }
+    state->waiting = SK_HOT_SHARDS;
+    for (unsigned shard = 0; shard != SK_HOT_SHARDS; ++shard) {
+        char key[SK_HOT_KEY_MAX];
+        size_t key_len =
+            sk_hot_key(key, &store->hot, shard, 'u', op->username.base, op->username.len, NULL, 0);
+        const char *argv[] = {"ZRANGE", key, "0", "-1", "WITHSCORES"};
+        size_t lens[] = {6, key_len, 1, 2, 10};
+        sk_redis_async_command(thread->redis, NULL, 0, 5, argv, lens, on_shard_holdings, state);
+    }
+}
+
+static void on_list_user_found(sql_job_t *job)
+{
+    sk_store_coupon_list_t *op = (sk_store_coupon_list_t *)job->op;
+    cached_user_t *user = found_user(job, op->username);
+    if (user == NULL)
+        return;
+    op->user_id = user->id;
+    op->kind = user->kind;
+    list_user_coupons(op);
+}
+
+static void redis_coupon_list(sk_store_thread_t *thread, sk_store_coupon_list_t *op)
+{
+    op->op._thread = thread;
+    op->items = NULL;
+    op->count = 0;
+    cached_user_t *user = sk_index_find(thread->store->users, op->username.base, op->username.len);
+    if (user != NULL) {
+        op->user_id = user->id;
+        op->kind = user->kind;
+        list_user_coupons(op);
+        return;
+    }
+    submit_job(thread, &op->op, JOB_LIST_USER_FIND, on_list_user_found);
+}
+
+/* ---- the grab ---- */
+
+/*
+ * Grabs are sent in batches: those that arrive in one turn of the worker's loop go to
+ * Redis as one script call (at most SK_HOT_GRAB_BATCH each), flushed at the end of the
+ * turn: one batch per shard on a Redis Cluster (a call stays in one slot), one for all on
+ * a standalone Redis. Redis's cost per grab is most of the distributed deployment's cost.
+ */
+typedef struct grab_call {
+    sk_store_grab_t *op;
+    size_t member_len, now_len;
+    size_t key_lens[3]; /* coupon, the customer's holdings, the stream */
+    char member[2 * SK_STORE_MAX_NAME + 2];
+    char now[24];
+    char keys[3][SK_HOT_KEY_MAX];
+} grab_call_t;
+
+typedef struct grab_batch {
+    sk_store_thread_t *thread;
+    size_t count;
+    grab_call_t *calls[SK_HOT_GRAB_BATCH];
+} grab_batch_t;
+
+static void remember_sold_out(redis_store_t *store, const grab_call_t *call, int64_t start_at,
+                              int64_t end_at)
+{
+    if (sk_index_find(store->sold_out, call->member, call->member_len) != NULL)
+        return;
+    sold_out_coupon_t *coupon = malloc(sizeof(*coupon));
+    if (coupon == NULL)
+        return; /* only a shortcut is lost */
+    coupon->start_at = start_at;
+    coupon->end_at = end_at;
+    if (sk_index_insert(store->sold_out, call->member, call->member_len, coupon, keep_existing) !=
+        coupon)
+        free(coupon);
+}
+
+/* One number of a grab's answer "code left start end" ("-": no window bound), advancing
+ * *text past it. */
+static int64_t answer_number(const char **text, const char *end)
+{
+    while (*text < end && **text == ' ')
+        ++*text;
+    if (*text < end && **text == '-' && (*text + 1 == end || (*text)[1] == ' ')) {
+        ++*text;
+        return SK_STORE_NO_TIME;
+    }
+    int negative = *text < end && **text == '-';
+    if (negative)
+        ++*text;
+    int64_t value = 0;
+    while (*text < end && **text >= '0' && **text <= '9')
+        value = value * 10 + (*(*text)++ - '0');
+    return negative ? -value : value;
+}
+
+/* One grab's answer, "code left start end", or NULL when the batch failed. */
+static void complete_grab(redis_store_t *store, grab_call_t *call, const redisReply *answer)
+{
+    static const sk_store_result_t results[] = {
+        [SK_HOT_GRANTED] = SK_STORE_OK,
+        [SK_HOT_NO_SUCH_COUPON] = SK_STORE_NO_SUCH_COUPON,
+        [SK_HOT_NOT_STARTED] = SK_STORE_NOT_STARTED,
+        [SK_HOT_ENDED] = SK_STORE_ENDED,
+        [SK_HOT_SOLD_OUT] = SK_STORE_SOLD_OUT,
+        [SK_HOT_ALREADY_HELD] = SK_STORE_ALREADY_HELD,
+        [SK_HOT_LOADING] = SK_STORE_UNAVAILABLE,
+    };
+    if (answer == NULL || answer->type != REDIS_REPLY_STRING) {
+        complete(&call->op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    const char *text = answer->str, *end = answer->str + answer->len;
+    int64_t code = answer_number(&text, end), left = answer_number(&text, end);
+    if (code == SK_HOT_SOLD_OUT || (code == SK_HOT_GRANTED && left == 0)) {
+        int64_t start_at = answer_number(&text, end);
+        remember_sold_out(store, call, start_at, answer_number(&text, end));
+    }
+    complete(&call->op->op,
+             code >= 0 && code <= SK_HOT_LOADING ? results[code] : SK_STORE_UNAVAILABLE);
+}
+
+static void on_batch_reply(void *data, redisReply *reply)
+{
+    grab_batch_t *batch = data;
+    redis_store_t *store = batch->thread->store;
+    int whole =
+        reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == batch->count;
+    if (!whole) {
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+            sk_log(SK_LOG_ERROR, "store", "grab script failed: %s", reply->str);
+        atomic_fetch_add_explicit(&store->health.redis_errors, 1, memory_order_relaxed);
+    }
+    for (size_t i = 0; i != batch->count; ++i)
+        complete_grab(store, batch->calls[i], whole ? reply->element[i] : NULL);
+    free(batch);
+}
+
+static void flush_batch(sk_store_thread_t *thread, unsigned slot)
+{
+    grab_batch_t *pending = thread->pending_grabs[slot];
+    thread->pending_grabs[slot] = NULL;
+    if (pending == NULL)
+        return;
+    redis_store_t *store = thread->store;
+    const char *keys[3 * SK_HOT_GRAB_BATCH], *args[5 * SK_HOT_GRAB_BATCH];
+    size_t key_lens[3 * SK_HOT_GRAB_BATCH], arg_lens[5 * SK_HOT_GRAB_BATCH];
+    for (size_t i = 0; i != pending->count; ++i) {
+        grab_call_t *call = pending->calls[i];
+        sk_store_grab_t *op = call->op;
+        for (int k = 0; k != 3; ++k) {
+            keys[3 * i + k] = call->keys[k];
+            key_lens[3 * i + k] = call->key_lens[k];
+        }
+        const char *values[5] = {op->customer.base, op->seller.base, op->name.base, call->member,
+                                 call->now};
+        size_t lens[5] = {op->customer.len, op->seller.len, op->name.len, call->member_len,
+                          call->now_len};
+        memcpy(args + 5 * i, values, sizeof(values));
+        memcpy(arg_lens + 5 * i, lens, sizeof(lens));
+    }
+    sk_redis_async_eval(thread->redis, &store->hot.grab, (int)(3 * pending->count), keys, key_lens,
+                        (int)(5 * pending->count), args, arg_lens, on_batch_reply, pending);
+}
+
+static void on_flush_grabs(h2o_timeout_entry_t *entry)
+{
+    sk_store_thread_t *thread = H2O_STRUCT_FROM_MEMBER(sk_store_thread_t, flush_grabs_entry, entry);
+    for (unsigned slot = 0; slot != SK_HOT_SHARDS; ++slot)
+        flush_batch(thread, slot);
+}
+
+static void redis_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
+{
+    redis_store_t *store = thread->store;
+    op->op._thread = thread;
+    if (op->seller.len > SK_STORE_MAX_NAME || op->name.len > SK_STORE_MAX_NAME ||
+        op->customer.len > SK_STORE_MAX_NAME) {
+        complete(&op->op, SK_STORE_NO_SUCH_COUPON);
+        return;
+    }
+    grab_call_t *call = h2o_mem_alloc_pool(op->op.pool, sizeof(*call));
+    call->op = op;
+    memcpy(call->member, op->seller.base, op->seller.len);
+    call->member[op->seller.len] = '/';
+    memcpy(call->member + op->seller.len + 1, op->name.base, op->name.len);
+    call->member_len = op->seller.len + 1 + op->name.len;
+
+    /* Sold out here before: answer without Redis (the window still comes first). */
+    sold_out_coupon_t *sold_out = sk_index_find(store->sold_out, call->member, call->member_len);
+    if (sold_out != NULL) {
+        if (sold_out->start_at != SK_STORE_NO_TIME && op->now < sold_out->start_at)
+            complete(&op->op, SK_STORE_NOT_STARTED);
+        else if (sold_out->end_at != SK_STORE_NO_TIME && op->now >= sold_out->end_at)
+            complete(&op->op, SK_STORE_ENDED);
+        else
+            complete(&op->op, SK_STORE_SOLD_OUT);
+        return;
+    }
+    if (!atomic_load_explicit(&store->health.hot_state_ok, memory_order_relaxed)) {
+        complete(&op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+
+    unsigned shard = sk_hot_shard(call->member, call->member_len);
+    call->key_lens[0] = sk_hot_key(call->keys[0], &store->hot, shard, 'c', op->seller.base,
+                                   op->seller.len, op->name.base, op->name.len);
+    call->key_lens[1] = sk_hot_key(call->keys[1], &store->hot, shard, 'u', op->customer.base,
+                                   op->customer.len, NULL, 0);
+    call->key_lens[2] = sk_hot_key(call->keys[2], &store->hot, shard, 'g', NULL, 0, NULL, 0);
+    call->now_len = (size_t)snprintf(call->now, sizeof(call->now), "%" PRId64, op->now);
+
+    unsigned slot =
+        atomic_load_explicit(&store->health.redis_cluster, memory_order_relaxed) ? shard : 0;
+    grab_batch_t *batch = thread->pending_grabs[slot];
+    if (batch == NULL) {
+        batch = malloc(sizeof(*batch));
+        if (batch == NULL) {
+            complete(&op->op, SK_STORE_UNAVAILABLE);
+            return;
+        }
+        batch->thread = thread;
+        batch->count = 0;
+        thread->pending_grabs[slot] = batch;
+    }
+    batch->calls[batch->count++] = call;
+    if (batch->count == SK_HOT_GRAB_BATCH)
+        flush_batch(thread, slot);
+    else if (!h2o_timeout_is_linked(&thread->flush_grabs_entry))
+        h2o_timeout_link(thread->loop, &thread->flush_grabs, &thread->flush_grabs_entry);
+}
+
+/* ---- revocations ---- */
+
+static int remember_revoked(redis_store_t *store, const char *jti, size_t jti_len,
+                            int64_t expires_at)
+{
+    return sk_revocations_add(store->revoked, jti, jti_len, expires_at) == 0 ? 0 : -1;
+}
+
+/* A logout answers once every live instance refuses the token: each instance's listener
+ * writes the last revocation it applied to REVOCATIONS_SEEN_KEY, and the logout polls that
+ * until every instance heard from in the last SEEN_FRESH_MS is past its own entry. */
+typedef struct logout_wait {
+    sk_store_op_t *op;
+    uint64_t id_ms, id_seq; /* the revocation's stream entry */
+    uint64_t deadline;      /* loop time */
+    h2o_timeout_entry_t timer;
+} logout_wait_t;
+
+static int parse_stream_id(const char *text, size_t len, uint64_t *ms, uint64_t *seq)
+{
+    char buffer[48];
+    if (len == 0 || len >= sizeof(buffer))
+        return -1;
+    memcpy(buffer, text, len);
+    buffer[len] = '\0';
+    char *dash;
+    *ms = strtoull(buffer, &dash, 10);
+    *seq = *dash == '-' ? strtoull(dash + 1, NULL, 10) : 0;
+    return 0;
+}
+
+static void poll_seen(logout_wait_t *wait);
+
+static void on_seen(void *data, redisReply *reply)
+{
+    logout_wait_t *wait = data;
+    sk_store_thread_t *thread = wait->op->_thread;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    int everyone = reply != NULL && reply->type == REDIS_REPLY_ARRAY;
+    for (size_t i = 0; everyone && i + 1 < reply->elements; i += 2) {
+        const redisReply *value = reply->element[i + 1];
+        if (value->type != REDIS_REPLY_STRING)
+            continue;
+        uint64_t ms, seq;
+        const char *space = memchr(value->str, ' ', value->len);
+        if (space == NULL ||
+            parse_stream_id(value->str, (size_t)(space - value->str), &ms, &seq) != 0)
+            continue;
+        uint64_t heard_ms = strtoull(space + 1, NULL, 10);
+        if (heard_ms + SEEN_FRESH_MS < now_ms)
+            continue; /* that instance stopped: it loads the revocation when it starts */
+        if (ms < wait->id_ms || (ms == wait->id_ms && seq < wait->id_seq))
+            everyone = 0;
+    }
+    if (everyone || h2o_now(thread->loop) >= wait->deadline) {
+        complete(wait->op, SK_STORE_OK);
+        return;
+    }
+    h2o_timeout_link(thread->loop, &thread->logout_poll, &wait->timer);
+}
+
+static void on_logout_poll(h2o_timeout_entry_t *entry)
+{
+    poll_seen(H2O_STRUCT_FROM_MEMBER(logout_wait_t, timer, entry));
+}
+
+static void poll_seen(logout_wait_t *wait)
+{
+    const char *argv[] = {"HGETALL", REVOCATIONS_SEEN_KEY};
+    size_t lens[] = {7, strlen(REVOCATIONS_SEEN_KEY)};
+    sk_redis_async_command(wait->op->_thread->redis, NULL, 0, 2, argv, lens, on_seen, wait);
+}
+
+static void on_revocation_published(void *data, redisReply *reply)
+{
+    sk_store_op_t *op = data;
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING) {
+        complete(op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    logout_wait_t *wait = h2o_mem_alloc_pool(op->pool, sizeof(*wait));
+    memset(wait, 0, sizeof(*wait));
+    wait->op = op;
+    wait->timer.cb = on_logout_poll;
+    wait->deadline = h2o_now(op->_thread->loop) + LOGOUT_WAIT_MS;
+    if (parse_stream_id(reply->str, reply->len, &wait->id_ms, &wait->id_seq) != 0) {
+        complete(op, SK_STORE_OK);
+        return;
+    }
+    poll_seen(wait);
+}
+
+static void on_revocation_recorded(sql_job_t *job)
+{
+    sk_store_revoke_t *op = (sk_store_revoke_t *)job->op;
+    if (job->result != SK_MYSQL_OK) {
+        complete(job->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    char expires[24];
+    int expires_len = snprintf(expires, sizeof(expires), "%" PRId64, op->expires_at);
+    const char *argv[] = {
+        "XADD", SK_HOT_REVOCATIONS_KEY, "MAXLEN", "~", REVOCATIONS_MAXLEN, "*", "j", op->jti, "e",
+        expires};
+    size_t lens[] = {4,
+                     strlen(SK_HOT_REVOCATIONS_KEY),
+                     6,
+                     1,
+                     strlen(REVOCATIONS_MAXLEN),
+                     1,
+                     1,
+                     strlen(op->jti),
+                     1,
+                     (size_t)expires_len};
+    sk_redis_async_command(job->op->_thread->redis, NULL, 0, 10, argv, lens,
+                           on_revocation_published, job->op);
+}
+
+static void redis_revoke(sk_store_thread_t *thread, sk_store_revoke_t *op)
+{
+    /* Refused here at once; SQL makes it survive restarts, the stream tells the others. */
+    if (remember_revoked(thread->store, op->jti, strlen(op->jti), op->expires_at) != 0) {
+        complete(&op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    submit_job(thread, &op->op, JOB_REVOKE, on_revocation_recorded);
+}
+
+/* ---- the rate limit shared by every instance ---- */
+
+static void on_rate_reply(void *data, redisReply *reply)
+{
+    sk_store_rate_take_t *op = data;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        atomic_fetch_add_explicit(&op->op._thread->store->health.redis_errors, 1,
+                                  memory_order_relaxed);
+        complete(&op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    op->retry_after_usec = reply->integer;
+    complete(&op->op, reply->integer == 0 ? SK_STORE_OK : SK_STORE_LIMITED);
+}
+
+static void redis_rate_take(sk_store_thread_t *thread, sk_store_rate_take_t *op)
+{
+    op->op._thread = thread;
+    char key[16 + SK_STORE_MAX_NAME];
+    if (op->user.len > SK_STORE_MAX_NAME) {
+        complete(&op->op, SK_STORE_OK);
+        return;
+    }
+    int key_len = snprintf(key, sizeof(key), "sk:rl:{%.*s}", (int)op->user.len, op->user.base);
+    double interval = 1e6 / op->rate;
+    char args[2][32];
+    int interval_len = snprintf(args[0], sizeof(args[0]), "%.0f", interval < 1 ? 1 : interval);
+    int tolerance_len =
+        snprintf(args[1], sizeof(args[1]), "%.0f", interval * (double)(op->burst - 1));
+    const char *keys[] = {key};
+    size_t key_lens[] = {(size_t)key_len};
+    const char *argv[] = {args[0], args[1]};
+    size_t arg_lens[] = {(size_t)interval_len, (size_t)tolerance_len};
+    sk_redis_async_eval(thread->redis, &thread->store->hot.rate, 1, keys, key_lens, 2, argv,
+                        arg_lens, on_rate_reply, op);
+}
+
+static int redis_is_revoked(sk_store_t *super, const char *jti)
+{
+    redis_store_t *store = (redis_store_t *)super;
+    return sk_revocations_contains(store->revoked, jti, strlen(jti));
+}
+
+static uint64_t redis_revocation_epoch(sk_store_t *super)
+{
+    redis_store_t *store = (redis_store_t *)super;
+    return sk_revocations_epoch(store->revoked);
+}
+
+static const char *redis_deployment_id(sk_store_t *super)
+{
+    redis_store_t *store = (redis_store_t *)super;
+    return atomic_load_explicit(&store->deployment_known, memory_order_acquire)
+               ? store->deployment_id
+               : NULL;
+}
+
+/* The deployment id from SQL (ensure_schema made it if missing). Returns 0, or -1 when
+ * SQL did not answer or holds something that is not an id (logged). */
+static int load_deployment_id(redis_store_t *store, sk_mysql_t *sql)
+{
+    if (atomic_load(&store->deployment_known))
+        return 0;
+    char id[SK_STORE_DEPLOYMENT_ID_LEN + 2];
+    sk_mysql_result_t result = sk_mysql_deployment_id(sql, id, sizeof(id));
+    if (result != SK_MYSQL_OK || !sk_store_deployment_id_is_valid(id)) {
+        if (result != SK_MYSQL_UNAVAILABLE)
+            sk_log(SK_LOG_ERROR, "store",
+                   "settings.deployment_id in SQL is missing or not %d lowercase hex digits; "
+                   "delete that row to make a new one (every token issued so far becomes "
+                   "invalid)",
+                   SK_STORE_DEPLOYMENT_ID_LEN);
+        return -1;
+    }
+    memcpy(store->deployment_id, id, sizeof(store->deployment_id));
+    atomic_store_explicit(&store->deployment_known, 1, memory_order_release);
+    return 0;
+}
+
+/* The listener's periodic step: every instance prunes its own memory (the persister
+ * prunes SQL). */
+static void prune_revocations(redis_store_t *store, int64_t *next_prune_ms)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    if (now_ms < *next_prune_ms)
+        return;
+    *next_prune_ms = now_ms + sk_revocations_prune_interval_ms();
+    size_t pruned = sk_revocations_prune(store->revoked, unix_now() - SK_STORE_REVOCATION_GRACE);
+    if (pruned != 0)
+        sk_log(SK_LOG_INFO, "store", "pruned %zu expired revocations from memory", pruned);
+}
+
+static int load_revoked_row(void *data, const char *jti, int64_t expires_at)
+{
+    return remember_revoked(data, jti, strlen(jti), expires_at) != 0;
+}
+
+/* Follows sk:revocations with a blocking XREAD (so another instance's logout is refused
+ * here within a round trip), after loading every unexpired revocation from SQL once.
+ * A stop must reach it within LISTENER_STOP_MS even when Redis hangs: the XREAD blocks
+ * for less than that, its connection's I/O timeout is that, and the flag is read before
+ * every call that may wait. */
+static void *listener_main(void *arg)
+{
+    redis_store_t *store = arg;
+    sk_redis_sync_t *redis = NULL;
+    char last_id[64] = "0", error[256];
+    int sql_loaded = 0, stream_read = 0;
+    int64_t next_prune_ms = 0;
+    while (!atomic_load(&store->listener_stopping)) {
+        prune_revocations(store, &next_prune_ms);
+        if (!sql_loaded) {
+            sk_mysql_t *sql =
+                sk_mysql_connect(&store->mysql_config, SQL_TIMEOUT_MS, error, sizeof(error));
+            if (sql != NULL && sk_mysql_ensure_schema(sql) == SK_MYSQL_OK &&
+                load_deployment_id(store, sql) == 0 &&
+                sk_mysql_revoked_each(sql, unix_now() - SK_STORE_REVOCATION_GRACE, load_revoked_row,
+                                      store) == SK_MYSQL_OK)
+                sql_loaded = 1;
+            if (sql != NULL)
+                sk_mysql_close(sql);
+            if (atomic_load(&store->listener_stopping))
+                break;
+        }
+        if (redis == NULL) {
+            redis =
+                sk_redis_sync_connect(&store->redis_config, LISTENER_STOP_MS, error, sizeof(error));
+            if (redis == NULL) {
+                usleep(200 * 1000);
+                continue;
+            }
+        }
+        const char *argv[] = {"XREAD",
+                              "COUNT",
+                              "1000",
+                              "BLOCK",
+                              stream_read ? LISTENER_BLOCK_MS : "0",
+                              "STREAMS",
+                              SK_HOT_REVOCATIONS_KEY,
+                              last_id};
+        /* The first read does not block: it only catches up. */
+        int argc = 8;
+        if (!stream_read) {
+            argv[3] = "STREAMS";
+            argv[4] = SK_HOT_REVOCATIONS_KEY;
+            argv[5] = last_id;
+            argc = 6;
+        }
+        size_t lens[8];
+        for (int i = 0; i != argc; ++i)
+            lens[i] = strlen(argv[i]);
+        redisReply *reply = sk_redis_sync_command(redis, SK_HOT_REVOCATIONS_KEY,
+                                                  strlen(SK_HOT_REVOCATIONS_KEY), argc, argv, lens);
+        if (reply == NULL) {
+            usleep(200 * 1000);
+            continue;
+        }
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+            reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2) {
+            redisReply *entries = reply->element[0]->element[1];
+            for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i != entries->elements; ++i) {
+                redisReply *entry = entries->element[i];
+                if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+                    entry->element[0]->type != REDIS_REPLY_STRING)
+                    continue;
+                snprintf(last_id, sizeof(last_id), "%s", entry->element[0]->str);
+                redisReply *fields = entry->element[1];
+                const redisReply *jti = NULL, *expires = NULL;
+                for (size_t f = 0; fields->type == REDIS_REPLY_ARRAY && f + 1 < fields->elements;
+                     f += 2) {
+                    if (fields->element[f]->type != REDIS_REPLY_STRING)
+                        continue;
+                    if (strcmp(fields->element[f]->str, "j") == 0)
+                        jti = fields->element[f + 1];
+                    else if (strcmp(fields->element[f]->str, "e") == 0)
+                        expires = fields->element[f + 1];
+                }
+                if (jti != NULL && jti->type == REDIS_REPLY_STRING && expires != NULL &&
+                    reply_int(expires, 0) >= unix_now() - SK_STORE_REVOCATION_GRACE)
+                    remember_revoked(store, jti->str, jti->len, reply_int(expires, 0));
+            }
+        } else if (reply->type == REDIS_REPLY_NIL || reply->type == REDIS_REPLY_ARRAY) {
+            stream_read = 1; /* caught up */
+            if (sql_loaded)
+                atomic_store(&store->revocations_loaded, 1);
+        }
+        freeReplyObject(reply);
+        if (stream_read && !atomic_load(&store->listener_stopping)) {
+            /* Applied up to last_id: logouts on other instances may answer now. */
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            char seen[96];
+            snprintf(seen, sizeof(seen), "%s %lld", last_id,
+                     (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+            const char *hset[] = {"HSET", REVOCATIONS_SEEN_KEY, store->consumer, seen};
+            redisReply *written = sk_hot_command(redis, -1, 4, hset);
+            if (written != NULL)
+                freeReplyObject(written);
+        }
+    }
+    if (redis != NULL)
+        sk_redis_sync_free(redis);
+    return NULL;
+}
+
+/* ---- threads, readiness, lifecycle ---- */
+
+static sk_store_thread_t *redis_thread_create(sk_store_t *super, h2o_loop_t *loop,
+                                              h2o_multithread_queue_t *queue)
+{
+    redis_store_t *store = (redis_store_t *)super;
+    sk_store_thread_t *thread = calloc(1, sizeof(*thread));
+    if (thread == NULL)
+        return NULL;
+    thread->store = store;
+    thread->loop = loop;
+    /* Before the Redis client: zero timeouts run in the order they were made, so the
+     * batches of a turn are queued before the client writes what the turn queued. */
+    h2o_timeout_init(loop, &thread->flush_grabs, 0);
+    thread->flush_grabs_entry.cb = on_flush_grabs;
+    thread->redis = sk_redis_async_create(loop, &store->redis_config, REDIS_CONNECTIONS_PER_NODE,
+                                          REDIS_TIMEOUT_MS);
+    if (thread->redis == NULL) {
+        h2o_timeout_dispose(loop, &thread->flush_grabs);
+        free(thread);
+        return NULL;
+    }
+    h2o_multithread_register_receiver(queue, &thread->receiver, on_sql_done);
+    h2o_timeout_init(loop, &thread->logout_poll, LOGOUT_POLL_MS);
+    return thread;
+}
+
+static void redis_thread_destroy(sk_store_thread_t *thread)
+{
+    /* Every operation has completed: no grab is pending. */
+    if (h2o_timeout_is_linked(&thread->flush_grabs_entry))
+        h2o_timeout_unlink(&thread->flush_grabs_entry);
+    sk_redis_async_destroy(thread->redis);
+    h2o_timeout_dispose(thread->loop, &thread->logout_poll);
+    h2o_timeout_dispose(thread->loop, &thread->flush_grabs);
+    h2o_multithread_unregister_receiver(thread->receiver.queue, &thread->receiver);
+    free(thread);
+}
+
+static int redis_is_ready(sk_store_t *super)
+{
+    redis_store_t *store = (redis_store_t *)super;
+    return atomic_load(&store->health.redis_ok) && atomic_load(&store->health.sql_ok) &&
+           atomic_load(&store->health.hot_state_ok);
+}
+
+static void redis_stats(sk_store_t *super, sk_store_stats_t *out)
+{
+    redis_store_t *store = (redis_store_t *)super;
+    memset(out, 0, sizeof(*out));
+    sk_store_counters_read(&store->counters, out);
+    out->redis_errors = atomic_load_explicit(&store->health.redis_errors, memory_order_relaxed);
+    out->sql_errors = atomic_load_explicit(&store->health.sql_errors, memory_order_relaxed);
+}
+
+static void stop_sql_threads(redis_store_t *store)
+{
+    pthread_mutex_lock(&store->sql_lock);
+    store->sql_stopping = 1;
+    pthread_cond_broadcast(&store->sql_wakeup);
+    pthread_mutex_unlock(&store->sql_lock);
+    for (size_t i = 0; i != store->sql_thread_count; ++i)
+        pthread_join(store->sql_threads[i], NULL);
+    store->sql_thread_count = 0;
+}
+
+static int redis_drain(sk_store_t *super)
+{
+    redis_store_t *store = (redis_store_t *)super;
+    /* Every request is answered: the listener may stop, while the persister copies. */
+    atomic_store(&store->listener_stopping, 1);
+    /* Every 201 is durable in Redis already; copy what can be copied to SQL now. */
+    if (store->persister != NULL) {
+        sk_persister_stop(store->persister);
+        store->persister = NULL;
+    }
+    stop_sql_threads(store);
+    return 0;
+}
+
+static void free_user(void *value)
+{
+    cached_user_t *user = value;
+    free(user->password_hash);
+    free(user);
+}
+
+static void redis_destroy(sk_store_t *super)
+{
+    redis_store_t *store = (redis_store_t *)super;
+    redis_drain(super);
+    if (store->listener_started) {
+        atomic_store(&store->listener_stopping, 1);
+        pthread_join(store->listener, NULL);
+    }
+    if (store->users != NULL) {
+        sk_index_foreach(store->users, free_user);
+        sk_index_destroy(store->users);
+    }
+    if (store->sold_out != NULL) {
+        sk_index_foreach(store->sold_out, free);
+        sk_index_destroy(store->sold_out);
+    }
+    sk_revocations_destroy(store->revoked);
+    pthread_cond_destroy(&store->sql_wakeup);
+    pthread_mutex_destroy(&store->sql_lock);
+    free(store);
+}
+
+static const sk_store_vtable_t redis_vtable = {
+    .thread_create = redis_thread_create,
+    .thread_destroy = redis_thread_destroy,
+    .user_register = redis_user_register,
+    .user_find = redis_user_find,
+    .coupon_create = redis_coupon_create,
+    .coupon_list = redis_coupon_list,
+    .grab = redis_grab,
+    .revoke = redis_revoke,
+    .rate_take = redis_rate_take,
+    .is_revoked = redis_is_revoked,
+    .revocation_epoch = redis_revocation_epoch,
+    .deployment_id = redis_deployment_id,
+    .is_ready = redis_is_ready,
+    .stats = redis_stats,
+    .drain = redis_drain,
+    .destroy = redis_destroy,
+};
+
+sk_store_t *sk_store_redis_create(const char *redis_url, const char *mysql_url,
+                                  unsigned startup_wait_ms)
+{
+    redis_store_t *store = calloc(1, sizeof(*store));
+    if (store == NULL)
+        return NULL;
+    store->super.vtable = &redis_vtable;
+    atomic_store(&store->health.redis_cluster, 1);
+    pthread_mutex_init(&store->sql_lock, NULL);
+    pthread_cond_init(&store->sql_wakeup, NULL);
+    h2o_linklist_init_anchor(&store->sql_jobs);
+    char error[256];
+    if (sk_redis_config_parse(redis_url, &store->redis_config, error, sizeof(error)) != 0) {
+        sk_log(SK_LOG_ERROR, "store", "--redis: %s", error);
+        goto fail;
+    }
+    if (sk_mysql_config_parse(mysql_url, &store->mysql_config, error, sizeof(error)) != 0) {
+        sk_log(SK_LOG_ERROR, "store", "--mysql: %s", error);
+        goto fail;
+    }
+    sk_hot_state_init(&store->hot);
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    unsigned random_part;
+    FILE *urandom = fopen("/dev/urandom", "r");
+    if (urandom == NULL || fread(&random_part, sizeof(random_part), 1, urandom) != 1)
+        random_part = (unsigned)time(NULL);
+    if (urandom != NULL)
+        fclose(urandom);
+    snprintf(store->consumer, sizeof(store->consumer), "%s-%ld-%08x", host, (long)getpid(),
+             random_part);
+    store->users = sk_index_create();
+    store->sold_out = sk_index_create();
+    store->revoked = sk_revocations_create();
+    if (store->users == NULL || store->sold_out == NULL || store->revoked == NULL)
+        goto fail;
+
+    for (; store->sql_thread_count != SQL_THREADS; ++store->sql_thread_count)
+        if (pthread_create(&store->sql_threads[store->sql_thread_count], NULL, sql_thread_main,
+                           store) != 0)
+            goto fail;
+    if (pthread_create(&store->listener, NULL, listener_main, store) != 0)
+        goto fail;
+    store->listener_started = 1;
+    sk_persister_config_t persister_config = {
+        .hot = &store->hot,
+        .redis = &store->redis_config,
+        .mysql = &store->mysql_config,
+        .consumer = store->consumer,
+        .claim_idle_ms = CLAIM_IDLE_MS,
+        .health = &store->health,
+        .counters = &store->counters,
+    };
+    store->persister = sk_persister_start(&persister_config);
+    if (store->persister == NULL)
+        goto fail;
+
+    /* Serve once the hot state exists and every revocation is known, unless the backends
+     * stay away: then serve 503s until they come (the process must not die for that). */
+    for (unsigned waited = 0; waited < startup_wait_ms; waited += 20) {
+        if (redis_is_ready(&store->super) && atomic_load(&store->revocations_loaded))
+            break;
+        if (sk_signals_sleep_ms(20))
+            return &store->super; /* a stop during start-up: the caller drains at once */
+    }
+    if (!redis_is_ready(&store->super) || !atomic_load(&store->revocations_loaded))
+        sk_log(SK_LOG_WARN, "store",
+               "not ready yet (Redis %s, SQL %s, hot state %s, revocations %s): serving 503 "
+               "until it is",
+               atomic_load(&store->health.redis_ok) ? "up" : "down",
+               atomic_load(&store->health.sql_ok) ? "up" : "down",
+               atomic_load(&store->health.hot_state_ok) ? "loaded" : "missing",
+               atomic_load(&store->revocations_loaded) ? "loaded" : "missing");
+    sk_log(SK_LOG_INFO, "store", "distributed deployment, instance %s", store->consumer);
+    return &store->super;
+fail:
+    redis_destroy(&store->super);
+    return NULL;
+}

@@ -1,0 +1,985 @@
+/*
+ * The in-memory store of the embedded deployment (see store_local.h).
+ *
+ * Users and coupons live in lock-free-read indexes and are never freed while the store
+ * lives: results can point at them, and a reader never meets freed memory. A change is
+ * made in memory first, under the lock of the one user or coupon it touches, then handed
+ * to the journal; the operation completes when the journal has committed it, and is undone
+ * in memory if the commit failed. So the hot path, a grab, holds one coupon lock for a
+ * few dozen instructions and never waits for the disk.
+ */
+#include "store/local/store_local.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/index.h"
+#include "store/local/journal.h"
+#include "store/revocations.h"
+#include "store/store_internal.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/signals.h"
+
+typedef enum entry_state { ENTRY_PENDING = 0, ENTRY_LIVE, ENTRY_DEAD } entry_state_t;
+
+typedef struct local_coupon local_coupon_t;
+
+/* A growable array of coupons: a seller's published ones or a customer's held ones. */
+typedef struct coupon_array {
+    local_coupon_t **items;
+    size_t count, capacity;
+} coupon_array_t;
+
+typedef struct local_user {
+    int64_t id;
+    sk_user_kind_t kind;
+    _Atomic int state;
+    char *password_hash;
+    h2o_iovec_t name; /* points at name_bytes */
+    pthread_mutex_t lock;
+    coupon_array_t coupons;      /* guarded by lock */
+    struct local_user *all_next; /* every user ever made, dead ones too, for teardown */
+    char name_bytes[SK_STORE_MAX_NAME + 1];
+} local_user_t;
+
+struct local_coupon {
+    int64_t id, amount, stock, start_at, end_at;
+    int64_t loaded_remaining; /* the database's `remaining`, checked once after the load */
+    _Atomic int state;
+    local_user_t *seller;
+    h2o_iovec_t name, description;
+    _Atomic int64_t left;
+    pthread_mutex_t lock;
+    /* Who holds one: an open-addressing set of user pointers, guarded by lock. */
+    local_user_t **holders;
+    size_t holder_count, holder_capacity;
+    local_coupon_t *all_next; /* every coupon, for the check after the load */
+};
+
+typedef struct local_store {
+    sk_store_t super;
+    sk_index_t *users, *coupons;
+    sk_revocations_t *revoked;
+    sk_journal_t *journal;
+    _Atomic int64_t next_user_id, next_coupon_id, next_grant_id;
+    char deployment_id[SK_STORE_DEPLOYMENT_ID_LEN + 1];
+    /* The periodic prune of revocations: every worker's timer fires, the one that moves
+     * prune_due_ms runs it; one SQL delete at a time goes through the journal. */
+    unsigned prune_interval_ms;
+    _Atomic int64_t prune_due_ms;
+    _Atomic int prune_in_flight;
+    sk_journal_entry_t prune_entry;
+    pthread_mutex_t all_lock;
+    local_coupon_t *all_coupons; /* guarded by all_lock */
+    local_user_t *all_users;     /* guarded by all_lock */
+    sk_store_thread_t *threads;  /* guarded by all_lock */
+} local_store_t;
+
+/*
+ * A worker thread's side of the store. Completions from the journal thread queue on
+ * `completed`; the journal rings the doorbell (one h2o message, which wakes the worker's
+ * loop) once per batch, not once per operation: a wake-up is a write(2) and an epoll
+ * round, more than the rest of a grant costs.
+ */
+struct sk_store_thread {
+    local_store_t *store;
+    h2o_multithread_receiver_t receiver;
+    h2o_multithread_message_t doorbell;
+    pthread_mutex_t completed_lock;
+    h2o_linklist_t completed; /* guarded by completed_lock, of sk_store_op_t._message.link */
+    int doorbell_rung;        /* guarded by completed_lock */
+    sk_store_thread_t *next;  /* in local_store_t.threads */
+    h2o_loop_t *loop;
+    h2o_timeout_t prune_timeout;
+    h2o_timeout_entry_t prune_timer;
+};
+
+static int64_t unix_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static int keep_unless_dead_user(void *existing)
+{
+    return atomic_load(&((local_user_t *)existing)->state) != ENTRY_DEAD;
+}
+
+static int keep_unless_dead_coupon(void *existing)
+{
+    return atomic_load(&((local_coupon_t *)existing)->state) != ENTRY_DEAD;
+}
+
+static local_user_t *find_live_user(local_store_t *store, h2o_iovec_t name)
+{
+    local_user_t *user = sk_index_find(store->users, name.base, name.len);
+    return user != NULL && atomic_load_explicit(&user->state, memory_order_acquire) == ENTRY_LIVE
+               ? user
+               : NULL;
+}
+
+/* Coupons are indexed by "seller NUL name": NUL cannot occur in either (API.md). */
+static size_t coupon_key(char *key, h2o_iovec_t seller, h2o_iovec_t name)
+{
+    memcpy(key, seller.base, seller.len);
+    key[seller.len] = '\0';
+    memcpy(key + seller.len + 1, name.base, name.len);
+    return seller.len + 1 + name.len;
+}
+
+static local_coupon_t *find_coupon(local_store_t *store, h2o_iovec_t seller, h2o_iovec_t name)
+{
+    char key[2 * SK_STORE_MAX_NAME + 1];
+    if (seller.len > SK_STORE_MAX_NAME || name.len > SK_STORE_MAX_NAME)
+        return NULL;
+    return sk_index_find(store->coupons, key, coupon_key(key, seller, name));
+}
+
+static int array_push(coupon_array_t *array, local_coupon_t *coupon)
+{
+    if (array->count == array->capacity) {
+        size_t capacity = array->capacity ? array->capacity * 2 : 8;
+        local_coupon_t **grown = realloc(array->items, capacity * sizeof(*grown));
+        if (grown == NULL)
+            return SK_ENOMEM;
+        array->items = grown;
+        array->capacity = capacity;
+    }
+    array->items[array->count++] = coupon;
+    return 0;
+}
+
+static void array_remove_last_of(coupon_array_t *array, local_coupon_t *coupon)
+{
+    for (size_t i = array->count; i-- > 0;) {
+        if (array->items[i] == coupon) {
+            memmove(array->items + i, array->items + i + 1,
+                    (array->count - i - 1) * sizeof(array->items[0]));
+            --array->count;
+            return;
+        }
+    }
+}
+
+/* ---- the holder set of a coupon (linear probing, backward-shift deletion) ---- */
+
+static size_t holder_slot(local_user_t *user, size_t mask)
+{
+    uint64_t h = (uint64_t)(uintptr_t)user;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
+    return (size_t)h & mask;
+}
+
+static int holders_contain(local_coupon_t *coupon, local_user_t *user)
+{
+    if (coupon->holder_capacity == 0)
+        return 0;
+    size_t mask = coupon->holder_capacity - 1;
+    for (size_t slot = holder_slot(user, mask); coupon->holders[slot] != NULL;
+         slot = (slot + 1) & mask) {
+        if (coupon->holders[slot] == user)
+            return 1;
+    }
+    return 0;
+}
+
+static void holders_put(local_user_t **holders, size_t capacity, local_user_t *user)
+{
+    size_t mask = capacity - 1;
+    size_t slot = holder_slot(user, mask);
+    while (holders[slot] != NULL)
+        slot = (slot + 1) & mask;
+    holders[slot] = user;
+}
+
+static int holders_add(local_coupon_t *coupon, local_user_t *user)
+{
+    if ((coupon->holder_count + 1) * 2 > coupon->holder_capacity) {
+        size_t capacity = coupon->holder_capacity ? coupon->holder_capacity * 2 : 16;
+        local_user_t **grown = calloc(capacity, sizeof(*grown));
+        if (grown == NULL)
+            return SK_ENOMEM;
+        for (size_t i = 0; i != coupon->holder_capacity; ++i) {
+            if (coupon->holders[i] != NULL)
+                holders_put(grown, capacity, coupon->holders[i]);
+        }
+        free(coupon->holders);
+        coupon->holders = grown;
+        coupon->holder_capacity = capacity;
+    }
+    holders_put(coupon->holders, coupon->holder_capacity, user);
+    ++coupon->holder_count;
+    return 0;
+}
+
+static void holders_remove(local_coupon_t *coupon, local_user_t *user)
+{
+    size_t mask = coupon->holder_capacity - 1;
+    size_t slot = holder_slot(user, mask);
+    while (coupon->holders[slot] != user) {
+        assert(coupon->holders[slot] != NULL && "removing a holder that is not there");
+        slot = (slot + 1) & mask;
+    }
+    /* Shift back the entries of the probe run so that no lookup stops at the hole. */
+    size_t hole = slot;
+    for (size_t next = (hole + 1) & mask; coupon->holders[next] != NULL; next = (next + 1) & mask) {
+        size_t home = holder_slot(coupon->holders[next], mask);
+        if (((next - home) & mask) >= ((next - hole) & mask)) {
+            coupon->holders[hole] = coupon->holders[next];
+            hole = next;
+        }
+    }
+    coupon->holders[hole] = NULL;
+    --coupon->holder_count;
+}
+
+/* ---- completion: from the journal thread back to the worker that started the op ---- */
+
+/* On the journal thread: queue `op` for its worker; ring_doorbells() wakes it. */
+static void post_completion(sk_store_op_t *op)
+{
+    sk_store_thread_t *thread = op->_thread;
+    pthread_mutex_lock(&thread->completed_lock);
+    h2o_linklist_insert(&thread->completed, &op->_message.link);
+    pthread_mutex_unlock(&thread->completed_lock);
+}
+
+static void ring_doorbells(void *data)
+{
+    local_store_t *store = data;
+    pthread_mutex_lock(&store->all_lock);
+    for (sk_store_thread_t *thread = store->threads; thread != NULL; thread = thread->next) {
+        pthread_mutex_lock(&thread->completed_lock);
+        int ring = !thread->doorbell_rung && !h2o_linklist_is_empty(&thread->completed);
+        thread->doorbell_rung |= ring;
+        pthread_mutex_unlock(&thread->completed_lock);
+        if (ring)
+            h2o_multithread_send_message(&thread->receiver, &thread->doorbell);
+    }
+    pthread_mutex_unlock(&store->all_lock);
+}
+
+/* On the worker: the doorbell rang, run every queued completion. */
+static void on_doorbell(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    sk_store_thread_t *thread = H2O_STRUCT_FROM_MEMBER(sk_store_thread_t, receiver, receiver);
+    h2o_linklist_t completed;
+    h2o_linklist_init_anchor(&completed);
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next);
+    pthread_mutex_lock(&thread->completed_lock);
+    h2o_linklist_insert_list(&completed, &thread->completed);
+    thread->doorbell_rung = 0;
+    pthread_mutex_unlock(&thread->completed_lock);
+    while (!h2o_linklist_is_empty(&completed)) {
+        sk_store_op_t *op = H2O_STRUCT_FROM_MEMBER(sk_store_op_t, _message.link, completed.next);
+        h2o_linklist_unlink(&op->_message.link);
+        op->on_done(op);
+    }
+}
+
+static void complete_now(sk_store_op_t *op, sk_store_result_t result)
+{
+    op->result = result;
+    op->on_done(op);
+}
+
+static sk_journal_entry_t *new_entry(sk_store_op_t *op, sk_journal_kind_t kind,
+                                     void (*on_committed)(sk_journal_entry_t *))
+{
+    sk_journal_entry_t *entry = h2o_mem_alloc_pool(op->pool, sizeof(*entry));
+    memset(entry, 0, sizeof(*entry));
+    entry->kind = kind;
+    entry->on_committed = on_committed;
+    entry->data = op;
+    return entry;
+}
+
+/* ---- users ---- */
+
+static local_user_t *user_create(int64_t id, h2o_iovec_t name, sk_user_kind_t kind,
+                                 const char *password_hash, entry_state_t state)
+{
+    local_user_t *user = calloc(1, sizeof(*user));
+    if (user == NULL)
+        return NULL;
+    user->password_hash = strdup(password_hash);
+    if (user->password_hash == NULL) {
+        free(user);
+        return NULL;
+    }
+    user->id = id;
+    user->kind = kind;
+    atomic_init(&user->state, state);
+    memcpy(user->name_bytes, name.base, name.len);
+    user->name = h2o_iovec_init(user->name_bytes, name.len);
+    pthread_mutex_init(&user->lock, NULL);
+    return user;
+}
+
+static void remember_user(local_store_t *store, local_user_t *user)
+{
+    pthread_mutex_lock(&store->all_lock);
+    user->all_next = store->all_users;
+    store->all_users = user;
+    pthread_mutex_unlock(&store->all_lock);
+}
+
+/* Hands `entry` to the journal; SK_EUNAVAILABLE once the store was drained. */
+static int submit(local_store_t *store, sk_journal_entry_t *entry)
+{
+    return store->journal != NULL ? sk_journal_submit(store->journal, entry) : SK_EUNAVAILABLE;
+}
+
+/* A user or coupon goes live once its row is committed, and dies when it could not be. */
+static void on_creation_committed(sk_journal_entry_t *entry)
+{
+    sk_store_op_t *op = entry->data;
+    _Atomic int *state = op->_store_data;
+    atomic_store_explicit(state, entry->status == 0 ? ENTRY_LIVE : ENTRY_DEAD,
+                          memory_order_release);
+    op->result = entry->status == 0 ? SK_STORE_OK : SK_STORE_UNAVAILABLE;
+    post_completion(op);
+}
+
+static void local_user_register(sk_store_thread_t *thread, sk_store_user_register_t *op)
+{
+    local_store_t *store = thread->store;
+    op->op._thread = thread;
+    assert(op->username.len <= SK_STORE_MAX_NAME);
+
+    int64_t id = atomic_fetch_add(&store->next_user_id, 1);
+    local_user_t *user = user_create(id, op->username, op->kind, op->password_hash, ENTRY_PENDING);
+    if (user == NULL) {
+        complete_now(&op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    local_user_t *stored = sk_index_insert(store->users, op->username.base, op->username.len, user,
+                                           keep_unless_dead_user);
+    if (stored != user) {
+        free(user->password_hash);
+        free(user);
+        complete_now(&op->op, stored == NULL ? SK_STORE_UNAVAILABLE : SK_STORE_DUPLICATE);
+        return;
+    }
+    /* The index may have dropped a dead user for this one: the list keeps every user. */
+    remember_user(store, user);
+    op->op._store_data = &user->state;
+    sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_USER, on_creation_committed);
+    entry->u.user.id = id;
+    entry->u.user.created_at = unix_now();
+    entry->u.user.username = user->name;
+    entry->u.user.kind = op->kind;
+    entry->u.user.password_hash = user->password_hash;
+    if (submit(store, entry) != 0) {
+        atomic_store(&user->state, ENTRY_DEAD);
+        complete_now(&op->op, SK_STORE_UNAVAILABLE);
+    }
+}
+
+static void local_user_find(sk_store_thread_t *thread, sk_store_user_find_t *op)
+{
+    local_user_t *user = find_live_user(thread->store, op->username);
+    if (user == NULL) {
+        complete_now(&op->op, SK_STORE_NOT_FOUND);
+        return;
+    }
+    op->id = user->id;
+    op->kind = user->kind;
+    op->password_hash = user->password_hash;
+    complete_now(&op->op, SK_STORE_OK);
+}
+
+/* ---- coupons ---- */
+
+static local_coupon_t *coupon_create(local_user_t *seller, int64_t id, h2o_iovec_t name,
+                                     h2o_iovec_t description, int64_t amount, int64_t left,
+                                     int64_t stock, int64_t start_at, int64_t end_at,
+                                     entry_state_t state)
+{
+    local_coupon_t *coupon = calloc(1, sizeof(*coupon) + name.len + description.len);
+    if (coupon == NULL)
+        return NULL;
+    char *bytes = (char *)(coupon + 1);
+    memcpy(bytes, name.base, name.len);
+    memcpy(bytes + name.len, description.base, description.len);
+    coupon->name = h2o_iovec_init(bytes, name.len);
+    coupon->description = h2o_iovec_init(bytes + name.len, description.len);
+    coupon->id = id;
+    coupon->seller = seller;
+    coupon->amount = amount;
+    coupon->stock = stock;
+    coupon->start_at = start_at;
+    coupon->end_at = end_at;
+    atomic_init(&coupon->left, left);
+    atomic_init(&coupon->state, state);
+    pthread_mutex_init(&coupon->lock, NULL);
+    return coupon;
+}
+
+static void remember_coupon(local_store_t *store, local_coupon_t *coupon)
+{
+    pthread_mutex_lock(&store->all_lock);
+    coupon->all_next = store->all_coupons;
+    store->all_coupons = coupon;
+    pthread_mutex_unlock(&store->all_lock);
+}
+
+static void local_coupon_create(sk_store_thread_t *thread, sk_store_coupon_create_t *op)
+{
+    local_store_t *store = thread->store;
+    op->op._thread = thread;
+    local_user_t *seller = find_live_user(store, op->seller);
+    if (seller == NULL || seller->kind != SK_USER_SELLER || seller->id != op->seller_id) {
+        complete_now(&op->op, SK_STORE_NOT_FOUND);
+        return;
+    }
+    assert(op->name.len <= SK_STORE_MAX_NAME);
+    int64_t id = atomic_fetch_add(&store->next_coupon_id, 1);
+    local_coupon_t *coupon =
+        coupon_create(seller, id, op->name, op->description, op->amount, op->amount, op->stock,
+                      op->start_at, op->end_at, ENTRY_PENDING);
+    if (coupon == NULL) {
+        complete_now(&op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    char key[2 * SK_STORE_MAX_NAME + 1];
+    size_t key_len = coupon_key(key, seller->name, op->name);
+    local_coupon_t *stored =
+        sk_index_insert(store->coupons, key, key_len, coupon, keep_unless_dead_coupon);
+    if (stored != coupon) {
+        free(coupon);
+        complete_now(&op->op, stored == NULL ? SK_STORE_UNAVAILABLE : SK_STORE_DUPLICATE);
+        return;
+    }
+    remember_coupon(store, coupon);
+    pthread_mutex_lock(&seller->lock);
+    int pushed = array_push(&seller->coupons, coupon);
+    pthread_mutex_unlock(&seller->lock);
+
+    op->op._store_data = &coupon->state;
+    sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_COUPON, on_creation_committed);
+    entry->u.coupon.id = id;
+    entry->u.coupon.amount = op->amount;
+    entry->u.coupon.stock = op->stock;
+    entry->u.coupon.start_at = op->start_at;
+    entry->u.coupon.end_at = op->end_at;
+    entry->u.coupon.created_at = unix_now();
+    entry->u.coupon.seller = seller->name;
+    entry->u.coupon.name = coupon->name;
+    entry->u.coupon.description = coupon->description;
+    if (pushed != 0 || submit(store, entry) != 0) {
+        atomic_store(&coupon->state, ENTRY_DEAD);
+        complete_now(&op->op, SK_STORE_UNAVAILABLE);
+    }
+}
+
+static void fill_item(sk_store_coupon_item_t *item, local_coupon_t *coupon)
+{
+    item->name = coupon->name;
+    item->description = coupon->description;
+    item->seller = coupon->seller->name;
+    item->stock = coupon->stock;
+    item->amount = coupon->amount;
+    item->left = atomic_load_explicit(&coupon->left, memory_order_relaxed);
+    item->start_at = coupon->start_at;
+    item->end_at = coupon->end_at;
+}
+
+static void local_coupon_list(sk_store_thread_t *thread, sk_store_coupon_list_t *op)
+{
+    local_user_t *user = find_live_user(thread->store, op->username);
+    if (user == NULL) {
+        complete_now(&op->op, SK_STORE_NOT_FOUND);
+        return;
+    }
+    op->user_id = user->id;
+    op->kind = user->kind;
+    op->count = 0;
+    op->items = NULL;
+    int64_t page = op->page < 1 ? 1 : op->page;
+
+    pthread_mutex_lock(&user->lock);
+    size_t total = user->coupons.count;
+    /* Pending and undone creations are not shown; a customer's holdings are all live. */
+    if ((uint64_t)(page - 1) < (total + SK_STORE_PAGE_SIZE - 1) / SK_STORE_PAGE_SIZE + 1) {
+        size_t skip = (size_t)(page - 1) * SK_STORE_PAGE_SIZE;
+        op->items = h2o_mem_alloc_pool(op->op.pool, SK_STORE_PAGE_SIZE * sizeof(op->items[0]));
+        for (size_t i = 0; i != total && op->count != SK_STORE_PAGE_SIZE; ++i) {
+            local_coupon_t *coupon = user->coupons.items[i];
+            if (user->kind == SK_USER_SELLER &&
+                atomic_load_explicit(&coupon->state, memory_order_acquire) != ENTRY_LIVE)
+                continue;
+            if (skip != 0) {
+                --skip;
+                continue;
+            }
+            fill_item(&op->items[op->count++], coupon);
+        }
+    }
+    pthread_mutex_unlock(&user->lock);
+    complete_now(&op->op, SK_STORE_OK);
+}
+
+/* ---- the grab ---- */
+
+typedef struct grab_state {
+    local_coupon_t *coupon;
+    local_user_t *customer;
+} grab_state_t;
+
+/* Gives back what a grab took, when its journal entry could not be written. */
+static void undo_grab(local_coupon_t *coupon, local_user_t *customer)
+{
+    pthread_mutex_lock(&coupon->lock);
+    holders_remove(coupon, customer);
+    atomic_fetch_add_explicit(&coupon->left, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&coupon->lock);
+    pthread_mutex_lock(&customer->lock);
+    array_remove_last_of(&customer->coupons, coupon);
+    pthread_mutex_unlock(&customer->lock);
+}
+
+static void on_grant_committed(sk_journal_entry_t *entry)
+{
+    sk_store_op_t *op = entry->data;
+    if (entry->status == 0) {
+        op->result = SK_STORE_OK;
+    } else {
+        grab_state_t *state = op->_store_data;
+        undo_grab(state->coupon, state->customer);
+        op->result = SK_STORE_UNAVAILABLE;
+    }
+    post_completion(op);
+}
+
+static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
+{
+    local_store_t *store = thread->store;
+    op->op._thread = thread;
+
+    local_coupon_t *coupon = find_coupon(store, op->seller, op->name);
+    if (coupon == NULL ||
+        atomic_load_explicit(&coupon->state, memory_order_acquire) != ENTRY_LIVE) {
+        complete_now(&op->op, SK_STORE_NO_SUCH_COUPON);
+        return;
+    }
+    if (coupon->start_at != SK_STORE_NO_TIME && op->now < coupon->start_at) {
+        complete_now(&op->op, SK_STORE_NOT_STARTED);
+        return;
+    }
+    if (coupon->end_at != SK_STORE_NO_TIME && op->now >= coupon->end_at) {
+        complete_now(&op->op, SK_STORE_ENDED);
+        return;
+    }
+    /* Once sold out a coupon stays sold out (only a failed commit gives one back): answer
+     * without the lock, which the crowd after the sale would otherwise fight over. */
+    if (atomic_load_explicit(&coupon->left, memory_order_relaxed) == 0) {
+        complete_now(&op->op, SK_STORE_SOLD_OUT);
+        return;
+    }
+    /* The lookup is needed for the holder set anyway: comparing the id costs nothing. */
+    local_user_t *customer = find_live_user(store, op->customer);
+    if (customer == NULL || customer->id != op->customer_id) {
+        complete_now(&op->op, SK_STORE_NOT_FOUND);
+        return;
+    }
+
+    sk_store_result_t result = SK_STORE_OK;
+    pthread_mutex_lock(&coupon->lock);
+    if (atomic_load_explicit(&coupon->left, memory_order_relaxed) == 0) {
+        result = SK_STORE_SOLD_OUT;
+    } else if (holders_contain(coupon, customer)) {
+        result = SK_STORE_ALREADY_HELD;
+    } else if (holders_add(coupon, customer) != 0) {
+        result = SK_STORE_UNAVAILABLE;
+    } else {
+        atomic_fetch_sub_explicit(&coupon->left, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&coupon->lock);
+    if (result != SK_STORE_OK) {
+        complete_now(&op->op, result);
+        return;
+    }
+
+    pthread_mutex_lock(&customer->lock);
+    int pushed = array_push(&customer->coupons, coupon);
+    pthread_mutex_unlock(&customer->lock);
+    if (pushed != 0) {
+        pthread_mutex_lock(&coupon->lock);
+        holders_remove(coupon, customer);
+        atomic_fetch_add_explicit(&coupon->left, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&coupon->lock);
+        complete_now(&op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+
+    grab_state_t *state = h2o_mem_alloc_pool(op->op.pool, sizeof(*state));
+    state->coupon = coupon;
+    state->customer = customer;
+    op->op._store_data = state;
+    sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_GRANT, on_grant_committed);
+    entry->u.grant.id = atomic_fetch_add_explicit(&store->next_grant_id, 1, memory_order_relaxed);
+    entry->u.grant.coupon_id = coupon->id;
+    entry->u.grant.granted_at = op->now;
+    entry->u.grant.customer = customer->name;
+    entry->u.grant.seller = coupon->seller->name;
+    entry->u.grant.coupon = coupon->name;
+    if (submit(store, entry) != 0) {
+        undo_grab(coupon, customer);
+        complete_now(&op->op, SK_STORE_UNAVAILABLE);
+    }
+}
+
+/* ---- revocations ---- */
+
+static void on_revoke_committed(sk_journal_entry_t *entry)
+{
+    sk_store_op_t *op = entry->data;
+    /* A revocation that could not be recorded still holds in memory: refusing the token
+     * until the restart is the safe side. The client is told it failed. */
+    op->result = entry->status == 0 ? SK_STORE_OK : SK_STORE_UNAVAILABLE;
+    post_completion(op);
+}
+
+static void local_revoke(sk_store_thread_t *thread, sk_store_revoke_t *op)
+{
+    local_store_t *store = thread->store;
+    op->op._thread = thread;
+    if (sk_revocations_add(store->revoked, op->jti, strlen(op->jti), op->expires_at) != 0) {
+        complete_now(&op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_REVOKE, on_revoke_committed);
+    entry->u.revoke.jti = op->jti;
+    entry->u.revoke.expires_at = op->expires_at;
+    if (submit(store, entry) != 0)
+        complete_now(&op->op, SK_STORE_UNAVAILABLE);
+}
+
+static int local_is_revoked(sk_store_t *super, const char *jti)
+{
+    local_store_t *store = (local_store_t *)super;
+    return sk_revocations_contains(store->revoked, jti, strlen(jti));
+}
+
+static uint64_t local_revocation_epoch(sk_store_t *super)
+{
+    local_store_t *store = (local_store_t *)super;
+    return sk_revocations_epoch(store->revoked);
+}
+
+static const char *local_deployment_id(sk_store_t *super)
+{
+    return ((local_store_t *)super)->deployment_id;
+}
+
+/* ---- pruning expired revocations ---- */
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static void on_prune_committed(sk_journal_entry_t *entry)
+{
+    local_store_t *store = entry->data;
+    atomic_store_explicit(&store->prune_in_flight, 0, memory_order_release);
+}
+
+/* On a worker, when its prune timer fires: the first worker past the due time prunes the
+ * memory set and hands the SQL delete to the journal. */
+static void prune_revocations(local_store_t *store)
+{
+    /* Due again after half an interval: whichever worker's timer (one interval long) fires
+     * next is then past it, so no interval goes by without a prune. */
+    int64_t now_ms = monotonic_ms();
+    int64_t due = atomic_load(&store->prune_due_ms);
+    if (now_ms < due || !atomic_compare_exchange_strong(&store->prune_due_ms, &due,
+                                                        now_ms + store->prune_interval_ms / 2))
+        return;
+    int64_t cutoff = unix_now() - SK_STORE_REVOCATION_GRACE;
+    size_t pruned = sk_revocations_prune(store->revoked, cutoff);
+    if (pruned != 0)
+        sk_log(SK_LOG_INFO, "store", "pruned %zu expired revocations from memory", pruned);
+    int idle = 0;
+    if (!atomic_compare_exchange_strong(&store->prune_in_flight, &idle, 1))
+        return; /* the last delete is still queued: it covers most of this one */
+    sk_journal_entry_t *entry = &store->prune_entry;
+    memset(entry, 0, sizeof(*entry));
+    entry->kind = SK_JOURNAL_PRUNE;
+    entry->on_committed = on_prune_committed;
+    entry->data = store;
+    entry->u.prune.cutoff = cutoff;
+    if (submit(store, entry) != 0)
+        atomic_store(&store->prune_in_flight, 0);
+}
+
+static void on_prune_timer(h2o_timeout_entry_t *timer)
+{
+    sk_store_thread_t *thread = H2O_STRUCT_FROM_MEMBER(sk_store_thread_t, prune_timer, timer);
+    prune_revocations(thread->store);
+    h2o_timeout_link(thread->loop, &thread->prune_timeout, &thread->prune_timer);
+}
+
+/* ---- threads, stats, lifecycle ---- */
+
+static sk_store_thread_t *local_thread_create(sk_store_t *super, h2o_loop_t *loop,
+                                              h2o_multithread_queue_t *queue)
+{
+    sk_store_thread_t *thread = calloc(1, sizeof(*thread));
+    if (thread == NULL)
+        return NULL;
+    local_store_t *store = (local_store_t *)super;
+    thread->store = store;
+    /* The journal completes through the queue; the loop only runs the prune timer. */
+    thread->loop = loop;
+    h2o_timeout_init(loop, &thread->prune_timeout, store->prune_interval_ms);
+    thread->prune_timer.cb = on_prune_timer;
+    h2o_timeout_link(loop, &thread->prune_timeout, &thread->prune_timer);
+    pthread_mutex_init(&thread->completed_lock, NULL);
+    h2o_linklist_init_anchor(&thread->completed);
+    h2o_multithread_register_receiver(queue, &thread->receiver, on_doorbell);
+    pthread_mutex_lock(&store->all_lock);
+    thread->next = store->threads;
+    store->threads = thread;
+    pthread_mutex_unlock(&store->all_lock);
+    return thread;
+}
+
+static void local_thread_destroy(sk_store_thread_t *thread)
+{
+    local_store_t *store = thread->store;
+    pthread_mutex_lock(&store->all_lock);
+    for (sk_store_thread_t **link = &store->threads; *link != NULL; link = &(*link)->next) {
+        if (*link == thread) {
+            *link = thread->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&store->all_lock);
+    if (h2o_timeout_is_linked(&thread->prune_timer))
+        h2o_timeout_unlink(&thread->prune_timer);
+    h2o_timeout_dispose(thread->loop, &thread->prune_timeout);
+    h2o_multithread_unregister_receiver(thread->receiver.queue, &thread->receiver);
+    pthread_mutex_destroy(&thread->completed_lock);
+    free(thread);
+}
+
+static int local_is_ready(sk_store_t *super)
+{
+    (void)super;
+    return 1;
+}
+
+static void local_stats(sk_store_t *super, sk_store_stats_t *out)
+{
+    local_store_t *store = (local_store_t *)super;
+    memset(out, 0, sizeof(*out));
+    if (store->journal != NULL)
+        sk_journal_stats(store->journal, out);
+}
+
+static int local_drain(sk_store_t *super)
+{
+    local_store_t *store = (local_store_t *)super;
+    sk_journal_close(store->journal);
+    store->journal = NULL;
+    return 0;
+}
+
+static void free_user(local_user_t *user)
+{
+    free(user->coupons.items);
+    free(user->password_hash);
+    pthread_mutex_destroy(&user->lock);
+    free(user);
+}
+
+static void local_destroy(sk_store_t *super)
+{
+    local_store_t *store = (local_store_t *)super;
+    if (store->journal != NULL)
+        sk_journal_close(store->journal);
+    /* Every coupon and user is reachable from the all-coupons list and the user index. */
+    for (local_coupon_t *coupon = store->all_coupons, *next; coupon != NULL; coupon = next) {
+        next = coupon->all_next;
+        free(coupon->holders);
+        pthread_mutex_destroy(&coupon->lock);
+        free(coupon);
+    }
+    sk_index_destroy(store->coupons);
+    sk_revocations_destroy(store->revoked);
+    for (local_user_t *user = store->all_users, *next; user != NULL; user = next) {
+        next = user->all_next;
+        free_user(user);
+    }
+    sk_index_destroy(store->users);
+    pthread_mutex_destroy(&store->all_lock);
+    free(store);
+}
+
+/* ---- the load at start ---- */
+
+static int load_user(void *data, int64_t id, const char *username, sk_user_kind_t kind,
+                     const char *password_hash)
+{
+    local_store_t *store = data;
+    size_t len = strlen(username);
+    if (len > SK_STORE_MAX_NAME) {
+        sk_log(SK_LOG_WARN, "store", "skipping user %lld: name longer than %d bytes", (long long)id,
+               SK_STORE_MAX_NAME);
+        return 0;
+    }
+    local_user_t *user =
+        user_create(id, h2o_iovec_init(username, len), kind, password_hash, ENTRY_LIVE);
+    if (user == NULL)
+        return SK_ENOMEM;
+    remember_user(store, user);
+    if (sk_index_insert(store->users, username, len, user, NULL) != user)
+        return SK_ENOMEM;
+    if (id >= atomic_load(&store->next_user_id))
+        atomic_store(&store->next_user_id, id + 1);
+    return 0;
+}
+
+static int load_coupon(void *data, int64_t id, const char *seller_name, const char *name,
+                       const char *description, int64_t amount, int64_t remaining, int64_t stock,
+                       int64_t start_at, int64_t end_at)
+{
+    local_store_t *store = data;
+    local_user_t *seller = find_live_user(store, h2o_iovec_init(seller_name, strlen(seller_name)));
+    h2o_iovec_t name_iov = h2o_iovec_init(name, strlen(name));
+    if (seller == NULL || name_iov.len > SK_STORE_MAX_NAME) {
+        sk_log(SK_LOG_WARN, "store", "skipping coupon %lld: unknown seller or bad name",
+               (long long)id);
+        return 0;
+    }
+    local_coupon_t *coupon =
+        coupon_create(seller, id, name_iov, h2o_iovec_init(description, strlen(description)),
+                      amount, amount, stock, start_at, end_at, ENTRY_LIVE);
+    if (coupon == NULL)
+        return SK_ENOMEM;
+    coupon->loaded_remaining = remaining;
+    char key[2 * SK_STORE_MAX_NAME + 1];
+    if (sk_index_insert(store->coupons, key, coupon_key(key, seller->name, name_iov), coupon,
+                        NULL) != coupon ||
+        array_push(&seller->coupons, coupon) != 0) {
+        free(coupon);
+        return SK_ENOMEM;
+    }
+    remember_coupon(store, coupon);
+    if (id >= atomic_load(&store->next_coupon_id))
+        atomic_store(&store->next_coupon_id, id + 1);
+    return 0;
+}
+
+static int load_grant(void *data, const char *customer_name, const char *seller,
+                      const char *coupon_name, int64_t id)
+{
+    local_store_t *store = data;
+    /* Millions of grants take seconds to load: a stop asked for meanwhile ends it. */
+    if ((id & 0xffff) == 0 && sk_signals_stop_requested())
+        return SK_ECANCELED;
+    if (id >= atomic_load(&store->next_grant_id))
+        atomic_store(&store->next_grant_id, id + 1);
+    local_user_t *customer =
+        find_live_user(store, h2o_iovec_init(customer_name, strlen(customer_name)));
+    local_coupon_t *coupon = find_coupon(store, h2o_iovec_init(seller, strlen(seller)),
+                                         h2o_iovec_init(coupon_name, strlen(coupon_name)));
+    if (customer == NULL || coupon == NULL) {
+        sk_log(SK_LOG_WARN, "store", "skipping a grant of an unknown customer or coupon");
+        return 0;
+    }
+    if (holders_add(coupon, customer) != 0 || array_push(&customer->coupons, coupon) != 0)
+        return SK_ENOMEM;
+    atomic_fetch_sub(&coupon->left, 1);
+    return 0;
+}
+
+static int load_revoked(void *data, const char *jti, int64_t expires_at)
+{
+    local_store_t *store = data;
+    /* The journal deleted the expired ones before the load. */
+    return sk_revocations_add(store->revoked, jti, strlen(jti), expires_at);
+}
+
+static const sk_store_vtable_t local_vtable = {
+    .thread_create = local_thread_create,
+    .thread_destroy = local_thread_destroy,
+    .user_register = local_user_register,
+    .user_find = local_user_find,
+    .coupon_create = local_coupon_create,
+    .coupon_list = local_coupon_list,
+    .grab = local_grab,
+    .revoke = local_revoke,
+    .is_revoked = local_is_revoked,
+    .revocation_epoch = local_revocation_epoch,
+    .deployment_id = local_deployment_id,
+    .is_ready = local_is_ready,
+    .stats = local_stats,
+    .drain = local_drain,
+    .destroy = local_destroy,
+};
+
+sk_store_t *sk_store_local_create(const char *db_path, int sync_commits)
+{
+    local_store_t *store = calloc(1, sizeof(*store));
+    if (store == NULL)
+        return NULL;
+    store->super.vtable = &local_vtable;
+    pthread_mutex_init(&store->all_lock, NULL);
+    atomic_init(&store->next_user_id, 1);
+    atomic_init(&store->next_coupon_id, 1);
+    atomic_init(&store->next_grant_id, 1);
+    store->users = sk_index_create();
+    store->coupons = sk_index_create();
+    store->revoked = sk_revocations_create();
+    if (store->users == NULL || store->coupons == NULL || store->revoked == NULL)
+        goto fail;
+    store->prune_interval_ms = sk_revocations_prune_interval_ms();
+    atomic_init(&store->prune_due_ms, monotonic_ms() + store->prune_interval_ms / 2);
+
+    sk_journal_hooks_t hooks = {store,      load_user,    load_coupon,
+                                load_grant, load_revoked, ring_doorbells};
+    store->journal =
+        sk_journal_open(db_path, sync_commits, unix_now() - SK_STORE_REVOCATION_GRACE, &hooks);
+    if (store->journal == NULL)
+        goto fail;
+    memcpy(store->deployment_id, sk_journal_deployment_id(store->journal),
+           sizeof(store->deployment_id));
+
+    /* The grants rows are the truth; a `remaining` that disagrees (edited by hand, say) is
+     * rewritten so that SQL readers see what the service enforces. */
+    for (local_coupon_t *coupon = store->all_coupons; coupon != NULL; coupon = coupon->all_next) {
+        int64_t left = atomic_load(&coupon->left);
+        if (left < 0) {
+            sk_log(SK_LOG_WARN, "store", "coupon %lld has more grants than its amount",
+                   (long long)coupon->id);
+            atomic_store(&coupon->left, 0);
+            left = 0;
+        }
+        if (left != coupon->loaded_remaining) {
+            sk_log(SK_LOG_WARN, "store",
+                   "coupon %lld: remaining %lld in SQL, %lld by grants; fixed",
+                   (long long)coupon->id, (long long)coupon->loaded_remaining, (long long)left);
+            if (sk_journal_fix_remaining(store->journal, coupon->id, left) != 0)
+                goto fail;
+        }
+    }
+    sk_log(SK_LOG_INFO, "store", "loaded %zu users, %zu coupons from %s",
+           sk_index_count(store->users), sk_index_count(store->coupons), db_path);
+    return &store->super;
+
+fail:
+    local_destroy(&store->super);
+    return NULL;
+}
