@@ -1,5 +1,5 @@
 /*
- * The password pool and cache (see password.h). Jobs queue on a mutex-protected list; a
+ * The password pool and cache (see password.h). Hashing runs on a util/workpool; a
  * finished job goes back to its worker through that worker's h2o multithread receiver,
  * which wakes the worker's loop.
  */
@@ -19,12 +19,7 @@
 struct sk_password_pool {
     unsigned long long opslimit;
     size_t memlimit;
-    pthread_mutex_t lock;
-    pthread_cond_t wakeup;
-    sk_password_job_t *head, **tail; /* guarded by lock */
-    int stopping;                    /* guarded by lock */
-    pthread_t *threads;
-    int thread_count;
+    sk_workpool_t *workers;
 
     unsigned char cache_key[crypto_generichash_KEYBYTES];
     pthread_mutex_t cache_lock;
@@ -34,62 +29,42 @@ struct sk_password_pool {
     } * cache; /* guarded by cache_lock */
 };
 
-static void *pool_main(void *arg)
+static void run_job(sk_workpool_job_t *work, void **thread_state)
 {
-    sk_password_pool_t *pool = arg;
-    for (;;) {
-        pthread_mutex_lock(&pool->lock);
-        while (pool->head == NULL && !pool->stopping)
-            pthread_cond_wait(&pool->wakeup, &pool->lock);
-        sk_password_job_t *job = pool->head;
-        if (job == NULL) {
-            pthread_mutex_unlock(&pool->lock);
-            return NULL;
-        }
-        pool->head = job->_next;
-        if (pool->head == NULL)
-            pool->tail = &pool->head;
-        pthread_mutex_unlock(&pool->lock);
-
-        if (job->kind == SK_PASSWORD_HASH) {
-            job->status = crypto_pwhash_str(job->hash, job->password, job->password_len,
-                                            pool->opslimit, pool->memlimit) == 0
-                              ? 0
-                              : SK_ENOMEM;
-            if (job->status != 0)
-                sk_log(SK_LOG_ERROR, "password", "crypto_pwhash_str failed (out of memory?)");
-        } else {
-            job->status =
-                crypto_pwhash_str_verify(job->stored_hash, job->password, job->password_len) == 0
-                    ? 0
-                    : 1;
-        }
-        h2o_multithread_send_message(job->_reply_to, &job->_message);
+    (void)thread_state;
+    sk_password_job_t *job = H2O_STRUCT_FROM_MEMBER(sk_password_job_t, _work, work);
+    sk_password_pool_t *pool = job->_pool;
+    if (job->kind == SK_PASSWORD_HASH) {
+        job->status = crypto_pwhash_str(job->hash, job->password, job->password_len, pool->opslimit,
+                                        pool->memlimit) == 0
+                          ? 0
+                          : SK_ENOMEM;
+        if (job->status != 0)
+            sk_log(SK_LOG_ERROR, "password", "crypto_pwhash_str failed (out of memory?)");
+    } else {
+        job->status =
+            crypto_pwhash_str_verify(job->stored_hash, job->password, job->password_len) == 0 ? 0
+                                                                                              : 1;
     }
 }
 
-static void on_jobs_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+static void on_job_done(sk_workpool_job_t *work)
 {
-    (void)receiver;
-    while (!h2o_linklist_is_empty(messages)) {
-        sk_password_job_t *job =
-            H2O_STRUCT_FROM_MEMBER(sk_password_job_t, _message.link, messages->next);
-        h2o_linklist_unlink(&job->_message.link);
-        job->on_done(job);
-    }
+    sk_password_job_t *job = H2O_STRUCT_FROM_MEMBER(sk_password_job_t, _work, work);
+    job->on_done(job);
 }
 
 h2o_multithread_receiver_t *sk_password_receiver_create(h2o_multithread_queue_t *queue)
 {
     h2o_multithread_receiver_t *receiver = calloc(1, sizeof(*receiver));
     if (receiver != NULL)
-        h2o_multithread_register_receiver(queue, receiver, on_jobs_done);
+        sk_workpool_receiver_init(receiver, queue);
     return receiver;
 }
 
 void sk_password_receiver_destroy(h2o_multithread_receiver_t *receiver)
 {
-    h2o_multithread_unregister_receiver(receiver->queue, receiver);
+    sk_workpool_receiver_dispose(receiver);
     free(receiver);
 }
 
@@ -112,21 +87,15 @@ sk_password_pool_t *sk_password_pool_create(int threads, sk_pwhash_cost_t cost)
         pool->memlimit = crypto_pwhash_MEMLIMIT_MODERATE;
         break;
     }
-    pthread_mutex_init(&pool->lock, NULL);
-    pthread_cond_init(&pool->wakeup, NULL);
     pthread_mutex_init(&pool->cache_lock, NULL);
-    pool->tail = &pool->head;
     randombytes_buf(pool->cache_key, sizeof(pool->cache_key));
     pool->cache = calloc(CACHE_SLOTS, sizeof(pool->cache[0]));
-    pool->threads = calloc((size_t)threads, sizeof(pool->threads[0]));
-    if (pool->cache == NULL || pool->threads == NULL)
+    if (pool->cache == NULL)
         goto fail;
-    for (; pool->thread_count != threads; ++pool->thread_count) {
-        if (pthread_create(&pool->threads[pool->thread_count], NULL, pool_main, pool) != 0) {
-            sk_log(SK_LOG_ERROR, "password", "pthread_create failed");
-            goto fail;
-        }
-    }
+    sk_workpool_config_t workers = {.threads = threads, .name = "password"};
+    pool->workers = sk_workpool_create(&workers);
+    if (pool->workers == NULL)
+        goto fail;
     return pool;
 fail:
     sk_password_pool_destroy(pool);
@@ -135,33 +104,23 @@ fail:
 
 void sk_password_pool_destroy(sk_password_pool_t *pool)
 {
-    pthread_mutex_lock(&pool->lock);
-    pool->stopping = 1;
-    pthread_cond_broadcast(&pool->wakeup);
-    pthread_mutex_unlock(&pool->lock);
-    for (int i = 0; i != pool->thread_count; ++i)
-        pthread_join(pool->threads[i], NULL);
-    free(pool->threads);
+    if (pool->workers != NULL)
+        sk_workpool_destroy(pool->workers);
     if (pool->cache != NULL)
         sodium_memzero(pool->cache, CACHE_SLOTS * sizeof(pool->cache[0]));
     free(pool->cache);
     sodium_memzero(pool->cache_key, sizeof(pool->cache_key));
     pthread_mutex_destroy(&pool->cache_lock);
-    pthread_cond_destroy(&pool->wakeup);
-    pthread_mutex_destroy(&pool->lock);
     free(pool);
 }
 
 void sk_password_submit(sk_password_pool_t *pool, h2o_multithread_receiver_t *reply_to,
                         sk_password_job_t *job)
 {
-    job->_reply_to = reply_to;
-    job->_next = NULL;
-    pthread_mutex_lock(&pool->lock);
-    *pool->tail = job;
-    pool->tail = &job->_next;
-    pthread_cond_signal(&pool->wakeup);
-    pthread_mutex_unlock(&pool->lock);
+    job->_pool = pool;
+    job->_work.run = run_job;
+    job->_work.done = on_job_done;
+    sk_workpool_submit(pool->workers, reply_to, &job->_work);
 }
 
 static void cache_digest(sk_password_pool_t *pool, const char *username, size_t username_len,

@@ -15,6 +15,8 @@
 #include <sodium.h>
 #include <stddef.h>
 
+#include "util/workpool.h"
+
 #define SK_PASSWORD_MAX 256 /* bytes; longer passwords are refused at registration */
 
 /* How much argon2id work a hash costs (--pwhash-cost). */
@@ -41,9 +43,8 @@ struct sk_password_job {
     int status; /* 0: hashed / matches; 1: does not match; SK_ENOMEM: hashing failed */
     char hash[crypto_pwhash_STRBYTES]; /* SK_PASSWORD_HASH: the new hash */
     /* private */
-    h2o_multithread_message_t _message;
-    h2o_multithread_receiver_t *_reply_to;
-    sk_password_job_t *_next;
+    sk_workpool_job_t _work;
+    sk_password_pool_t *_pool;
 };
 
 /* Starts `threads` hashing threads using `cost`. Returns NULL (logged) on failure. */
