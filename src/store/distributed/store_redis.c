@@ -1,46 +1,28 @@
 /*
- * The distributed deployment's store (see store_redis.h).
+ * The distributed deployment's store (see store_redis.h): its operations.
  *
  * Worker side: every operation starts on a worker thread and completes there. Redis calls
- * go through the worker's own sk_redis_async_t; SQL calls are queued to the SQL threads,
- * which send the operation back through the worker's h2o queue when done (op->_message),
- * where its continuation runs.
+ * go through the worker's own sk_redis_async_t; SQL calls are jobs on the SQL threads
+ * (sql_jobs.c), whose continuation runs back on the worker. Other instances' logouts
+ * arrive through the revocation listener (revocation_listener.c).
  */
 #include "store/distributed/store_redis.h"
 
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "store/counters.h"
-#include "store/distributed/hot_state.h"
-#include "util/index.h"
-#include "client/mysql/mysql.h"
-#include "store/distributed/persister.h"
-#include "client/redis/async.h"
-#include "client/redis/sync.h"
-#include "store/revocations.h"
-#include "store/store_internal.h"
+#include "store/distributed/store_redis_internal.h"
 #include "util/log.h"
 #include "util/signals.h"
 
-#define SQL_THREADS 4
 #define REDIS_CONNECTIONS_PER_NODE 1
 #define REDIS_TIMEOUT_MS 2000
-#define SQL_TIMEOUT_MS 2000
 #define CLAIM_IDLE_MS 10000         /* a pending grant older than this: its instance died */
 #define REVOCATIONS_MAXLEN "100000" /* older revocations come from SQL at start */
-#define REVOCATIONS_SEEN_KEY "sk:revocations:seen" /* hash: instance → "last-id unix-ms" */
-#define SEEN_FRESH_MS 3000  /* an instance silent for longer is gone: not waited for */
-#define LOGOUT_WAIT_MS 1000 /* a logout waits at most this for the other instances */
+#define SEEN_FRESH_MS 3000          /* an instance silent for longer is gone: not waited for */
+#define LOGOUT_WAIT_MS 1000         /* a logout waits at most this for the other instances */
 #define LOGOUT_POLL_MS 2
-#define LISTENER_STOP_MS 1000   /* the revocation listener sees a stop within this */
-#define LISTENER_BLOCK_MS "250" /* its XREAD's BLOCK: well under LISTENER_STOP_MS */
 
 typedef struct cached_user {
     int64_t id;
@@ -53,74 +35,6 @@ typedef struct cached_user {
 typedef struct sold_out_coupon {
     int64_t start_at, end_at;
 } sold_out_coupon_t;
-
-typedef struct redis_store {
-    sk_store_t super;
-    sk_redis_config_t redis_config;
-    sk_mysql_config_t mysql_config;
-    sk_hot_state_t hot;
-    char consumer[128];
-    sk_index_t *users, *sold_out;
-    sk_revocations_t *revoked;
-    /* Read from SQL by the listener before it reports the revocations loaded; published
-     * by deployment_known (release), never changed after. */
-    char deployment_id[SK_STORE_DEPLOYMENT_ID_LEN + 1];
-    _Atomic int deployment_known;
-    sk_persister_health_t health;
-    sk_store_counters_t counters;
-    sk_persister_t *persister;
-
-    pthread_mutex_t sql_lock;
-    pthread_cond_t sql_wakeup;
-    h2o_linklist_t sql_jobs; /* guarded by sql_lock, of sql_job_t.link */
-    int sql_stopping;        /* guarded by sql_lock */
-    pthread_t sql_threads[SQL_THREADS];
-    size_t sql_thread_count;
-
-    pthread_t listener;
-    int listener_started;
-    _Atomic int listener_stopping, revocations_loaded;
-} redis_store_t;
-
-struct sk_store_thread {
-    redis_store_t *store;
-    h2o_loop_t *loop;
-    sk_redis_async_t *redis;
-    h2o_multithread_receiver_t receiver; /* SQL completions */
-    h2o_timeout_t logout_poll;           /* logouts waiting for the other instances */
-    /* Grabs waiting for the end of the loop's turn, per shard (see flush_shard). */
-    struct grab_batch *pending_grabs[SK_HOT_SHARDS];
-    h2o_timeout_t flush_grabs;
-    h2o_timeout_entry_t flush_grabs_entry;
-};
-
-typedef enum sql_job_kind {
-    JOB_USER_REGISTER,
-    JOB_USER_FIND,
-    JOB_LIST_USER_FIND, /* the listed user's kind, for a coupon list */
-    JOB_COUPON_INSERT,
-    JOB_COUPON_DELETE,
-    JOB_REVOKE
-} sql_job_kind_t;
-
-typedef struct sql_job sql_job_t;
-struct sql_job {
-    sql_job_kind_t kind;
-    sk_store_op_t *op;
-    h2o_linklist_t link;
-    void (*then)(sql_job_t *job); /* runs on the op's worker thread */
-    sk_mysql_result_t result;
-    int64_t coupon_id;
-    int is_seller;
-    int user_found; /* JOB_COUPON_INSERT: the seller was found (in the cache or SQL) */
-    int64_t user_id;
-    char password_hash[256];
-};
-
-static int64_t unix_now(void)
-{
-    return (int64_t)time(NULL);
-}
 
 static void complete(sk_store_op_t *op, sk_store_result_t result)
 {
@@ -150,160 +64,14 @@ static char *pool_strndup(h2o_mem_pool_t *pool, const char *bytes, size_t len)
     return copy;
 }
 
-/* ---- the SQL threads ---- */
-
-static void run_job(sk_mysql_t *sql, sql_job_t *job)
+int64_t sk__redis_reply_int(const redisReply *value, int64_t absent)
 {
-    sk_store_op_t *op = job->op;
-    switch (job->kind) {
-    case JOB_USER_REGISTER: {
-        sk_store_user_register_t *reg = (sk_store_user_register_t *)op;
-        job->result =
-            sk_mysql_user_insert(sql, reg->username.base, reg->username.len,
-                                 reg->kind == SK_USER_SELLER, reg->password_hash, unix_now());
-        break;
-    }
-    case JOB_USER_FIND:
-    case JOB_LIST_USER_FIND: {
-        h2o_iovec_t name = job->kind == JOB_LIST_USER_FIND
-                               ? ((sk_store_coupon_list_t *)op)->username
-                               : ((sk_store_user_find_t *)op)->username;
-        job->result =
-            sk_mysql_user_find(sql, name.base, name.len, &job->is_seller, job->password_hash,
-                               sizeof(job->password_hash), &job->user_id);
-        break;
-    }
-    case JOB_COUPON_INSERT:
-    case JOB_COUPON_DELETE: {
-        sk_store_coupon_create_t *create = (sk_store_coupon_create_t *)op;
-        if (job->kind == JOB_COUPON_DELETE) {
-            job->result = sk_mysql_coupon_delete(sql, create->seller.base, create->seller.len,
-                                                 create->name.base, create->name.len);
-            break;
-        }
-        if (!job->user_found) {
-            /* A well-signed token whose seller is not (or no longer) in SQL acts for nobody. */
-            job->result =
-                sk_mysql_user_find(sql, create->seller.base, create->seller.len, &job->is_seller,
-                                   job->password_hash, sizeof(job->password_hash), &job->user_id);
-            if (job->result != SK_MYSQL_OK || !job->is_seller ||
-                job->user_id != create->seller_id) {
-                if (job->result == SK_MYSQL_OK)
-                    job->result = SK_MYSQL_NOT_FOUND;
-                break;
-            }
-            job->user_found = 1;
-        }
-        sk_mysql_coupon_t row = {
-            .seller = create->seller.base,
-            .seller_len = create->seller.len,
-            .name = create->name.base,
-            .name_len = create->name.len,
-            .description = create->description.base,
-            .description_len = create->description.len,
-            .amount = create->amount,
-            .remaining = create->amount,
-            .stock = create->stock,
-            .has_start = create->start_at != SK_STORE_NO_TIME,
-            .has_end = create->end_at != SK_STORE_NO_TIME,
-            .start_at = create->start_at,
-            .end_at = create->end_at,
-            .created_at = unix_now(),
-        };
-        job->result = sk_mysql_coupon_insert(sql, &row);
-        job->coupon_id = row.id;
-        break;
-    }
-    case JOB_REVOKE: {
-        sk_store_revoke_t *revoke = (sk_store_revoke_t *)op;
-        job->result = sk_mysql_revoke(sql, revoke->jti, revoke->expires_at);
-        break;
-    }
-    }
-}
-
-static void *sql_thread_main(void *arg)
-{
-    redis_store_t *store = arg;
-    sk_mysql_t *sql = NULL;
-    char error[256];
-    for (;;) {
-        pthread_mutex_lock(&store->sql_lock);
-        while (h2o_linklist_is_empty(&store->sql_jobs) && !store->sql_stopping)
-            pthread_cond_wait(&store->sql_wakeup, &store->sql_lock);
-        if (h2o_linklist_is_empty(&store->sql_jobs)) {
-            pthread_mutex_unlock(&store->sql_lock);
-            break;
-        }
-        sql_job_t *job = H2O_STRUCT_FROM_MEMBER(sql_job_t, link, store->sql_jobs.next);
-        h2o_linklist_unlink(&job->link);
-        pthread_mutex_unlock(&store->sql_lock);
-
-        if (sql == NULL) {
-            sql = sk_mysql_connect(&store->mysql_config, SQL_TIMEOUT_MS, error, sizeof(error));
-            if (sql != NULL && sk_mysql_ensure_schema(sql) != SK_MYSQL_OK) {
-                snprintf(error, sizeof(error), "%s", sk_mysql_error(sql));
-                sk_mysql_close(sql);
-                sql = NULL;
-            }
-            if (sql == NULL)
-                sk_log(SK_LOG_WARN, "store", "SQL unreachable: %s", error);
-        }
-        if (sql != NULL) {
-            run_job(sql, job);
-        } else {
-            job->result = SK_MYSQL_UNAVAILABLE;
-        }
-        if (job->result == SK_MYSQL_UNAVAILABLE) {
-            atomic_fetch_add(&store->health.sql_errors, 1);
-            atomic_store(&store->health.sql_ok, 0);
-        }
-        sk_store_thread_t *thread = job->op->_thread;
-        h2o_multithread_send_message(&thread->receiver, &job->op->_message);
-    }
-    if (sql != NULL)
-        sk_mysql_close(sql);
-    return NULL;
-}
-
-static sql_job_t *prepare_job(sk_store_thread_t *thread, sk_store_op_t *op, sql_job_kind_t kind,
-                              void (*then)(sql_job_t *))
-{
-    sql_job_t *job = h2o_mem_alloc_pool(op->pool, sizeof(*job));
-    memset(job, 0, sizeof(*job));
-    job->kind = kind;
-    job->op = op;
-    job->then = then;
-    op->_thread = thread;
-    op->_store_data = job;
-    return job;
-}
-
-/* From here the job belongs to the SQL threads until its `then` runs. */
-static void queue_job(sql_job_t *job)
-{
-    redis_store_t *store = job->op->_thread->store;
-    pthread_mutex_lock(&store->sql_lock);
-    h2o_linklist_insert(&store->sql_jobs, &job->link);
-    pthread_cond_signal(&store->sql_wakeup);
-    pthread_mutex_unlock(&store->sql_lock);
-}
-
-static void submit_job(sk_store_thread_t *thread, sk_store_op_t *op, sql_job_kind_t kind,
-                       void (*then)(sql_job_t *))
-{
-    queue_job(prepare_job(thread, op, kind, then));
-}
-
-static void on_sql_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
-{
-    (void)receiver;
-    while (!h2o_linklist_is_empty(messages)) {
-        sk_store_op_t *op = H2O_STRUCT_FROM_MEMBER(sk_store_op_t, _message.link, messages->next);
-        h2o_linklist_unlink(&op->_message.link);
-        sql_job_t *job = op->_store_data;
-        job->then(job);
-    }
+    if (value->type != REDIS_REPLY_STRING || value->len == 0 || value->len > 20)
+        return absent;
+    char digits[24];
+    memcpy(digits, value->str, value->len);
+    digits[value->len] = '\0';
+    return strtoll(digits, NULL, 10);
 }
 
 /* ---- users ---- */
@@ -314,7 +82,7 @@ static int keep_existing(void *existing)
     return 1;
 }
 
-static cached_user_t *remember_user(redis_store_t *store, h2o_iovec_t name, int64_t id,
+static cached_user_t *remember_user(sk__redis_store_t *store, h2o_iovec_t name, int64_t id,
                                     sk_user_kind_t kind, const char *password_hash)
 {
     cached_user_t *user = malloc(sizeof(*user));
@@ -335,7 +103,7 @@ static cached_user_t *remember_user(redis_store_t *store, h2o_iovec_t name, int6
     return stored;
 }
 
-static void on_user_registered(sql_job_t *job)
+static void on_user_registered(sk__sql_job_t *job)
 {
     /* Not cached here: the insert does not tell the row's id, which tokens carry; the
      * first login reads the user (and caches it). */
@@ -344,12 +112,12 @@ static void on_user_registered(sql_job_t *job)
 
 static void redis_user_register(sk_store_thread_t *thread, sk_store_user_register_t *op)
 {
-    submit_job(thread, &op->op, JOB_USER_REGISTER, on_user_registered);
+    sk__sql_jobs_submit(thread, &op->op, SK__SQL_USER_REGISTER, on_user_registered);
 }
 
 /* A user lookup's answer from SQL, cached: the user, or NULL after completing the op with
  * what went wrong. */
-static cached_user_t *found_user(sql_job_t *job, h2o_iovec_t username)
+static cached_user_t *found_user(sk__sql_job_t *job, h2o_iovec_t username)
 {
     if (job->result != SK_MYSQL_OK) {
         complete(job->op, from_sql(job->result));
@@ -363,7 +131,7 @@ static cached_user_t *found_user(sql_job_t *job, h2o_iovec_t username)
     return user;
 }
 
-static void on_user_found(sql_job_t *job)
+static void on_user_found(sk__sql_job_t *job)
 {
     sk_store_user_find_t *op = (sk_store_user_find_t *)job->op;
     cached_user_t *user = found_user(job, op->username);
@@ -385,7 +153,7 @@ static void redis_user_find(sk_store_thread_t *thread, sk_store_user_find_t *op)
         complete(&op->op, SK_STORE_OK);
         return;
     }
-    submit_job(thread, &op->op, JOB_USER_FIND, on_user_found);
+    sk__sql_jobs_submit(thread, &op->op, SK__SQL_USER_FIND, on_user_found);
 }
 
 /* ---- coupon creation: SQL row, the seller's list, then the coupon's hash ---- */
@@ -402,7 +170,7 @@ static void ignore_reply(void *data, redisReply *reply)
     (void)reply;
 }
 
-static void on_creation_undone(sql_job_t *job)
+static void on_creation_undone(sk__sql_job_t *job)
 {
     complete(job->op, SK_STORE_UNAVAILABLE);
 }
@@ -416,7 +184,7 @@ static void undo_creation(create_state_t *state)
     size_t zrem_len[] = {4, state->seller_key_len, state->op->name.len};
     sk_redis_async_command(thread->redis, NULL, 0, 3, zrem, zrem_len, ignore_reply, NULL);
     sk_log(SK_LOG_WARN, "store", "Redis failed while creating a coupon: undoing its SQL row");
-    submit_job(thread, &state->op->op, JOB_COUPON_DELETE, on_creation_undone);
+    sk__sql_jobs_submit(thread, &state->op->op, SK__SQL_COUPON_DELETE, on_creation_undone);
 }
 
 static void on_coupon_hash_made(void *data, redisReply *reply)
@@ -437,14 +205,14 @@ static void on_seller_listed(void *data, redisReply *reply)
         undo_creation(state);
         return;
     }
-    redis_store_t *store = op->op._thread->store;
+    sk__redis_store_t *store = op->op._thread->store;
     char numbers[4][24];
     snprintf(numbers[0], sizeof(numbers[0]), "%" PRId64, op->amount);
     snprintf(numbers[1], sizeof(numbers[1]), "%" PRId64, op->stock);
     snprintf(numbers[2], sizeof(numbers[2]), "%" PRId64, op->start_at);
     snprintf(numbers[3], sizeof(numbers[3]), "%" PRId64, op->end_at);
     char id[24], member[2 * SK_STORE_MAX_NAME + 2];
-    sql_job_t *job = op->op._store_data;
+    sk__sql_job_t *job = op->op._store_data;
     snprintf(id, sizeof(id), "%" PRId64, job->coupon_id);
     int member_len = snprintf(member, sizeof(member), "%.*s/%.*s", (int)op->seller.len,
                               op->seller.base, (int)op->name.len, op->name.base);
@@ -472,14 +240,14 @@ static void on_seller_listed(void *data, redisReply *reply)
                         arg_lens, on_coupon_hash_made, state);
 }
 
-static void on_coupon_inserted(sql_job_t *job)
+static void on_coupon_inserted(sk__sql_job_t *job)
 {
     sk_store_coupon_create_t *op = (sk_store_coupon_create_t *)job->op;
     if (job->result != SK_MYSQL_OK) {
         complete(job->op, from_sql(job->result));
         return;
     }
-    redis_store_t *store = job->op->_thread->store;
+    sk__redis_store_t *store = job->op->_thread->store;
     create_state_t *state = h2o_mem_alloc_pool(job->op->pool, sizeof(*state));
     state->op = op;
     state->seller_key_len =
@@ -504,9 +272,10 @@ static void redis_coupon_create(sk_store_thread_t *thread, sk_store_coupon_creat
         complete(&op->op, SK_STORE_NOT_FOUND);
         return;
     }
-    sql_job_t *job = prepare_job(thread, &op->op, JOB_COUPON_INSERT, on_coupon_inserted);
+    sk__sql_job_t *job =
+        sk__sql_jobs_prepare(thread, &op->op, SK__SQL_COUPON_INSERT, on_coupon_inserted);
     job->user_found = seller != NULL;
-    queue_job(job);
+    sk__sql_jobs_queue(job);
 }
 
 /* ---- listing ---- */
@@ -531,16 +300,6 @@ typedef struct item_fetch {
     list_state_t *state;
     size_t index;
 } item_fetch_t;
-
-static int64_t reply_int(const redisReply *value, int64_t absent)
-{
-    if (value->type != REDIS_REPLY_STRING || value->len == 0 || value->len > 20)
-        return absent;
-    char digits[24];
-    memcpy(digits, value->str, value->len);
-    digits[value->len] = '\0';
-    return strtoll(digits, NULL, 10);
-}
 
 static void finish_list(list_state_t *state)
 {
@@ -578,16 +337,16 @@ static void on_item_hash(void *data, redisReply *reply)
             item->seller = h2o_iovec_init(member.base, seller_len);
             item->name = h2o_iovec_init(member.base + seller_len + 1, member.len - seller_len - 1);
         }
-        item->amount = reply_int(reply->element[0], 0);
-        item->left = reply_int(reply->element[1], 0);
-        item->stock = reply_int(reply->element[2], 0);
+        item->amount = sk__redis_reply_int(reply->element[0], 0);
+        item->left = sk__redis_reply_int(reply->element[1], 0);
+        item->stock = sk__redis_reply_int(reply->element[2], 0);
         item->description =
             reply->element[3]->type == REDIS_REPLY_STRING
                 ? h2o_iovec_init(pool_strndup(pool, reply->element[3]->str, reply->element[3]->len),
                                  reply->element[3]->len)
                 : h2o_iovec_init("", 0);
-        item->start_at = reply_int(reply->element[4], SK_STORE_NO_TIME);
-        item->end_at = reply_int(reply->element[5], SK_STORE_NO_TIME);
+        item->start_at = sk__redis_reply_int(reply->element[4], SK_STORE_NO_TIME);
+        item->end_at = sk__redis_reply_int(reply->element[5], SK_STORE_NO_TIME);
     }
     if (--state->waiting == 0)
         finish_list(state);
@@ -598,7 +357,7 @@ static void fetch_items(list_state_t *state)
 {
     sk_store_coupon_list_t *op = state->op;
     sk_store_thread_t *thread = op->op._thread;
-    redis_store_t *store = thread->store;
+    sk__redis_store_t *store = thread->store;
     if (state->name_count == 0) {
         finish_list(state);
         return;
@@ -711,7 +470,7 @@ static void on_shard_holdings(void *data, redisReply *reply)
 static void list_user_coupons(sk_store_coupon_list_t *op)
 {
     sk_store_thread_t *thread = op->op._thread;
-    redis_store_t *store = thread->store;
+    sk__redis_store_t *store = thread->store;
     list_state_t *state = h2o_mem_alloc_pool(op->op.pool, sizeof(*state));
     memset(state, 0, sizeof(*state));
     state->op = op;
@@ -743,7 +502,7 @@ static void list_user_coupons(sk_store_coupon_list_t *op)
     }
 }
 
-static void on_list_user_found(sql_job_t *job)
+static void on_list_user_found(sk__sql_job_t *job)
 {
     sk_store_coupon_list_t *op = (sk_store_coupon_list_t *)job->op;
     cached_user_t *user = found_user(job, op->username);
@@ -766,7 +525,7 @@ static void redis_coupon_list(sk_store_thread_t *thread, sk_store_coupon_list_t 
         list_user_coupons(op);
         return;
     }
-    submit_job(thread, &op->op, JOB_LIST_USER_FIND, on_list_user_found);
+    sk__sql_jobs_submit(thread, &op->op, SK__SQL_LIST_USER_FIND, on_list_user_found);
 }
 
 /* ---- the grab ---- */
@@ -792,7 +551,7 @@ typedef struct grab_batch {
     grab_call_t *calls[SK_HOT_GRAB_BATCH];
 } grab_batch_t;
 
-static void remember_sold_out(redis_store_t *store, const grab_call_t *call, int64_t start_at,
+static void remember_sold_out(sk__redis_store_t *store, const grab_call_t *call, int64_t start_at,
                               int64_t end_at)
 {
     if (sk_index_find(store->sold_out, call->member, call->member_len) != NULL)
@@ -827,7 +586,7 @@ static int64_t answer_number(const char **text, const char *end)
 }
 
 /* One grab's answer, "code left start end", or NULL when the batch failed. */
-static void complete_grab(redis_store_t *store, grab_call_t *call, const redisReply *answer)
+static void complete_grab(sk__redis_store_t *store, grab_call_t *call, const redisReply *answer)
 {
     static const sk_store_result_t results[] = {
         [SK_HOT_GRANTED] = SK_STORE_OK,
@@ -855,7 +614,7 @@ static void complete_grab(redis_store_t *store, grab_call_t *call, const redisRe
 static void on_batch_reply(void *data, redisReply *reply)
 {
     grab_batch_t *batch = data;
-    redis_store_t *store = batch->thread->store;
+    sk__redis_store_t *store = batch->thread->store;
     int whole =
         reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements == batch->count;
     if (!whole) {
@@ -874,7 +633,7 @@ static void flush_batch(sk_store_thread_t *thread, unsigned slot)
     thread->pending_grabs[slot] = NULL;
     if (pending == NULL)
         return;
-    redis_store_t *store = thread->store;
+    sk__redis_store_t *store = thread->store;
     const char *keys[3 * SK_HOT_GRAB_BATCH], *args[5 * SK_HOT_GRAB_BATCH];
     size_t key_lens[3 * SK_HOT_GRAB_BATCH], arg_lens[5 * SK_HOT_GRAB_BATCH];
     for (size_t i = 0; i != pending->count; ++i) {
@@ -904,7 +663,7 @@ static void on_flush_grabs(h2o_timeout_entry_t *entry)
 
 static void redis_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
 {
-    redis_store_t *store = thread->store;
+    sk__redis_store_t *store = thread->store;
     op->op._thread = thread;
     if (op->seller.len > SK_STORE_MAX_NAME || op->name.len > SK_STORE_MAX_NAME ||
         op->customer.len > SK_STORE_MAX_NAME) {
@@ -963,12 +722,6 @@ static void redis_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
 }
 
 /* ---- revocations ---- */
-
-static int remember_revoked(redis_store_t *store, const char *jti, size_t jti_len,
-                            int64_t expires_at)
-{
-    return sk_revocations_add(store->revoked, jti, jti_len, expires_at) == 0 ? 0 : -1;
-}
 
 /* A logout answers once every live instance refuses the token: each instance's listener
  * writes the last revocation it applied to REVOCATIONS_SEEN_KEY, and the logout polls that
@@ -1056,7 +809,7 @@ static void on_revocation_published(void *data, redisReply *reply)
     poll_seen(wait);
 }
 
-static void on_revocation_recorded(sql_job_t *job)
+static void on_revocation_recorded(sk__sql_job_t *job)
 {
     sk_store_revoke_t *op = (sk_store_revoke_t *)job->op;
     if (job->result != SK_MYSQL_OK) {
@@ -1085,11 +838,11 @@ static void on_revocation_recorded(sql_job_t *job)
 static void redis_revoke(sk_store_thread_t *thread, sk_store_revoke_t *op)
 {
     /* Refused here at once; SQL makes it survive restarts, the stream tells the others. */
-    if (remember_revoked(thread->store, op->jti, strlen(op->jti), op->expires_at) != 0) {
+    if (sk_revocations_add(thread->store->revoked, op->jti, strlen(op->jti), op->expires_at) != 0) {
         complete(&op->op, SK_STORE_UNAVAILABLE);
         return;
     }
-    submit_job(thread, &op->op, JOB_REVOKE, on_revocation_recorded);
+    sk__sql_jobs_submit(thread, &op->op, SK__SQL_REVOKE, on_revocation_recorded);
 }
 
 /* ---- the rate limit shared by every instance ---- */
@@ -1131,172 +884,22 @@ static void redis_rate_take(sk_store_thread_t *thread, sk_store_rate_take_t *op)
 
 static int redis_is_revoked(sk_store_t *super, const char *jti)
 {
-    redis_store_t *store = (redis_store_t *)super;
+    sk__redis_store_t *store = (sk__redis_store_t *)super;
     return sk_revocations_contains(store->revoked, jti, strlen(jti));
 }
 
 static uint64_t redis_revocation_epoch(sk_store_t *super)
 {
-    redis_store_t *store = (redis_store_t *)super;
+    sk__redis_store_t *store = (sk__redis_store_t *)super;
     return sk_revocations_epoch(store->revoked);
 }
 
 static const char *redis_deployment_id(sk_store_t *super)
 {
-    redis_store_t *store = (redis_store_t *)super;
+    sk__redis_store_t *store = (sk__redis_store_t *)super;
     return atomic_load_explicit(&store->deployment_known, memory_order_acquire)
                ? store->deployment_id
                : NULL;
-}
-
-/* The deployment id from SQL (ensure_schema made it if missing). Returns 0, or -1 when
- * SQL did not answer or holds something that is not an id (logged). */
-static int load_deployment_id(redis_store_t *store, sk_mysql_t *sql)
-{
-    if (atomic_load(&store->deployment_known))
-        return 0;
-    char id[SK_STORE_DEPLOYMENT_ID_LEN + 2];
-    sk_mysql_result_t result = sk_mysql_deployment_id(sql, id, sizeof(id));
-    if (result != SK_MYSQL_OK || !sk_store_deployment_id_is_valid(id)) {
-        if (result != SK_MYSQL_UNAVAILABLE)
-            sk_log(SK_LOG_ERROR, "store",
-                   "settings.deployment_id in SQL is missing or not %d lowercase hex digits; "
-                   "delete that row to make a new one (every token issued so far becomes "
-                   "invalid)",
-                   SK_STORE_DEPLOYMENT_ID_LEN);
-        return -1;
-    }
-    memcpy(store->deployment_id, id, sizeof(store->deployment_id));
-    atomic_store_explicit(&store->deployment_known, 1, memory_order_release);
-    return 0;
-}
-
-/* The listener's periodic step: every instance prunes its own memory (the persister
- * prunes SQL). */
-static void prune_revocations(redis_store_t *store, int64_t *next_prune_ms)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    if (now_ms < *next_prune_ms)
-        return;
-    *next_prune_ms = now_ms + sk_revocations_prune_interval_ms();
-    size_t pruned = sk_revocations_prune(store->revoked, unix_now() - SK_STORE_REVOCATION_GRACE);
-    if (pruned != 0)
-        sk_log(SK_LOG_INFO, "store", "pruned %zu expired revocations from memory", pruned);
-}
-
-static int load_revoked_row(void *data, const char *jti, int64_t expires_at)
-{
-    return remember_revoked(data, jti, strlen(jti), expires_at) != 0;
-}
-
-/* Follows sk:revocations with a blocking XREAD (so another instance's logout is refused
- * here within a round trip), after loading every unexpired revocation from SQL once.
- * A stop must reach it within LISTENER_STOP_MS even when Redis hangs: the XREAD blocks
- * for less than that, its connection's I/O timeout is that, and the flag is read before
- * every call that may wait. */
-static void *listener_main(void *arg)
-{
-    redis_store_t *store = arg;
-    sk_redis_sync_t *redis = NULL;
-    char last_id[64] = "0", error[256];
-    int sql_loaded = 0, stream_read = 0;
-    int64_t next_prune_ms = 0;
-    while (!atomic_load(&store->listener_stopping)) {
-        prune_revocations(store, &next_prune_ms);
-        if (!sql_loaded) {
-            sk_mysql_t *sql =
-                sk_mysql_connect(&store->mysql_config, SQL_TIMEOUT_MS, error, sizeof(error));
-            if (sql != NULL && sk_mysql_ensure_schema(sql) == SK_MYSQL_OK &&
-                load_deployment_id(store, sql) == 0 &&
-                sk_mysql_revoked_each(sql, unix_now() - SK_STORE_REVOCATION_GRACE, load_revoked_row,
-                                      store) == SK_MYSQL_OK)
-                sql_loaded = 1;
-            if (sql != NULL)
-                sk_mysql_close(sql);
-            if (atomic_load(&store->listener_stopping))
-                break;
-        }
-        if (redis == NULL) {
-            redis =
-                sk_redis_sync_connect(&store->redis_config, LISTENER_STOP_MS, error, sizeof(error));
-            if (redis == NULL) {
-                usleep(200 * 1000);
-                continue;
-            }
-        }
-        const char *argv[] = {"XREAD",
-                              "COUNT",
-                              "1000",
-                              "BLOCK",
-                              stream_read ? LISTENER_BLOCK_MS : "0",
-                              "STREAMS",
-                              SK_HOT_REVOCATIONS_KEY,
-                              last_id};
-        /* The first read does not block: it only catches up. */
-        int argc = 8;
-        if (!stream_read) {
-            argv[3] = "STREAMS";
-            argv[4] = SK_HOT_REVOCATIONS_KEY;
-            argv[5] = last_id;
-            argc = 6;
-        }
-        size_t lens[8];
-        for (int i = 0; i != argc; ++i)
-            lens[i] = strlen(argv[i]);
-        redisReply *reply = sk_redis_sync_command(redis, SK_HOT_REVOCATIONS_KEY,
-                                                  strlen(SK_HOT_REVOCATIONS_KEY), argc, argv, lens);
-        if (reply == NULL) {
-            usleep(200 * 1000);
-            continue;
-        }
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
-            reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2) {
-            redisReply *entries = reply->element[0]->element[1];
-            for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i != entries->elements; ++i) {
-                redisReply *entry = entries->element[i];
-                if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-                    entry->element[0]->type != REDIS_REPLY_STRING)
-                    continue;
-                snprintf(last_id, sizeof(last_id), "%s", entry->element[0]->str);
-                redisReply *fields = entry->element[1];
-                const redisReply *jti = NULL, *expires = NULL;
-                for (size_t f = 0; fields->type == REDIS_REPLY_ARRAY && f + 1 < fields->elements;
-                     f += 2) {
-                    if (fields->element[f]->type != REDIS_REPLY_STRING)
-                        continue;
-                    if (strcmp(fields->element[f]->str, "j") == 0)
-                        jti = fields->element[f + 1];
-                    else if (strcmp(fields->element[f]->str, "e") == 0)
-                        expires = fields->element[f + 1];
-                }
-                if (jti != NULL && jti->type == REDIS_REPLY_STRING && expires != NULL &&
-                    reply_int(expires, 0) >= unix_now() - SK_STORE_REVOCATION_GRACE)
-                    remember_revoked(store, jti->str, jti->len, reply_int(expires, 0));
-            }
-        } else if (reply->type == REDIS_REPLY_NIL || reply->type == REDIS_REPLY_ARRAY) {
-            stream_read = 1; /* caught up */
-            if (sql_loaded)
-                atomic_store(&store->revocations_loaded, 1);
-        }
-        freeReplyObject(reply);
-        if (stream_read && !atomic_load(&store->listener_stopping)) {
-            /* Applied up to last_id: logouts on other instances may answer now. */
-            struct timespec now;
-            clock_gettime(CLOCK_REALTIME, &now);
-            char seen[96];
-            snprintf(seen, sizeof(seen), "%s %lld", last_id,
-                     (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-            const char *hset[] = {"HSET", REVOCATIONS_SEEN_KEY, store->consumer, seen};
-            redisReply *written = sk_hot_command(redis, -1, 4, hset);
-            if (written != NULL)
-                freeReplyObject(written);
-        }
-    }
-    if (redis != NULL)
-        sk_redis_sync_free(redis);
-    return NULL;
 }
 
 /* ---- threads, readiness, lifecycle ---- */
@@ -1304,7 +907,7 @@ static void *listener_main(void *arg)
 static sk_store_thread_t *redis_thread_create(sk_store_t *super, h2o_loop_t *loop,
                                               h2o_multithread_queue_t *queue)
 {
-    redis_store_t *store = (redis_store_t *)super;
+    sk__redis_store_t *store = (sk__redis_store_t *)super;
     sk_store_thread_t *thread = calloc(1, sizeof(*thread));
     if (thread == NULL)
         return NULL;
@@ -1321,7 +924,7 @@ static sk_store_thread_t *redis_thread_create(sk_store_t *super, h2o_loop_t *loo
         free(thread);
         return NULL;
     }
-    h2o_multithread_register_receiver(queue, &thread->receiver, on_sql_done);
+    sk__sql_jobs_thread_init(thread, queue);
     h2o_timeout_init(loop, &thread->logout_poll, LOGOUT_POLL_MS);
     return thread;
 }
@@ -1334,40 +937,29 @@ static void redis_thread_destroy(sk_store_thread_t *thread)
     sk_redis_async_destroy(thread->redis);
     h2o_timeout_dispose(thread->loop, &thread->logout_poll);
     h2o_timeout_dispose(thread->loop, &thread->flush_grabs);
-    h2o_multithread_unregister_receiver(thread->receiver.queue, &thread->receiver);
+    sk__sql_jobs_thread_dispose(thread);
     free(thread);
 }
 
 static int redis_is_ready(sk_store_t *super)
 {
-    redis_store_t *store = (redis_store_t *)super;
+    sk__redis_store_t *store = (sk__redis_store_t *)super;
     return atomic_load(&store->health.redis_ok) && atomic_load(&store->health.sql_ok) &&
            atomic_load(&store->health.hot_state_ok);
 }
 
 static void redis_stats(sk_store_t *super, sk_store_stats_t *out)
 {
-    redis_store_t *store = (redis_store_t *)super;
+    sk__redis_store_t *store = (sk__redis_store_t *)super;
     memset(out, 0, sizeof(*out));
     sk_store_counters_read(&store->counters, out);
     out->redis_errors = atomic_load_explicit(&store->health.redis_errors, memory_order_relaxed);
     out->sql_errors = atomic_load_explicit(&store->health.sql_errors, memory_order_relaxed);
 }
 
-static void stop_sql_threads(redis_store_t *store)
-{
-    pthread_mutex_lock(&store->sql_lock);
-    store->sql_stopping = 1;
-    pthread_cond_broadcast(&store->sql_wakeup);
-    pthread_mutex_unlock(&store->sql_lock);
-    for (size_t i = 0; i != store->sql_thread_count; ++i)
-        pthread_join(store->sql_threads[i], NULL);
-    store->sql_thread_count = 0;
-}
-
 static int redis_drain(sk_store_t *super)
 {
-    redis_store_t *store = (redis_store_t *)super;
+    sk__redis_store_t *store = (sk__redis_store_t *)super;
     /* Every request is answered: the listener may stop, while the persister copies. */
     atomic_store(&store->listener_stopping, 1);
     /* Every 201 is durable in Redis already; copy what can be copied to SQL now. */
@@ -1375,7 +967,7 @@ static int redis_drain(sk_store_t *super)
         sk_persister_stop(store->persister);
         store->persister = NULL;
     }
-    stop_sql_threads(store);
+    sk__sql_jobs_stop(store);
     return 0;
 }
 
@@ -1388,12 +980,9 @@ static void free_user(void *value)
 
 static void redis_destroy(sk_store_t *super)
 {
-    redis_store_t *store = (redis_store_t *)super;
+    sk__redis_store_t *store = (sk__redis_store_t *)super;
     redis_drain(super);
-    if (store->listener_started) {
-        atomic_store(&store->listener_stopping, 1);
-        pthread_join(store->listener, NULL);
-    }
+    sk__revocation_listener_stop(store);
     if (store->users != NULL) {
         sk_index_foreach(store->users, free_user);
         sk_index_destroy(store->users);
@@ -1403,8 +992,6 @@ static void redis_destroy(sk_store_t *super)
         sk_index_destroy(store->sold_out);
     }
     sk_revocations_destroy(store->revoked);
-    pthread_cond_destroy(&store->sql_wakeup);
-    pthread_mutex_destroy(&store->sql_lock);
     free(store);
 }
 
@@ -1430,14 +1017,11 @@ static const sk_store_vtable_t redis_vtable = {
 sk_store_t *sk_store_redis_create(const char *redis_url, const char *mysql_url,
                                   unsigned startup_wait_ms)
 {
-    redis_store_t *store = calloc(1, sizeof(*store));
+    sk__redis_store_t *store = calloc(1, sizeof(*store));
     if (store == NULL)
         return NULL;
     store->super.vtable = &redis_vtable;
     atomic_store(&store->health.redis_cluster, 1);
-    pthread_mutex_init(&store->sql_lock, NULL);
-    pthread_cond_init(&store->sql_wakeup, NULL);
-    h2o_linklist_init_anchor(&store->sql_jobs);
     char error[256];
     if (sk_redis_config_parse(redis_url, &store->redis_config, error, sizeof(error)) != 0) {
         sk_log(SK_LOG_ERROR, "store", "--redis: %s", error);
@@ -1464,13 +1048,8 @@ sk_store_t *sk_store_redis_create(const char *redis_url, const char *mysql_url,
     if (store->users == NULL || store->sold_out == NULL || store->revoked == NULL)
         goto fail;
 
-    for (; store->sql_thread_count != SQL_THREADS; ++store->sql_thread_count)
-        if (pthread_create(&store->sql_threads[store->sql_thread_count], NULL, sql_thread_main,
-                           store) != 0)
-            goto fail;
-    if (pthread_create(&store->listener, NULL, listener_main, store) != 0)
+    if (sk__sql_jobs_start(store) != 0 || sk__revocation_listener_start(store) != 0)
         goto fail;
-    store->listener_started = 1;
     sk_persister_config_t persister_config = {
         .hot = &store->hot,
         .redis = &store->redis_config,
