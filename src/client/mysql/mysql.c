@@ -650,6 +650,49 @@ static int query(sk_mysql_t *conn, const char *sql, const char *what)
     return 0;
 }
 
+/*
+ * One table read in pages of PAGE_ROWS rows by key. The caller's args embed this first;
+ * `params` and `columns` stay bound to the args' buffers. bind_params runs before each
+ * page (the key to resume after may have changed); deliver runs on each fetched row and
+ * returns 0 to go on, 1 when the callback asked to stop, -1 when a value did not fit.
+ */
+typedef struct page_reader page_reader_t;
+struct page_reader {
+    int statement;
+    const char *what;
+    MYSQL_BIND *params, *columns;
+    void (*bind_params)(page_reader_t *reader);
+    int (*deliver)(page_reader_t *reader);
+};
+
+static sk_mysql_result_t read_pages(sk_mysql_t *conn, page_reader_t *reader)
+{
+    for (;;) {
+        reader->bind_params(reader);
+        MYSQL_STMT *stmt = execute(conn, reader->statement, reader->params, reader->what);
+        if (stmt == NULL)
+            return SK_MYSQL_UNAVAILABLE;
+        if (store_result(conn, stmt, reader->columns, reader->what) != 0)
+            return SK_MYSQL_UNAVAILABLE;
+        size_t rows = 0;
+        int status;
+        while ((status = fetch_row(conn, stmt, reader->what)) == 1) {
+            ++rows;
+            int delivered = reader->deliver(reader);
+            if (delivered < 0)
+                return oversized_row(conn, stmt, reader->what);
+            if (delivered > 0) {
+                mysql_stmt_free_result(stmt);
+                return SK_MYSQL_OK;
+            }
+        }
+        if (status < 0)
+            return SK_MYSQL_UNAVAILABLE;
+        if (rows < PAGE_ROWS)
+            return SK_MYSQL_OK;
+    }
+}
+
 /* ---- schema, ping ---------------------------------------------------------------------- */
 
 /* A binary collation, so that names compare byte for byte ('Bob' and 'bob' are two users),
@@ -970,79 +1013,75 @@ sk_mysql_result_t sk_mysql_coupon_set_remaining(sk_mysql_t *conn, const char *se
 }
 
 struct coupons_each_args {
+    page_reader_t reader;
     int (*cb)(void *data, const sk_mysql_coupon_t *coupon);
     void *data;
     int64_t after_id; /* the last id delivered: a retry resumes after it */
+    MYSQL_BIND params[1], columns[10];
+    char seller[NAME_BYTES], name[NAME_BYTES], description[DESCRIPTION_BYTES];
+    text_column_t seller_column, name_column, description_column;
+    int_column_t id, amount, remaining, stock, start_at, end_at, created_at;
 };
+
+static void coupons_bind_params(page_reader_t *reader)
+{
+    struct coupons_each_args *args = (struct coupons_each_args *)reader;
+    bind_int64(&args->params[0], &args->after_id);
+}
+
+static int coupons_deliver(page_reader_t *reader)
+{
+    struct coupons_each_args *args = (struct coupons_each_args *)reader;
+    if (finish_text(&args->seller_column) != 0 || finish_text(&args->name_column) != 0 ||
+        finish_text(&args->description_column) != 0)
+        return -1;
+    sk_mysql_coupon_t coupon = {
+        .id = args->id.value,
+        .seller = args->seller,
+        .name = args->name,
+        .description = args->description,
+        .seller_len = args->seller_column.length,
+        .name_len = args->name_column.length,
+        .description_len = args->description_column.length,
+        .amount = args->amount.value,
+        .remaining = args->remaining.value,
+        .stock = args->stock.value,
+        .has_start = !args->start_at.is_null,
+        .has_end = !args->end_at.is_null,
+        .start_at = args->start_at.is_null ? 0 : args->start_at.value,
+        .end_at = args->end_at.is_null ? 0 : args->end_at.value,
+        .created_at = args->created_at.value,
+    };
+    args->after_id = args->id.value;
+    return args->cb(args->data, &coupon) != 0;
+}
 
 static sk_mysql_result_t coupons_each_once(sk_mysql_t *conn, void *data)
 {
     struct coupons_each_args *args = data;
-    char seller[NAME_BYTES], name[NAME_BYTES], description[DESCRIPTION_BYTES];
-    for (;;) {
-        MYSQL_BIND params[1], columns[10];
-        text_column_t seller_column = {seller, sizeof(seller), 0, 0};
-        text_column_t name_column = {name, sizeof(name), 0, 0};
-        text_column_t description_column = {description, sizeof(description), 0, 0};
-        int_column_t id, amount, remaining, stock, start_at, end_at, created_at;
-        bind_int64(&params[0], &args->after_id);
-        MYSQL_STMT *stmt = execute(conn, STMT_COUPONS_PAGE, params, "SELECT coupons");
-        if (stmt == NULL)
-            return SK_MYSQL_UNAVAILABLE;
-        result_int64(&columns[0], &id);
-        result_text(&columns[1], &seller_column);
-        result_text(&columns[2], &name_column);
-        result_int64(&columns[3], &amount);
-        result_int64(&columns[4], &remaining);
-        result_int64(&columns[5], &stock);
-        result_text(&columns[6], &description_column);
-        result_int64(&columns[7], &start_at);
-        result_int64(&columns[8], &end_at);
-        result_int64(&columns[9], &created_at);
-        if (store_result(conn, stmt, columns, "SELECT coupons") != 0)
-            return SK_MYSQL_UNAVAILABLE;
-        size_t rows = 0;
-        int status;
-        while ((status = fetch_row(conn, stmt, "SELECT coupons")) == 1) {
-            ++rows;
-            if (finish_text(&seller_column) != 0 || finish_text(&name_column) != 0 ||
-                finish_text(&description_column) != 0)
-                return oversized_row(conn, stmt, "SELECT coupons");
-            sk_mysql_coupon_t coupon = {
-                .id = id.value,
-                .seller = seller,
-                .name = name,
-                .description = description,
-                .seller_len = seller_column.length,
-                .name_len = name_column.length,
-                .description_len = description_column.length,
-                .amount = amount.value,
-                .remaining = remaining.value,
-                .stock = stock.value,
-                .has_start = !start_at.is_null,
-                .has_end = !end_at.is_null,
-                .start_at = start_at.is_null ? 0 : start_at.value,
-                .end_at = end_at.is_null ? 0 : end_at.value,
-                .created_at = created_at.value,
-            };
-            args->after_id = id.value;
-            if (args->cb(args->data, &coupon) != 0) {
-                mysql_stmt_free_result(stmt);
-                return SK_MYSQL_OK;
-            }
-        }
-        if (status < 0)
-            return SK_MYSQL_UNAVAILABLE;
-        if (rows < PAGE_ROWS)
-            return SK_MYSQL_OK;
-    }
+    args->reader = (page_reader_t){STMT_COUPONS_PAGE, "SELECT coupons",    args->params,
+                                   args->columns,     coupons_bind_params, coupons_deliver};
+    args->seller_column = (text_column_t){args->seller, sizeof(args->seller), 0, 0};
+    args->name_column = (text_column_t){args->name, sizeof(args->name), 0, 0};
+    args->description_column = (text_column_t){args->description, sizeof(args->description), 0, 0};
+    result_int64(&args->columns[0], &args->id);
+    result_text(&args->columns[1], &args->seller_column);
+    result_text(&args->columns[2], &args->name_column);
+    result_int64(&args->columns[3], &args->amount);
+    result_int64(&args->columns[4], &args->remaining);
+    result_int64(&args->columns[5], &args->stock);
+    result_text(&args->columns[6], &args->description_column);
+    result_int64(&args->columns[7], &args->start_at);
+    result_int64(&args->columns[8], &args->end_at);
+    result_int64(&args->columns[9], &args->created_at);
+    return read_pages(conn, &args->reader);
 }
 
 sk_mysql_result_t sk_mysql_coupons_each(sk_mysql_t *conn,
                                         int (*cb)(void *data, const sk_mysql_coupon_t *coupon),
                                         void *data)
 {
-    struct coupons_each_args args = {cb, data, 0};
+    struct coupons_each_args args = {.cb = cb, .data = data};
     return run(conn, coupons_each_once, &args);
 }
 
@@ -1195,66 +1234,62 @@ sk_mysql_result_t sk_mysql_grant_insert(sk_mysql_t *conn, const sk_mysql_grant_t
 }
 
 struct grants_each_args {
+    page_reader_t reader;
     int (*cb)(void *data, const sk_mysql_grant_t *grant);
     void *data;
     int64_t after_id;
+    MYSQL_BIND params[1], columns[5];
+    char customer[NAME_BYTES], seller[NAME_BYTES], coupon[NAME_BYTES];
+    text_column_t customer_column, seller_column, coupon_column;
+    int_column_t id, granted_at;
 };
+
+static void grants_bind_params(page_reader_t *reader)
+{
+    struct grants_each_args *args = (struct grants_each_args *)reader;
+    bind_int64(&args->params[0], &args->after_id);
+}
+
+static int grants_deliver(page_reader_t *reader)
+{
+    struct grants_each_args *args = (struct grants_each_args *)reader;
+    if (finish_text(&args->customer_column) != 0 || finish_text(&args->seller_column) != 0 ||
+        finish_text(&args->coupon_column) != 0)
+        return -1;
+    sk_mysql_grant_t grant = {
+        .customer = args->customer,
+        .seller = args->seller,
+        .coupon = args->coupon,
+        .customer_len = args->customer_column.length,
+        .seller_len = args->seller_column.length,
+        .coupon_len = args->coupon_column.length,
+        .granted_at = args->granted_at.value,
+    };
+    args->after_id = args->id.value;
+    return args->cb(args->data, &grant) != 0;
+}
 
 static sk_mysql_result_t grants_each_once(sk_mysql_t *conn, void *data)
 {
     struct grants_each_args *args = data;
-    char customer[NAME_BYTES], seller[NAME_BYTES], coupon[NAME_BYTES];
-    for (;;) {
-        MYSQL_BIND params[1], columns[5];
-        text_column_t customer_column = {customer, sizeof(customer), 0, 0};
-        text_column_t seller_column = {seller, sizeof(seller), 0, 0};
-        text_column_t coupon_column = {coupon, sizeof(coupon), 0, 0};
-        int_column_t id, granted_at;
-        bind_int64(&params[0], &args->after_id);
-        MYSQL_STMT *stmt = execute(conn, STMT_GRANTS_PAGE, params, "SELECT grants");
-        if (stmt == NULL)
-            return SK_MYSQL_UNAVAILABLE;
-        result_int64(&columns[0], &id);
-        result_text(&columns[1], &customer_column);
-        result_text(&columns[2], &seller_column);
-        result_text(&columns[3], &coupon_column);
-        result_int64(&columns[4], &granted_at);
-        if (store_result(conn, stmt, columns, "SELECT grants") != 0)
-            return SK_MYSQL_UNAVAILABLE;
-        size_t rows = 0;
-        int status;
-        while ((status = fetch_row(conn, stmt, "SELECT grants")) == 1) {
-            ++rows;
-            if (finish_text(&customer_column) != 0 || finish_text(&seller_column) != 0 ||
-                finish_text(&coupon_column) != 0)
-                return oversized_row(conn, stmt, "SELECT grants");
-            sk_mysql_grant_t grant = {
-                .customer = customer,
-                .seller = seller,
-                .coupon = coupon,
-                .customer_len = customer_column.length,
-                .seller_len = seller_column.length,
-                .coupon_len = coupon_column.length,
-                .granted_at = granted_at.value,
-            };
-            args->after_id = id.value;
-            if (args->cb(args->data, &grant) != 0) {
-                mysql_stmt_free_result(stmt);
-                return SK_MYSQL_OK;
-            }
-        }
-        if (status < 0)
-            return SK_MYSQL_UNAVAILABLE;
-        if (rows < PAGE_ROWS)
-            return SK_MYSQL_OK;
-    }
+    args->reader = (page_reader_t){STMT_GRANTS_PAGE, "SELECT grants",    args->params,
+                                   args->columns,    grants_bind_params, grants_deliver};
+    args->customer_column = (text_column_t){args->customer, sizeof(args->customer), 0, 0};
+    args->seller_column = (text_column_t){args->seller, sizeof(args->seller), 0, 0};
+    args->coupon_column = (text_column_t){args->coupon, sizeof(args->coupon), 0, 0};
+    result_int64(&args->columns[0], &args->id);
+    result_text(&args->columns[1], &args->customer_column);
+    result_text(&args->columns[2], &args->seller_column);
+    result_text(&args->columns[3], &args->coupon_column);
+    result_int64(&args->columns[4], &args->granted_at);
+    return read_pages(conn, &args->reader);
 }
 
 sk_mysql_result_t sk_mysql_grants_each(sk_mysql_t *conn,
                                        int (*cb)(void *data, const sk_mysql_grant_t *grant),
                                        void *data)
 {
-    struct grants_each_args args = {cb, data, 0};
+    struct grants_each_args args = {.cb = cb, .data = data};
     return run(conn, grants_each_once, &args);
 }
 
@@ -1284,48 +1319,44 @@ sk_mysql_result_t sk_mysql_revoke(sk_mysql_t *conn, const char *jti, int64_t exp
 }
 
 struct revoked_each_args {
+    page_reader_t reader;
     int64_t now;
     int (*cb)(void *data, const char *jti, int64_t expires_at);
     void *data;
     char after_jti[NAME_BYTES];
     size_t after_jti_len;
+    MYSQL_BIND params[2], columns[2];
+    char jti[NAME_BYTES];
+    text_column_t jti_column;
+    int_column_t expires_at;
 };
+
+static void revoked_bind_params(page_reader_t *reader)
+{
+    struct revoked_each_args *args = (struct revoked_each_args *)reader;
+    bind_int64(&args->params[0], &args->now);
+    bind_text(&args->params[1], args->after_jti, args->after_jti_len);
+}
+
+static int revoked_deliver(page_reader_t *reader)
+{
+    struct revoked_each_args *args = (struct revoked_each_args *)reader;
+    if (finish_text(&args->jti_column) != 0)
+        return -1;
+    memcpy(args->after_jti, args->jti, args->jti_column.length + 1);
+    args->after_jti_len = args->jti_column.length;
+    return args->cb(args->data, args->jti, args->expires_at.value) != 0;
+}
 
 static sk_mysql_result_t revoked_each_once(sk_mysql_t *conn, void *data)
 {
     struct revoked_each_args *args = data;
-    char jti[NAME_BYTES] = "";
-    for (;;) {
-        MYSQL_BIND params[2], columns[2];
-        text_column_t jti_column = {jti, sizeof(jti), 0, 0};
-        int_column_t expires_at;
-        bind_int64(&params[0], &args->now);
-        bind_text(&params[1], args->after_jti, args->after_jti_len);
-        MYSQL_STMT *stmt = execute(conn, STMT_REVOKED_PAGE, params, "SELECT revoked_tokens");
-        if (stmt == NULL)
-            return SK_MYSQL_UNAVAILABLE;
-        result_text(&columns[0], &jti_column);
-        result_int64(&columns[1], &expires_at);
-        if (store_result(conn, stmt, columns, "SELECT revoked_tokens") != 0)
-            return SK_MYSQL_UNAVAILABLE;
-        size_t rows = 0;
-        int status;
-        while ((status = fetch_row(conn, stmt, "SELECT revoked_tokens")) == 1) {
-            ++rows;
-            if (finish_text(&jti_column) != 0)
-                return oversized_row(conn, stmt, "SELECT revoked_tokens");
-            memcpy(args->after_jti, jti, jti_column.length + 1);
-            args->after_jti_len = jti_column.length;
-            if (args->cb(args->data, jti, expires_at.value) != 0) {
-                mysql_stmt_free_result(stmt);
-                return SK_MYSQL_OK;
-            }
-        }
-        if (status < 0)
-            return SK_MYSQL_UNAVAILABLE;
-        if (rows < PAGE_ROWS)
-            return SK_MYSQL_OK;
-    }
+    args->reader = (page_reader_t){STMT_REVOKED_PAGE, "SELECT revoked_tokens", args->params,
+                                   args->columns,     revoked_bind_params,     revoked_deliver};
+    args->jti_column = (text_column_t){args->jti, sizeof(args->jti), 0, 0};
+    result_text(&args->columns[0], &args->jti_column);
+    result_int64(&args->columns[1], &args->expires_at);
+    return read_pages(conn, &args->reader);
 }
 
 sk_mysql_result_t sk_mysql_revoked_each(sk_mysql_t *conn, int64_t now,
