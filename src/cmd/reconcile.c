@@ -386,6 +386,6 @@ done:
     if (r.sql != NULL)
         sk_mysql_close(r.sql);
     if (r.redis != NULL)
-        sk_redis_sync_free(r.redis);
+        sk_redis_sync_close(r.redis);
     return status;
 }

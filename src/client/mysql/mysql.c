@@ -41,6 +41,7 @@
 
 #include <sodium.h>
 
+#include "util/error.h"
 #include "util/log.h"
 #include "util/percent.h"
 
@@ -236,7 +237,7 @@ static int parse_fail(sk_mysql_config_t *out, char *err, size_t errlen, const ch
     if (err != NULL && errlen > 0)
         snprintf(err, errlen, "bad MySQL URL (expected mysql://user[:password]@host[:port]/db): %s",
                  why);
-    return -1;
+    return SK_EINVAL;
 }
 
 int sk_mysql_config_parse(const char *url, sk_mysql_config_t *out, char *err, size_t errlen)

@@ -31,7 +31,7 @@ typedef struct sk_mysql_config {
     char database[128];
 } sk_mysql_config_t;
 
-/* Returns 0, or -1 with a message in `err` (never echoing the password). */
+/* Returns 0, or SK_EINVAL with a message in `err` (never echoing the password). */
 int sk_mysql_config_parse(const char *url, sk_mysql_config_t *out, char *err, size_t errlen);
 
 typedef struct sk_mysql sk_mysql_t;

@@ -226,11 +226,11 @@ sk_redis_sync_t *sk_redis_sync_connect(const sk_redis_config_t *config, uint64_t
     return client;
 
 fail:
-    sk_redis_sync_free(client);
+    sk_redis_sync_close(client);
     return NULL;
 }
 
-void sk_redis_sync_free(sk_redis_sync_t *client)
+void sk_redis_sync_close(sk_redis_sync_t *client)
 {
     if (client == NULL)
         return;

@@ -16,7 +16,7 @@ typedef struct sk_redis_sync sk_redis_sync_t;
  * when no seed answers. Every call below reconnects by itself after a failure. */
 sk_redis_sync_t *sk_redis_sync_connect(const sk_redis_config_t *config, uint64_t timeout_ms,
                                        char *err, size_t errlen);
-void sk_redis_sync_free(sk_redis_sync_t *client);
+void sk_redis_sync_close(sk_redis_sync_t *client);
 
 /* One command on the node of `slot_key`'s slot (argv[1] when NULL), following MOVED and
  * ASK. Returns the reply (free with freeReplyObject), or NULL when the node cannot be

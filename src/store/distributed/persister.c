@@ -455,7 +455,7 @@ static void *persister_main(void *arg)
     if (sql != NULL)
         sk_mysql_close(sql);
     if (redis != NULL)
-        sk_redis_sync_free(redis);
+        sk_redis_sync_close(redis);
     return NULL;
 }
 

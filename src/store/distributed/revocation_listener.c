@@ -165,7 +165,7 @@ static void *listener_main(void *arg)
         }
     }
     if (redis != NULL)
-        sk_redis_sync_free(redis);
+        sk_redis_sync_close(redis);
     return NULL;
 }
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/error.h"
+
 typedef struct load {
     sk_sql_snapshot_t *snapshot;
     int failed;
@@ -101,14 +103,26 @@ int sk_sql_snapshot_load(sk_sql_snapshot_t *snapshot, sk_mysql_t *sql)
 {
     memset(snapshot, 0, sizeof(*snapshot));
     load_t load = {.snapshot = snapshot};
+    int status = SK_ENOMEM;
     snapshot->by_member = sk_index_create();
-    if (snapshot->by_member == NULL ||
-        sk_mysql_coupons_each(sql, collect_coupon, &load) != SK_MYSQL_OK || load.failed ||
-        sk_mysql_grants_each(sql, collect_grant, &load) != SK_MYSQL_OK || load.failed) {
-        sk_sql_snapshot_dispose(snapshot);
-        return -1;
+    if (snapshot->by_member == NULL)
+        goto fail;
+    if (sk_mysql_coupons_each(sql, collect_coupon, &load) != SK_MYSQL_OK && !load.failed) {
+        status = SK_EUNAVAILABLE;
+        goto fail;
     }
+    if (load.failed)
+        goto fail;
+    if (sk_mysql_grants_each(sql, collect_grant, &load) != SK_MYSQL_OK && !load.failed) {
+        status = SK_EUNAVAILABLE;
+        goto fail;
+    }
+    if (load.failed)
+        goto fail;
     return 0;
+fail:
+    sk_sql_snapshot_dispose(snapshot);
+    return status;
 }
 
 sk_sql_coupon_t *sk_sql_snapshot_find(sk_sql_snapshot_t *snapshot, const char *member, size_t len)

@@ -26,8 +26,8 @@ typedef struct sk_sql_snapshot {
     size_t grants; /* every grant row, those of unknown coupons too */
 } sk_sql_snapshot_t;
 
-/* Reads every coupon and grant. Returns 0, or -1 (nothing to dispose) when SQL failed or
- * memory ran out. */
+/* Reads every coupon and grant. Returns 0, or (nothing to dispose) SK_EUNAVAILABLE when
+ * SQL failed or SK_ENOMEM when memory ran out. */
 int sk_sql_snapshot_load(sk_sql_snapshot_t *snapshot, sk_mysql_t *sql);
 
 /* The coupon "seller/name", or NULL. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "store/distributed/store_redis_internal.h"
+#include "util/error.h"
 #include "util/log.h"
 #include "util/signals.h"
 
@@ -733,11 +734,12 @@ typedef struct logout_wait {
     h2o_timeout_entry_t timer;
 } logout_wait_t;
 
+/* "ms-seq" (or "ms") into *ms, *seq. Returns 0, or SK_EINVAL when empty or too long. */
 static int parse_stream_id(const char *text, size_t len, uint64_t *ms, uint64_t *seq)
 {
     char buffer[48];
     if (len == 0 || len >= sizeof(buffer))
-        return -1;
+        return SK_EINVAL;
     memcpy(buffer, text, len);
     buffer[len] = '\0';
     char *dash;

@@ -33,6 +33,7 @@
 
 #include "backends.h"
 #include "client/mysql/mysql.h"
+#include "util/error.h"
 
 #define TIMEOUT_MS 1000
 
@@ -433,12 +434,12 @@ static void test_config_parse(void **state)
     for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
         memset(&config, 0x55, sizeof(config));
         err[0] = '\0';
-        if (sk_mysql_config_parse(bad[i], &config, err, sizeof(err)) != -1)
+        if (sk_mysql_config_parse(bad[i], &config, err, sizeof(err)) != SK_EINVAL)
             fail_msg("accepted %s", bad[i]);
         assert_true(err[0] != '\0');
         assert_int_equal(config.password[0], '\0');
     }
-    assert_int_equal(sk_mysql_config_parse(NULL, &config, err, sizeof(err)), -1);
+    assert_int_equal(sk_mysql_config_parse(NULL, &config, err, sizeof(err)), SK_EINVAL);
 
     /* Values longer than the fields are refused, not cut. */
     char url[2048];
@@ -446,26 +447,27 @@ static void test_config_parse(void **state)
     memset(long_text, 'a', sizeof(long_text) - 1);
     long_text[sizeof(long_text) - 1] = '\0';
     snprintf(url, sizeof(url), "mysql://u:%s@h/db", long_text);
-    assert_int_equal(sk_mysql_config_parse(url, &config, err, sizeof(err)), -1);
+    assert_int_equal(sk_mysql_config_parse(url, &config, err, sizeof(err)), SK_EINVAL);
     snprintf(url, sizeof(url), "mysql://u:pw@%s/db", long_text);
-    assert_int_equal(sk_mysql_config_parse(url, &config, err, sizeof(err)), -1);
+    assert_int_equal(sk_mysql_config_parse(url, &config, err, sizeof(err)), SK_EINVAL);
     snprintf(url, sizeof(url), "mysql://%s:pw@h/db", long_text);
-    assert_int_equal(sk_mysql_config_parse(url, &config, err, sizeof(err)), -1);
+    assert_int_equal(sk_mysql_config_parse(url, &config, err, sizeof(err)), SK_EINVAL);
     snprintf(url, sizeof(url), "mysql://u:pw@h/%s", long_text);
-    assert_int_equal(sk_mysql_config_parse(url, &config, err, sizeof(err)), -1);
+    assert_int_equal(sk_mysql_config_parse(url, &config, err, sizeof(err)), SK_EINVAL);
 
     /* No message repeats the password, whatever went wrong. */
     static const char *const secret_urls[] = {"mysql://u:Secret%zz@h/db", "mysql://u:Secret@h:0/db",
                                               "mysql://u:Secret@h/", "mysql://u:Secret@ho st/db",
                                               "mysql://u:Secret@h/db?x=Secret"};
     for (size_t i = 0; i != sizeof(secret_urls) / sizeof(secret_urls[0]); ++i) {
-        assert_int_equal(sk_mysql_config_parse(secret_urls[i], &config, err, sizeof(err)), -1);
+        assert_int_equal(sk_mysql_config_parse(secret_urls[i], &config, err, sizeof(err)),
+                         SK_EINVAL);
         assert_null(strstr(err, "Secret"));
     }
     /* A tiny error buffer is fine, and so is none. */
-    assert_int_equal(sk_mysql_config_parse("bad", &config, err, 1), -1);
+    assert_int_equal(sk_mysql_config_parse("bad", &config, err, 1), SK_EINVAL);
     assert_int_equal(err[0], '\0');
-    assert_int_equal(sk_mysql_config_parse("bad", &config, NULL, 0), -1);
+    assert_int_equal(sk_mysql_config_parse("bad", &config, NULL, 0), SK_EINVAL);
 }
 
 static void test_connect_failures(void **state)

@@ -268,7 +268,7 @@ static void test_cluster_routing(void **state)
         total += here;
     }
     assert_int_equal(total, KEYS);
-    sk_redis_sync_free(sync);
+    sk_redis_sync_close(sync);
     sk_redis_async_destroy(client);
 }
 
@@ -352,7 +352,7 @@ static void test_cluster_ask_and_moved(void **state)
     run_command(t, client, &tally, 2, get);
     assert_int_equal(tally.errors + tally.nulls, 0);
     sk_redis_async_destroy(client);
-    sk_redis_sync_free(sync);
+    sk_redis_sync_close(sync);
 }
 
 static void test_server_killed_and_restarted(void **state)

@@ -88,7 +88,7 @@ static void test_standalone(void **state)
     assert_int_equal(reply->type, REDIS_REPLY_INTEGER);
     freeReplyObject(reply);
     assert_null(sk_redis_sync_command_on_master(client, 1, 1, dbsize, (size_t[]){6}));
-    sk_redis_sync_free(client);
+    sk_redis_sync_close(client);
 }
 
 static void test_cluster(void **state)
@@ -128,7 +128,7 @@ static void test_cluster(void **state)
         freeReplyObject(reply);
     }
     assert_int_equal(masters_with_keys, 3);
-    sk_redis_sync_free(client);
+    sk_redis_sync_close(client);
 }
 
 static void test_failures(void **state)
@@ -162,7 +162,7 @@ static void test_failures(void **state)
     assert_true(elapsed >= 250 && elapsed < 1500);
     kill(server.pid, SIGCONT);
     expect_reply(run(client, 1, ping), "PONG");
-    sk_redis_sync_free(client);
+    sk_redis_sync_close(client);
 
     /* Nobody listening: connect fails with a message. */
     sk_redis_config_t config;
