@@ -69,6 +69,33 @@ static void job_init(test_job_t *job, int *completed)
     job->completed = completed;
 }
 
+/* A loop with its queue and one workpool receiver on it, as a worker thread has. */
+typedef struct loop {
+    h2o_evloop_t *loop;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+} loop_t;
+
+static int loop_setup(void **state)
+{
+    loop_t *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    sk_test_loop_create(&f->loop, &f->queue);
+    sk_workpool_receiver_init(&f->receiver, f->queue);
+    *state = f;
+    return 0;
+}
+
+static int loop_teardown(void **state)
+{
+    loop_t *f = *state;
+    sk_workpool_receiver_dispose(&f->receiver);
+    sk_test_loop_destroy(f->loop, f->queue);
+    free(f);
+    return 0;
+}
+
 static sk_workpool_t *pool_create(int threads)
 {
     sk_workpool_config_t config = {.threads = threads, .name = "test"};
@@ -79,12 +106,7 @@ static sk_workpool_t *pool_create(int threads)
 
 static void test_job_runs_on_pool_and_completes_on_loop(void **state)
 {
-    (void)state;
-    h2o_evloop_t *loop;
-    h2o_multithread_queue_t *queue;
-    h2o_multithread_receiver_t receiver;
-    sk_test_loop_create(&loop, &queue);
-    sk_workpool_receiver_init(&receiver, queue);
+    loop_t *f = *state;
     sk_workpool_t *pool = pool_create(2);
     loop_thread = pthread_self();
 
@@ -92,9 +114,9 @@ static void test_job_runs_on_pool_and_completes_on_loop(void **state)
     int completed = 0;
     job_init(&job, &completed);
     job.sleep_us = 20000; /* still running when submit returns */
-    sk_workpool_submit(pool, &receiver, &job.work);
+    sk_workpool_submit(pool, &f->receiver, &job.work);
     assert_int_equal(job.dones, 0);
-    assert_int_equal(sk_test_run_until(loop, &completed, 1), 1);
+    assert_int_equal(sk_test_run_until(f->loop, &completed, 1), 1);
     assert_int_equal(atomic_load(&job.runs), 1);
     assert_int_equal(job.dones, 1);
     assert_int_equal(job.ran_before_done, 1);
@@ -102,8 +124,6 @@ static void test_job_runs_on_pool_and_completes_on_loop(void **state)
     assert_int_equal(pthread_equal(job.run_thread, loop_thread), 0);
 
     sk_workpool_destroy(pool);
-    sk_workpool_receiver_dispose(&receiver);
-    sk_test_loop_destroy(loop, queue);
 }
 
 /* Two loops: each job's done runs only when its own loop runs. */
@@ -149,12 +169,7 @@ static void test_completion_goes_to_the_submitting_loop(void **state)
 /* One slow thread, a long queue, destroy at once: it returns after all of them ran. */
 static void test_destroy_runs_the_queued_jobs(void **state)
 {
-    (void)state;
-    h2o_evloop_t *loop;
-    h2o_multithread_queue_t *queue;
-    h2o_multithread_receiver_t receiver;
-    sk_test_loop_create(&loop, &queue);
-    sk_workpool_receiver_init(&receiver, queue);
+    loop_t *f = *state;
     sk_workpool_t *pool = pool_create(1);
     loop_thread = pthread_self();
 
@@ -164,15 +179,13 @@ static void test_destroy_runs_the_queued_jobs(void **state)
     for (int i = 0; i != JOBS; ++i) {
         job_init(&jobs[i], &completed);
         jobs[i].sleep_us = 5000;
-        sk_workpool_submit(pool, &receiver, &jobs[i].work);
+        sk_workpool_submit(pool, &f->receiver, &jobs[i].work);
     }
     sk_workpool_destroy(pool);
     for (int i = 0; i != JOBS; ++i)
         assert_int_equal(atomic_load(&jobs[i].runs), 1);
     assert_int_equal(completed, 0); /* done waits for the loop */
-    assert_int_equal(sk_test_run_until(loop, &completed, JOBS), JOBS);
-    sk_workpool_receiver_dispose(&receiver);
-    sk_test_loop_destroy(loop, queue);
+    assert_int_equal(sk_test_run_until(f->loop, &completed, JOBS), JOBS);
 }
 
 /* Each thread's slot: counts the jobs that thread ran; thread_exit adds the counts up. */
@@ -204,12 +217,7 @@ static void add_slot(void *thread_state, void *data)
 
 static void test_thread_state_kept_and_handed_to_thread_exit(void **state)
 {
-    (void)state;
-    h2o_evloop_t *loop;
-    h2o_multithread_queue_t *queue;
-    h2o_multithread_receiver_t receiver;
-    sk_test_loop_create(&loop, &queue);
-    sk_workpool_receiver_init(&receiver, queue);
+    loop_t *f = *state;
     slot_totals_t totals = {.lock = PTHREAD_MUTEX_INITIALIZER};
     sk_workpool_config_t config = {
         .threads = 3, .name = "test", .thread_exit = add_slot, .data = &totals};
@@ -223,14 +231,12 @@ static void test_thread_state_kept_and_handed_to_thread_exit(void **state)
     for (int i = 0; i != JOBS; ++i) {
         job_init(&jobs[i], &completed);
         jobs[i].work.run = count_in_slot;
-        sk_workpool_submit(pool, &receiver, &jobs[i].work);
+        sk_workpool_submit(pool, &f->receiver, &jobs[i].work);
     }
     sk_workpool_destroy(pool);
     assert_int_equal(totals.exits, 3);
     assert_int_equal(totals.jobs, JOBS);
-    assert_int_equal(sk_test_run_until(loop, &completed, JOBS), JOBS);
-    sk_workpool_receiver_dispose(&receiver);
-    sk_test_loop_destroy(loop, queue);
+    assert_int_equal(sk_test_run_until(f->loop, &completed, JOBS), JOBS);
 }
 
 /* Several threads submit at once to one pool and one loop. */
@@ -253,12 +259,7 @@ static void *produce(void *arg)
 
 static void test_many_producers(void **state)
 {
-    (void)state;
-    h2o_evloop_t *loop;
-    h2o_multithread_queue_t *queue;
-    h2o_multithread_receiver_t receiver;
-    sk_test_loop_create(&loop, &queue);
-    sk_workpool_receiver_init(&receiver, queue);
+    loop_t *f = *state;
     sk_workpool_t *pool = pool_create(3);
     loop_thread = pthread_self();
 
@@ -269,12 +270,12 @@ static void test_many_producers(void **state)
         job_init(&jobs[i], &completed);
     producer_t producers[PRODUCERS];
     for (int p = 0; p != PRODUCERS; ++p) {
-        producers[p] =
-            (producer_t){.pool = pool, .receiver = &receiver, .jobs = jobs + (size_t)p * JOBS_EACH};
+        producers[p] = (producer_t){
+            .pool = pool, .receiver = &f->receiver, .jobs = jobs + (size_t)p * JOBS_EACH};
         assert_int_equal(pthread_create(&producers[p].thread, NULL, produce, &producers[p]), 0);
     }
     /* Completions arrive while the producers still submit. */
-    assert_int_equal(sk_test_run_until(loop, &completed, PRODUCERS * JOBS_EACH),
+    assert_int_equal(sk_test_run_until(f->loop, &completed, PRODUCERS * JOBS_EACH),
                      PRODUCERS * JOBS_EACH);
     for (int p = 0; p != PRODUCERS; ++p)
         pthread_join(producers[p].thread, NULL);
@@ -285,21 +286,22 @@ static void test_many_producers(void **state)
         assert_int_equal(jobs[i].done_on_loop_thread, 1);
     }
     sk_workpool_destroy(pool);
-    h2o_evloop_run(loop, 0);
+    h2o_evloop_run(f->loop, 0);
     assert_int_equal(completed, PRODUCERS * JOBS_EACH);
     free(jobs);
-    sk_workpool_receiver_dispose(&receiver);
-    sk_test_loop_destroy(loop, queue);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_job_runs_on_pool_and_completes_on_loop),
+        cmocka_unit_test_setup_teardown(test_job_runs_on_pool_and_completes_on_loop, loop_setup,
+                                        loop_teardown),
         cmocka_unit_test(test_completion_goes_to_the_submitting_loop),
-        cmocka_unit_test(test_destroy_runs_the_queued_jobs),
-        cmocka_unit_test(test_thread_state_kept_and_handed_to_thread_exit),
-        cmocka_unit_test(test_many_producers),
+        cmocka_unit_test_setup_teardown(test_destroy_runs_the_queued_jobs, loop_setup,
+                                        loop_teardown),
+        cmocka_unit_test_setup_teardown(test_thread_state_kept_and_handed_to_thread_exit,
+                                        loop_setup, loop_teardown),
+        cmocka_unit_test_setup_teardown(test_many_producers, loop_setup, loop_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
