@@ -122,19 +122,23 @@ static void pair_close(pair_t *pair)
     h2o_evloop_destroy(pair->loop);
 }
 
+/* Reads, then stops reading (h2o's epoll_ctl ADD, then DEL): the socket is kept. */
+static void read_then_stop(pair_t *pair)
+{
+    h2o_socket_read_start(pair->sock, on_read);
+    turn(pair, 0);
+    assert_true(registered(pair->epfd, pair->sock_fd));
+    h2o_socket_read_stop(pair->sock);
+    turn(pair, 0);
+    assert_true(registered(pair->epfd, pair->sock_fd)); /* the DEL only marked it as kept */
+}
+
 static void test_stopped_socket_stays_registered(void **state)
 {
     (void)state;
     pair_t pair;
     pair_open(&pair);
-    h2o_socket_read_start(pair.sock, on_read);
-    turn(&pair, 0);
-    assert_true(registered(pair.epfd, pair.sock_fd));
-
-    h2o_socket_read_stop(pair.sock); /* h2o's epoll_ctl(DEL): only marked as kept */
-    turn(&pair, 0);
-    assert_true(registered(pair.epfd, pair.sock_fd));
-
+    read_then_stop(&pair);
     h2o_socket_read_start(pair.sock, on_read); /* its ADD: nothing to do */
     turn(&pair, 0);
     assert_true(registered(pair.epfd, pair.sock_fd));
@@ -149,12 +153,7 @@ static void test_event_on_kept_socket_removes_it(void **state)
     (void)state;
     pair_t pair;
     pair_open(&pair);
-    h2o_socket_read_start(pair.sock, on_read);
-    turn(&pair, 0);
-    h2o_socket_read_stop(pair.sock);
-    turn(&pair, 0);
-    assert_true(registered(pair.epfd, pair.sock_fd));
-
+    read_then_stop(&pair);
     assert_int_equal(write(pair.peer, "x", 1), 1);
     turn(&pair, 100); /* the event arrives, is dropped, and the registration goes */
     assert_int_equal(pair.reads, 0);
@@ -175,12 +174,7 @@ static void test_close_of_kept_socket_removes_it(void **state)
     pair_open(&pair);
     int duplicate = dup(pair.sock_fd); /* keeps the file, and so its registration, alive */
     assert_true(duplicate >= 0);
-    h2o_socket_read_start(pair.sock, on_read);
-    turn(&pair, 0);
-    h2o_socket_read_stop(pair.sock);
-    turn(&pair, 0);
-    assert_true(registered(pair.epfd, pair.sock_fd));
-
+    read_then_stop(&pair);
     h2o_socket_close(pair.sock);
     pair.sock = NULL;
     turn(&pair, 0);
@@ -196,11 +190,7 @@ static void test_next_loop_is_managed(void **state)
      * thread's loop now, though h2o left their epoll fds open. */
     pair_t pair;
     pair_open(&pair);
-    h2o_socket_read_start(pair.sock, on_read);
-    turn(&pair, 0);
-    h2o_socket_read_stop(pair.sock);
-    turn(&pair, 0);
-    assert_true(registered(pair.epfd, pair.sock_fd));
+    read_then_stop(&pair);
     pair_close(&pair);
 }
 
