@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http/h2o_patches.h"
+#include "http/error_json.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/sdnotify.h"
@@ -343,6 +343,7 @@ static void configure_h2o(const sk_http_config_t *config)
     globalconf.http1.upgrade_to_http2 = 0;
     h2o_hostconf_t *hostconf =
         h2o_config_register_host(&globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    sk_error_json_register(hostconf);
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = handle_request;
@@ -386,7 +387,6 @@ static void set_connection_cap(const sk_http_config_t *config)
 
 int sk_http_serve(const sk_http_config_t *config, const sk_http_app_t *app)
 {
-    sk_http_patches_link();
     set_connection_cap(config);
     configure_h2o(config);
     int listen_fd = open_listener(config);

@@ -11,7 +11,7 @@
  *
  * hiredis owns and closes the fd. Before it does (its cleanup hook runs just before
  * redisFree), the h2o socket is detached with h2o_socket_export and the exported fd is
- * dropped unclosed. src/http/h2o_patches.c defers epoll deregistrations; its close()
+ * dropped unclosed. src/http/epoll_keep.c defers epoll deregistrations; its close()
  * finishes the deferred one, so a number reused by the next connection starts clean.
  *
  * Failure never hangs a caller: a broken connection gives its pending commands a NULL

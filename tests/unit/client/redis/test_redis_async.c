@@ -1,6 +1,7 @@
 /*
  * Tests of src/client/redis/async.c against real servers (backends.h) on an h2o loop with
- * h2o_patches.c's epoll and close interposition linked in, as in the service: ten thousand
+ * src/http/epoll_keep.c's epoll and close interposition linked in, as in the service (every
+ * executable linking sk_core has it, see CMakeLists.txt): ten thousand
  * INCRs issued in one turn answered in order; EVALSHA falling back to EVAL after SCRIPT
  * FLUSH; keys routed over the three masters of a Cluster; ASK and MOVED followed during a
  * real slot migration; and, on a redis-server of the test's own: a killed server (NULL
@@ -22,7 +23,6 @@
 
 #include "backends.h"
 #include "fixture.h"
-#include "http/h2o_patches.h"
 #include "redis_server.h"
 #include "client/redis/async.h"
 #include "client/redis/sync.h"
@@ -533,7 +533,6 @@ static void test_no_server(void **state)
 
 int main(void)
 {
-    sk_http_patches_link(); /* the service's epoll_ctl / epoll_wait / close, as in production */
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pipelining, setup, teardown),
