@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api/body.h"
+#include "util/error.h"
 #include "util/log.h"
 
 #define ERROR_BODY(message) "{\"errMsg\":\"" message "\"}"
@@ -105,7 +106,7 @@ int sk_api__authenticate(api_request_t *r)
         return 0;
     case SK_TOKEN_UNAVAILABLE:
         sk_api__send_unavailable(r);
-        return -1;
+        return SK_EUNAVAILABLE;
     case SK_TOKEN_MISSING:
         message = ERROR_BODY("Not Authorized.");
         break;
@@ -120,7 +121,7 @@ int sk_api__authenticate(api_request_t *r)
         break;
     }
     sk_api__send_json(r, 401, h2o_iovec_init(message, strlen(message)));
-    return -1;
+    return SK_EINVAL;
 }
 
 json_t *sk_api__parse_body(api_request_t *r, int with_kind)
@@ -148,7 +149,7 @@ int sk_api__string_field(api_request_t *r, json_t *body, const char *name, h2o_i
     if (!json_is_string(value)) {
         sk_api__send_json(r, 400,
                           h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Only receive JSON format."))));
-        return -1;
+        return SK_EINVAL;
     }
     /* The body's strings die with the json_t: the handler copies what it keeps. */
     *out = h2o_iovec_init(json_string_value(value), json_string_length(value));

@@ -60,8 +60,9 @@ void sk_api__send_too_many(api_request_t *r, int64_t retry_after_usec);
 void sk_api__send_value(api_request_t *r, int status, json_t *value);
 
 /*
- * Checks the request's token. Returns 0 with r->claims set, or -1 after answering 401 with
- * the message of API.md (503 while the store cannot tell this deployment's tokens yet).
+ * Checks the request's token. Returns 0 with r->claims set; otherwise the request is
+ * answered: SK_EINVAL after 401 with the message of API.md, SK_EUNAVAILABLE after 503
+ * (while the store cannot tell this deployment's tokens yet).
  * The caller compares r->claims->uid wherever it looks the user up anyway.
  */
 int sk_api__authenticate(api_request_t *r);
@@ -73,7 +74,7 @@ json_t *sk_api__parse_body(api_request_t *r, int with_kind);
 /*
  * A string field by API.md's conventions: absent or null reads as empty; a non-string
  * value cannot be decoded into a string and answers 400 "Only receive JSON format.".
- * Returns 0, or -1 after answering.
+ * Returns 0, or SK_EINVAL after answering.
  */
 int sk_api__string_field(api_request_t *r, json_t *body, const char *name, h2o_iovec_t *out);
 
