@@ -226,16 +226,30 @@ static void *thread_create(void *data, h2o_context_t *context, h2o_multithread_q
     thread->api = api;
     thread->context = context;
     thread->store = sk_store_thread_create(api->store, context->loop, queue);
+    if (thread->store == NULL)
+        goto fail;
     thread->tokens =
         sk_token_cache_create(api->config.jwt_secret, api->config.jwt_secret_len, api->store);
+    if (thread->tokens == NULL)
+        goto fail;
     thread->password_receiver = sk_password_receiver_create(queue);
+    if (thread->password_receiver == NULL)
+        goto fail;
+    /* Owned by api->metrics, which frees it with the rest of the counters. */
     thread->metrics = sk_metrics_thread_create(api->metrics);
-    if (thread->store == NULL || thread->tokens == NULL || thread->password_receiver == NULL ||
-        thread->metrics == NULL) {
-        sk_log(SK_LOG_ERROR, "api", "out of memory setting up a worker thread");
-        return NULL; /* the process exits: nothing to free carefully */
-    }
+    if (thread->metrics == NULL)
+        goto fail;
     return thread;
+fail:
+    sk_log(SK_LOG_ERROR, "api", "out of memory setting up a worker thread");
+    if (thread->password_receiver != NULL)
+        sk_password_receiver_destroy(thread->password_receiver);
+    if (thread->tokens != NULL)
+        sk_token_cache_destroy(thread->tokens);
+    if (thread->store != NULL)
+        sk_store_thread_destroy(api->store, thread->store);
+    free(thread);
+    return NULL;
 }
 
 static int thread_busy(void *thread_data)
