@@ -513,14 +513,30 @@ static void test_path_owner_before_json(void **state)
     done(&r);
 }
 
+/* A body and the 400 errMsg it must get. */
+typedef struct bad_body {
+    const char *body, *err_msg;
+} bad_body_t;
+
+/* Posts each body to `path` and checks its 400; none may reach the store. */
+static void expect_bad_bodies(harness_t *h, const char *path, const char *token,
+                              const bad_body_t *cases, size_t count)
+{
+    for (size_t i = 0; i != count; ++i) {
+        response_t r;
+        request(h, &r, "POST", path, token, cases[i].body);
+        expect(&r, 400, cases[i].err_msg);
+        done(&r);
+    }
+    assert_int_equal(sk_fake_store_all_calls(h->fake), 0);
+}
+
 static void test_create_json_then_fields(void **state)
 {
     harness_t *h = *state;
     char token[SK_JWT_MAX_TOKEN];
     make_token("saler_a", "saler", h->seller_a, token, sizeof(token));
-    static const struct {
-        const char *body, *err_msg;
-    } cases[] = {
+    static const bad_body_t cases[] = {
         {"not json", "Only receive JSON format."},
         {"[1]", "Only receive JSON format."},
         {"", "Only receive JSON format."},
@@ -547,13 +563,8 @@ static void test_create_json_then_fields(void **state)
         {"{\"amount\":5,\"stock\":1,\"name\":\"n\",\"description\":\"d\",\"end_at\":\"soon\"}",
          "Sale window invalid."},
     };
-    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
-        response_t r;
-        request(h, &r, "POST", "/api/users/saler_a/coupons", token, cases[i].body);
-        expect(&r, 400, cases[i].err_msg);
-        done(&r);
-    }
-    assert_int_equal(sk_fake_store_all_calls(h->fake), 0);
+    expect_bad_bodies(h, "/api/users/saler_a/coupons", token, cases,
+                      sizeof(cases) / sizeof(cases[0]));
 }
 
 static void test_create_outcomes(void **state)
@@ -593,9 +604,7 @@ static void test_create_outcomes(void **state)
 static void test_register_field_order(void **state)
 {
     harness_t *h = *state;
-    static const struct {
-        const char *body, *err_msg;
-    } cases[] = {
+    static const bad_body_t cases[] = {
         {"{\"username\":", "Only receive JSON format."},
         {"{\"username\":\"\",\"password\":\"\",\"kind\":\"x\"}", "User name too short."},
         {"{\"username\":\"u\",\"password\":\"\",\"kind\":\"x\"}", "Password too short."},
@@ -605,13 +614,7 @@ static void test_register_field_order(void **state)
         {"{\"username\":\"a b\",\"password\":\"p\",\"kind\":\"customer\"}", "Invalid user name."},
         {"{\"username\":[],\"password\":\"p\",\"kind\":\"customer\"}", "Only receive JSON format."},
     };
-    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
-        response_t r;
-        request(h, &r, "POST", "/api/users", NULL, cases[i].body);
-        expect(&r, 400, cases[i].err_msg);
-        done(&r);
-    }
-    assert_int_equal(sk_fake_store_all_calls(h->fake), 0);
+    expect_bad_bodies(h, "/api/users", NULL, cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 static void test_register_outcomes(void **state)

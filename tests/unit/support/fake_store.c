@@ -100,19 +100,20 @@ static void complete(sk_store_op_t *base, sk_store_result_t result)
     base->on_done(base);
 }
 
-/* Counts a call of `op` and records its arguments. Returns 1 with the scripted answer in
- * *result when one was queued (the caller then completes with it and does nothing else). */
-static int begin(sk_fake_store_t *fake, sk_fake_op_t op, const sk_fake_call_t *call,
-                 sk_store_result_t *result)
+/* Counts a call of `op`, records its arguments and, when an answer was scripted, completes
+ * `base` with it and returns 1: the caller then does nothing more. */
+static int begin(sk_fake_store_t *fake, sk_fake_op_t op, sk_store_op_t *base,
+                 const sk_fake_call_t *call)
 {
     ++fake->calls[op];
     fake->last[op] = *call;
     if (fake->scripted[op].count == 0)
         return 0;
-    *result = fake->scripted[op].answers[0];
+    sk_store_result_t result = fake->scripted[op].answers[0];
     --fake->scripted[op].count;
     memmove(fake->scripted[op].answers, fake->scripted[op].answers + 1,
             fake->scripted[op].count * sizeof(fake->scripted[op].answers[0]));
+    complete(base, result);
     return 1;
 }
 
@@ -145,11 +146,8 @@ static void fake_user_register(sk_store_thread_t *thread, sk_store_user_register
     sk_fake_store_t *fake = thread->fake;
     sk_fake_call_t call = {0};
     copy_field(call.user, sizeof(call.user), op->username.base, op->username.len);
-    sk_store_result_t scripted;
-    if (begin(fake, SK_FAKE_USER_REGISTER, &call, &scripted)) {
-        complete(&op->op, scripted);
+    if (begin(fake, SK_FAKE_USER_REGISTER, &op->op, &call))
         return;
-    }
     if (find_user(fake, op->username) != NULL || fake->user_count == MAX_USERS) {
         complete(&op->op, SK_STORE_DUPLICATE);
         return;
@@ -163,11 +161,8 @@ static void fake_user_find(sk_store_thread_t *thread, sk_store_user_find_t *op)
     sk_fake_store_t *fake = thread->fake;
     sk_fake_call_t call = {0};
     copy_field(call.user, sizeof(call.user), op->username.base, op->username.len);
-    sk_store_result_t scripted;
-    if (begin(fake, SK_FAKE_USER_FIND, &call, &scripted)) {
-        complete(&op->op, scripted);
+    if (begin(fake, SK_FAKE_USER_FIND, &op->op, &call))
         return;
-    }
     fake_user_t *user = find_user(fake, op->username);
     if (user == NULL) {
         complete(&op->op, SK_STORE_NOT_FOUND);
@@ -186,11 +181,8 @@ static void fake_coupon_create(sk_store_thread_t *thread, sk_store_coupon_create
     copy_field(call.seller, sizeof(call.seller), op->seller.base, op->seller.len);
     copy_field(call.name, sizeof(call.name), op->name.base, op->name.len);
     call.user_id = op->seller_id;
-    sk_store_result_t scripted;
-    if (begin(fake, SK_FAKE_COUPON_CREATE, &call, &scripted)) {
-        complete(&op->op, scripted);
+    if (begin(fake, SK_FAKE_COUPON_CREATE, &op->op, &call))
         return;
-    }
     fake_user_t *seller = find_user(fake, op->seller);
     if (seller == NULL || seller->kind != SK_USER_SELLER || seller->id != op->seller_id) {
         complete(&op->op, SK_STORE_NOT_FOUND);
@@ -231,11 +223,8 @@ static void fake_coupon_list(sk_store_thread_t *thread, sk_store_coupon_list_t *
     sk_fake_call_t call = {0};
     copy_field(call.user, sizeof(call.user), op->username.base, op->username.len);
     call.page = op->page;
-    sk_store_result_t scripted;
-    if (begin(fake, SK_FAKE_COUPON_LIST, &call, &scripted)) {
-        complete(&op->op, scripted);
+    if (begin(fake, SK_FAKE_COUPON_LIST, &op->op, &call))
         return;
-    }
     fake_user_t *user = find_user(fake, op->username);
     if (user == NULL) {
         complete(&op->op, SK_STORE_NOT_FOUND);
@@ -273,11 +262,8 @@ static void fake_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
     copy_field(call.seller, sizeof(call.seller), op->seller.base, op->seller.len);
     copy_field(call.name, sizeof(call.name), op->name.base, op->name.len);
     call.user_id = op->customer_id;
-    sk_store_result_t scripted;
-    if (begin(fake, SK_FAKE_GRAB, &call, &scripted)) {
-        complete(&op->op, scripted);
+    if (begin(fake, SK_FAKE_GRAB, &op->op, &call))
         return;
-    }
     /* As the embedded store: the customer is looked up, and must be the token's. */
     fake_user_t *customer = find_user(fake, op->customer);
     if (customer == NULL || customer->id != op->customer_id) {
@@ -323,11 +309,8 @@ static void fake_revoke(sk_store_thread_t *thread, sk_store_revoke_t *op)
     sk_fake_store_t *fake = thread->fake;
     sk_fake_call_t call = {0};
     copy_field(call.jti, sizeof(call.jti), op->jti, strlen(op->jti));
-    sk_store_result_t scripted;
-    if (begin(fake, SK_FAKE_REVOKE, &call, &scripted)) {
-        complete(&op->op, scripted);
+    if (begin(fake, SK_FAKE_REVOKE, &op->op, &call))
         return;
-    }
     if (fake->revoked_count == MAX_REVOKED) {
         complete(&op->op, SK_STORE_UNAVAILABLE);
         return;
@@ -341,13 +324,9 @@ static void fake_rate_take(sk_store_thread_t *thread, sk_store_rate_take_t *op)
 {
     sk_fake_call_t call = {0};
     copy_field(call.user, sizeof(call.user), op->user.base, op->user.len);
-    sk_store_result_t scripted;
-    if (begin(thread->fake, SK_FAKE_RATE_TAKE, &call, &scripted)) {
-        if (scripted == SK_STORE_LIMITED)
-            op->retry_after_usec = 1500000;
-        complete(&op->op, scripted);
+    op->retry_after_usec = 1500000; /* read only when a scripted LIMITED answers */
+    if (begin(thread->fake, SK_FAKE_RATE_TAKE, &op->op, &call))
         return;
-    }
     complete(&op->op, SK_STORE_OK);
 }
 
