@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "api/body.h"
+#include "util/error.h"
 #include "util/log.h"
 
 #define ERROR_BODY(message) "{\"errMsg\":\"" message "\"}"
@@ -21,7 +22,7 @@ static uint64_t monotonic_usec(void)
     return (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
 }
 
-int64_t api_unix_now(api_request_t *r)
+int64_t sk_api__unix_now(api_request_t *r)
 {
     (void)r;
     struct timespec now;
@@ -37,35 +38,35 @@ static void count_answer(api_request_t *r, int status)
                              monotonic_usec() - r->started_usec);
 }
 
-void api_send_json(api_request_t *r, int status, h2o_iovec_t body)
+void sk_api__send_json(api_request_t *r, int status, h2o_iovec_t body)
 {
     count_answer(r, status);
     sk_http_send_json(r->req, status, body);
 }
 
-void api_send_error(api_request_t *r, int status, const char *message)
+void sk_api__send_error(api_request_t *r, int status, const char *message)
 {
     json_t *body = json_pack("{s:s}", "errMsg", message);
     if (body == NULL) {
-        api_send_json(r, 500, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Out of memory."))));
+        sk_api__send_json(r, 500, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Out of memory."))));
         return;
     }
-    api_send_value(r, status, body);
+    sk_api__send_value(r, status, body);
 }
 
-void api_send_value(api_request_t *r, int status, json_t *value)
+void sk_api__send_value(api_request_t *r, int status, json_t *value)
 {
     char *text = json_dumps(value, JSON_COMPACT);
     json_decref(value);
     if (text == NULL) {
-        api_send_json(r, 500, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Out of memory."))));
+        sk_api__send_json(r, 500, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Out of memory."))));
         return;
     }
-    api_send_json(r, status, h2o_iovec_init(text, strlen(text)));
+    sk_api__send_json(r, status, h2o_iovec_init(text, strlen(text)));
     free(text); /* sk_http_send_json copied it */
 }
 
-void api_send_no_content(api_request_t *r, const char *reason)
+void sk_api__send_no_content(api_request_t *r, const char *reason)
 {
     if (reason != NULL)
         h2o_add_header_by_str(&r->req->pool, &r->req->res.headers, H2O_STRLIT("x-seckill-reason"),
@@ -74,37 +75,38 @@ void api_send_no_content(api_request_t *r, const char *reason)
     sk_http_send_no_content(r->req);
 }
 
-void api_send_unavailable(api_request_t *r)
+void sk_api__send_unavailable(api_request_t *r)
 {
     h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
                    H2O_STRLIT("1"));
-    api_send_json(r, 503,
-                  h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Service temporarily unavailable."))));
+    sk_api__send_json(r, 503,
+                      h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Service temporarily unavailable."))));
 }
 
-void api_send_too_many(api_request_t *r, int64_t retry_after_usec)
+void sk_api__send_too_many(api_request_t *r, int64_t retry_after_usec)
 {
     int64_t seconds = (retry_after_usec + 999999) / 1000000;
     char *value = h2o_mem_alloc_pool(&r->req->pool, sizeof(H2O_INT64_LONGEST_STR));
     size_t len = (size_t)snprintf(value, sizeof(H2O_INT64_LONGEST_STR), "%lld",
                                   (long long)(seconds < 1 ? 1 : seconds));
     h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, value, len);
-    api_send_json(r, 429, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Too many requests."))));
+    sk_api__send_json(r, 429, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Too many requests."))));
 }
 
-int api_authenticate(api_request_t *r)
+int sk_api__authenticate(api_request_t *r)
 {
     h2o_req_t *req = r->req;
     ssize_t index = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     const char *header = index >= 0 ? req->headers.entries[index].value.base : NULL;
     size_t header_len = index >= 0 ? req->headers.entries[index].value.len : 0;
     const char *message;
-    switch (sk_token_check(r->thread->tokens, header, header_len, api_unix_now(r), &r->claims)) {
+    switch (
+        sk_token_check(r->thread->tokens, header, header_len, sk_api__unix_now(r), &r->claims)) {
     case SK_TOKEN_OK:
         return 0;
     case SK_TOKEN_UNAVAILABLE:
-        api_send_unavailable(r);
-        return -1;
+        sk_api__send_unavailable(r);
+        return SK_EUNAVAILABLE;
     case SK_TOKEN_MISSING:
         message = ERROR_BODY("Not Authorized.");
         break;
@@ -118,25 +120,26 @@ int api_authenticate(api_request_t *r)
         message = ERROR_BODY("Token is invalid.");
         break;
     }
-    api_send_json(r, 401, h2o_iovec_init(message, strlen(message)));
-    return -1;
+    sk_api__send_json(r, 401, h2o_iovec_init(message, strlen(message)));
+    return SK_EINVAL;
 }
 
-json_t *api_parse_body(api_request_t *r, int with_kind)
+json_t *sk_api__parse_body(api_request_t *r, int with_kind)
 {
     json_t *body = sk_body_parse_object(r->req->entity.base, r->req->entity.len);
     if (body != NULL)
         return body;
     if (with_kind)
-        api_send_json(
+        sk_api__send_json(
             r, 400,
             h2o_iovec_init(H2O_STRLIT("{\"kind\":\"\",\"errMsg\":\"Only receive JSON format.\"}")));
     else
-        api_send_json(r, 400, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Only receive JSON format."))));
+        sk_api__send_json(r, 400,
+                          h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Only receive JSON format."))));
     return NULL;
 }
 
-int api_string_field(api_request_t *r, json_t *body, const char *name, h2o_iovec_t *out)
+int sk_api__string_field(api_request_t *r, json_t *body, const char *name, h2o_iovec_t *out)
 {
     json_t *value = json_object_get(body, name);
     if (value == NULL || json_is_null(value)) {
@@ -144,8 +147,9 @@ int api_string_field(api_request_t *r, json_t *body, const char *name, h2o_iovec
         return 0;
     }
     if (!json_is_string(value)) {
-        api_send_json(r, 400, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Only receive JSON format."))));
-        return -1;
+        sk_api__send_json(r, 400,
+                          h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Only receive JSON format."))));
+        return SK_EINVAL;
     }
     /* The body's strings die with the json_t: the handler copies what it keeps. */
     *out = h2o_iovec_init(json_string_value(value), json_string_length(value));
@@ -164,50 +168,51 @@ static void handle(void *thread_data, h2o_req_t *req)
 
     sk_router_match(&req->pool, req->path, &r->route);
     if (r->route.id == SK_ROUTE_NOT_FOUND) {
-        api_send_json(r, 404, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Not found."))));
+        sk_api__send_json(r, 404, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Not found."))));
         return;
     }
     sk_method_t method = sk_router_method(req->method);
     if ((sk_router_allowed(r->route.id) & method) == 0) {
         const char *allow = sk_router_allow_header(r->route.id);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
-        api_send_json(r, 405, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Method not allowed."))));
+        sk_api__send_json(r, 405, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Method not allowed."))));
         return;
     }
     if (req->entity.len > thread->api->config.max_body) {
-        api_send_json(r, 413, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Request body too large."))));
+        sk_api__send_json(r, 413,
+                          h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Request body too large."))));
         return;
     }
     switch (r->route.id) {
     case SK_ROUTE_USERS:
-        api_handle_register(r);
+        sk_api__handle_register(r);
         break;
     case SK_ROUTE_AUTH:
-        api_handle_login(r);
+        sk_api__handle_login(r);
         break;
     case SK_ROUTE_LOGOUT:
-        api_handle_logout(r);
+        sk_api__handle_logout(r);
         break;
     case SK_ROUTE_COUPONS:
         if (method == SK_METHOD_GET)
-            api_handle_coupon_list(r);
+            sk_api__handle_coupon_list(r);
         else
-            api_handle_coupon_create(r);
+            sk_api__handle_coupon_create(r);
         break;
     case SK_ROUTE_GRAB:
-        api_handle_grab(r);
+        sk_api__handle_grab(r);
         break;
     case SK_ROUTE_HEALTHZ:
-        api_handle_healthz(r);
+        sk_api__handle_healthz(r);
         break;
     case SK_ROUTE_READYZ:
-        api_handle_readyz(r);
+        sk_api__handle_readyz(r);
         break;
     case SK_ROUTE_METRICS:
-        api_handle_metrics(r);
+        sk_api__handle_metrics(r);
         break;
     default:
-        api_send_json(r, 404, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Not found."))));
+        sk_api__send_json(r, 404, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Not found."))));
         break;
     }
 }
@@ -221,16 +226,30 @@ static void *thread_create(void *data, h2o_context_t *context, h2o_multithread_q
     thread->api = api;
     thread->context = context;
     thread->store = sk_store_thread_create(api->store, context->loop, queue);
+    if (thread->store == NULL)
+        goto fail;
     thread->tokens =
         sk_token_cache_create(api->config.jwt_secret, api->config.jwt_secret_len, api->store);
+    if (thread->tokens == NULL)
+        goto fail;
     thread->password_receiver = sk_password_receiver_create(queue);
+    if (thread->password_receiver == NULL)
+        goto fail;
+    /* Owned by api->metrics, which frees it with the rest of the counters. */
     thread->metrics = sk_metrics_thread_create(api->metrics);
-    if (thread->store == NULL || thread->tokens == NULL || thread->password_receiver == NULL ||
-        thread->metrics == NULL) {
-        sk_log(SK_LOG_ERROR, "api", "out of memory setting up a worker thread");
-        return NULL; /* the process exits: nothing to free carefully */
-    }
+    if (thread->metrics == NULL)
+        goto fail;
     return thread;
+fail:
+    sk_log(SK_LOG_ERROR, "api", "out of memory setting up a worker thread");
+    if (thread->password_receiver != NULL)
+        sk_password_receiver_destroy(thread->password_receiver);
+    if (thread->tokens != NULL)
+        sk_token_cache_destroy(thread->tokens);
+    if (thread->store != NULL)
+        sk_store_thread_destroy(api->store, thread->store);
+    free(thread);
+    return NULL;
 }
 
 static int thread_busy(void *thread_data)

@@ -41,52 +41,53 @@ typedef struct api_request {
     api_thread_t *thread;
     sk_route_t route;
     uint64_t started_usec;
-    const sk_jwt_claims_t *claims; /* after api_authenticate: valid while on this thread's
+    const sk_jwt_claims_t *claims; /* after sk_api__authenticate: valid while on this thread's
                                       turn; copy what an async step needs */
     sk_jwt_claims_t claims_copy;
 } api_request_t;
 
 /* Answers with a JSON body (copied) and counts the request. */
-void api_send_json(api_request_t *r, int status, h2o_iovec_t body);
+void sk_api__send_json(api_request_t *r, int status, h2o_iovec_t body);
 /* Answers {"errMsg": message} (message escaped as needed). */
-void api_send_error(api_request_t *r, int status, const char *message);
+void sk_api__send_error(api_request_t *r, int status, const char *message);
 /* Answers 204 with no body, with X-Seckill-Reason when `reason` is not NULL. */
-void api_send_no_content(api_request_t *r, const char *reason);
+void sk_api__send_no_content(api_request_t *r, const char *reason);
 /* Answers 503 with Retry-After. */
-void api_send_unavailable(api_request_t *r);
+void sk_api__send_unavailable(api_request_t *r);
 /* Answers 429 with Retry-After: `retry_after_usec` in whole seconds, rounded up, at least 1. */
-void api_send_too_many(api_request_t *r, int64_t retry_after_usec);
+void sk_api__send_too_many(api_request_t *r, int64_t retry_after_usec);
 /* Answers a jansson value (stolen) as the body. */
-void api_send_value(api_request_t *r, int status, json_t *value);
+void sk_api__send_value(api_request_t *r, int status, json_t *value);
 
 /*
- * Checks the request's token. Returns 0 with r->claims set, or -1 after answering 401 with
- * the message of API.md (503 while the store cannot tell this deployment's tokens yet).
+ * Checks the request's token. Returns 0 with r->claims set; otherwise the request is
+ * answered: SK_EINVAL after 401 with the message of API.md, SK_EUNAVAILABLE after 503
+ * (while the store cannot tell this deployment's tokens yet).
  * The caller compares r->claims->uid wherever it looks the user up anyway.
  */
-int api_authenticate(api_request_t *r);
+int sk_api__authenticate(api_request_t *r);
 
 /* Parses the body as a JSON object; NULL after answering 400 "Only receive JSON format."
  * (with "kind":"" when `with_kind`). */
-json_t *api_parse_body(api_request_t *r, int with_kind);
+json_t *sk_api__parse_body(api_request_t *r, int with_kind);
 
 /*
  * A string field by API.md's conventions: absent or null reads as empty; a non-string
  * value cannot be decoded into a string and answers 400 "Only receive JSON format.".
- * Returns 0, or -1 after answering.
+ * Returns 0, or SK_EINVAL after answering.
  */
-int api_string_field(api_request_t *r, json_t *body, const char *name, h2o_iovec_t *out);
+int sk_api__string_field(api_request_t *r, json_t *body, const char *name, h2o_iovec_t *out);
 
-int64_t api_unix_now(api_request_t *r);
+int64_t sk_api__unix_now(api_request_t *r);
 
-void api_handle_register(api_request_t *r);
-void api_handle_login(api_request_t *r);
-void api_handle_logout(api_request_t *r);
-void api_handle_coupon_create(api_request_t *r);
-void api_handle_coupon_list(api_request_t *r);
-void api_handle_grab(api_request_t *r);
-void api_handle_healthz(api_request_t *r);
-void api_handle_readyz(api_request_t *r);
-void api_handle_metrics(api_request_t *r);
+void sk_api__handle_register(api_request_t *r);
+void sk_api__handle_login(api_request_t *r);
+void sk_api__handle_logout(api_request_t *r);
+void sk_api__handle_coupon_create(api_request_t *r);
+void sk_api__handle_coupon_list(api_request_t *r);
+void sk_api__handle_grab(api_request_t *r);
+void sk_api__handle_healthz(api_request_t *r);
+void sk_api__handle_readyz(api_request_t *r);
+void sk_api__handle_metrics(api_request_t *r);
 
 #endif

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/error.h"
+
 typedef struct {
     const unsigned char *pos;
     const unsigned char *end;
@@ -43,6 +45,7 @@ static void skip_whitespace(reader_t *reader)
     }
 }
 
+/* The value of the hex digit `c`, or -1 when `c` is none. */
 static int hex_value(unsigned char c)
 {
     if (c >= '0' && c <= '9') {
@@ -144,7 +147,8 @@ static size_t utf8_sequence_length(const unsigned char *s, const unsigned char *
 
 /*
  * Reads a string whose opening quote is at reader->pos and pushes its decoded bytes on the
- * scratch stack; *offset and *len say where they are. Returns 0, or -1 when malformed.
+ * scratch stack; *offset and *len say where they are. Returns 0, or SK_EINVAL when
+ * malformed.
  */
 static int read_string(reader_t *reader, size_t *offset, size_t *len)
 {
@@ -165,7 +169,7 @@ static int read_string(reader_t *reader, size_t *offset, size_t *len)
             return 0;
         }
         if (c < 0x20) {
-            return -1;
+            return SK_EINVAL;
         }
         if (c < 0x80 && c != '\\') {
             out[n++] = (char)c;
@@ -175,7 +179,7 @@ static int read_string(reader_t *reader, size_t *offset, size_t *len)
         if (c >= 0x80) {
             size_t length = utf8_sequence_length(reader->pos, reader->end);
             if (length == 0) {
-                return -1;
+                return SK_EINVAL;
             }
             memcpy(out + n, reader->pos, length);
             n += length;
@@ -184,7 +188,7 @@ static int read_string(reader_t *reader, size_t *offset, size_t *len)
         }
         reader->pos++;
         if (reader->pos >= reader->end) {
-            return -1;
+            return SK_EINVAL;
         }
         c = *reader->pos++;
         switch (c) {
@@ -211,17 +215,17 @@ static int read_string(reader_t *reader, size_t *offset, size_t *len)
         case 'u': {
             long code = read_hex4(reader);
             if (code < 0 || (code >= 0xDC00 && code <= 0xDFFF)) {
-                return -1;
+                return SK_EINVAL;
             }
             if (code >= 0xD800 && code <= 0xDBFF) {
                 if (reader->end - reader->pos < 2 || reader->pos[0] != '\\' ||
                     reader->pos[1] != 'u') {
-                    return -1;
+                    return SK_EINVAL;
                 }
                 reader->pos += 2;
                 long low = read_hex4(reader);
                 if (low < 0xDC00 || low > 0xDFFF) {
-                    return -1;
+                    return SK_EINVAL;
                 }
                 code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
             }
@@ -229,10 +233,10 @@ static int read_string(reader_t *reader, size_t *offset, size_t *len)
             break;
         }
         default:
-            return -1;
+            return SK_EINVAL;
         }
     }
-    return -1;
+    return SK_EINVAL;
 }
 
 static bool is_digit(unsigned char c)
@@ -534,7 +538,7 @@ int sk_body_string(json_t *object, const char *folded_name, const char **out, si
 {
     json_t *value = json_object_get(object, folded_name);
     if (!json_is_string(value)) {
-        return -1;
+        return SK_EINVAL;
     }
     *out = json_string_value(value);
     *len = json_string_length(value);
@@ -544,7 +548,7 @@ int sk_body_string(json_t *object, const char *folded_name, const char **out, si
 /*
  * Parses ^-?[0-9]+$ from `text`. Returns 0 and sets *out when the value fits in int64;
  * 1 when the digits are well formed but the value does not fit (*out is then INT64_MAX or
- * INT64_MIN, by sign); -1 when the text is not of that form.
+ * INT64_MIN, by sign); SK_EINVAL when the text is not of that form.
  */
 static int parse_decimal(const char *text, size_t len, int64_t *out)
 {
@@ -555,14 +559,14 @@ static int parse_decimal(const char *text, size_t len, int64_t *out)
         i++;
     }
     if (i == len) {
-        return -1;
+        return SK_EINVAL;
     }
     /* Accumulated as a negative number so that INT64_MIN fits. */
     int64_t value = 0;
     bool overflow = false;
     for (; i < len; i++) {
         if (!is_digit((unsigned char)text[i])) {
-            return -1;
+            return SK_EINVAL;
         }
         int digit = text[i] - '0';
         if (value < (INT64_MIN + digit) / 10) {
@@ -589,13 +593,13 @@ int sk_body_int(json_t *value, int64_t min, int64_t max, int64_t *out)
         number = json_integer_value(value);
     } else if (json_is_string(value)) {
         if (parse_decimal(json_string_value(value), json_string_length(value), &number) != 0) {
-            return -1;
+            return SK_EINVAL;
         }
     } else {
-        return -1;
+        return SK_EINVAL;
     }
     if (number < min || number > max) {
-        return -1;
+        return SK_EINVAL;
     }
     *out = number;
     return 0;
@@ -645,50 +649,50 @@ static int64_t days_from_civil(int64_t year, int month, int day)
 /*
  * RFC 3339 date-time ("YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)", 'T' and 'Z' in either
  * case) to Unix seconds; the fraction is truncated. A leap second (:60) is refused, as Go's
- * time.Parse does, since Unix time cannot name it. Returns 0 or -1.
+ * time.Parse does, since Unix time cannot name it. Returns 0 or SK_EINVAL.
  */
 static int parse_rfc3339(const char *text, size_t len, int64_t *out)
 {
     size_t pos = 0;
     int year = read_fixed_digits(text, len, &pos, 4);
     if (year < 0 || !expect_char(text, len, &pos, '-')) {
-        return -1;
+        return SK_EINVAL;
     }
     int month = read_fixed_digits(text, len, &pos, 2);
     if (month < 1 || month > 12 || !expect_char(text, len, &pos, '-')) {
-        return -1;
+        return SK_EINVAL;
     }
     int day = read_fixed_digits(text, len, &pos, 2);
     if (day < 1 || day > days_in_month(year, month)) {
-        return -1;
+        return SK_EINVAL;
     }
     if (pos >= len || (text[pos] != 'T' && text[pos] != 't')) {
-        return -1;
+        return SK_EINVAL;
     }
     pos++;
     int hour = read_fixed_digits(text, len, &pos, 2);
     if (hour < 0 || hour > 23 || !expect_char(text, len, &pos, ':')) {
-        return -1;
+        return SK_EINVAL;
     }
     int minute = read_fixed_digits(text, len, &pos, 2);
     if (minute < 0 || minute > 59 || !expect_char(text, len, &pos, ':')) {
-        return -1;
+        return SK_EINVAL;
     }
     int second = read_fixed_digits(text, len, &pos, 2);
     if (second < 0 || second > 59) {
-        return -1;
+        return SK_EINVAL;
     }
     if (pos < len && text[pos] == '.') {
         pos++;
         if (pos >= len || !is_digit((unsigned char)text[pos])) {
-            return -1;
+            return SK_EINVAL;
         }
         while (pos < len && is_digit((unsigned char)text[pos])) {
             pos++;
         }
     }
     if (pos >= len) {
-        return -1;
+        return SK_EINVAL;
     }
     int offset_seconds = 0;
     if (text[pos] == 'Z' || text[pos] == 'z') {
@@ -698,18 +702,18 @@ static int parse_rfc3339(const char *text, size_t len, int64_t *out)
         pos++;
         int offset_hour = read_fixed_digits(text, len, &pos, 2);
         if (offset_hour < 0 || offset_hour > 23 || !expect_char(text, len, &pos, ':')) {
-            return -1;
+            return SK_EINVAL;
         }
         int offset_minute = read_fixed_digits(text, len, &pos, 2);
         if (offset_minute < 0 || offset_minute > 59) {
-            return -1;
+            return SK_EINVAL;
         }
         offset_seconds = sign * (offset_hour * 3600 + offset_minute * 60);
     } else {
-        return -1;
+        return SK_EINVAL;
     }
     if (pos != len) {
-        return -1;
+        return SK_EINVAL;
     }
     int64_t seconds_of_day = (int64_t)hour * 3600 + (int64_t)minute * 60 + second;
     *out = days_from_civil(year, month, day) * 86400 + seconds_of_day - offset_seconds;
@@ -723,23 +727,23 @@ int sk_body_time(json_t *value, int64_t *out)
     }
     int64_t seconds;
     if (json_is_integer(value)) {
-        return sk_body_int(value, 0, INT64_MAX, out) == 0 ? 1 : -1;
+        return sk_body_int(value, 0, INT64_MAX, out) == 0 ? 1 : SK_EINVAL;
     }
     if (!json_is_string(value)) {
-        return -1;
+        return SK_EINVAL;
     }
     const char *text = json_string_value(value);
     size_t len = json_string_length(value);
     int status = parse_decimal(text, len, &seconds);
     if (status == 1) {
-        return -1;
+        return SK_EINVAL;
     }
     if (status != 0 && parse_rfc3339(text, len, &seconds) != 0) {
-        return -1;
+        return SK_EINVAL;
     }
     /* Times before the epoch are refused in both forms, so callers see one range. */
     if (seconds < 0) {
-        return -1;
+        return SK_EINVAL;
     }
     *out = seconds;
     return 1;
@@ -788,7 +792,8 @@ static bool query_component_is(const char *text, size_t len, const char *word)
     return matched == word_len;
 }
 
-/* The page number from a decoded-on-the-fly value, by the rules of sk_body_query_page(). */
+/* The page number from a decoded-on-the-fly value, by the rules of sk_body_query_page():
+ * 0 or SK_EINVAL. */
 static int page_from_value(const char *text, size_t len, int64_t *page)
 {
     if (len == 0) {
@@ -807,7 +812,7 @@ static int page_from_value(const char *text, size_t len, int64_t *page)
             continue;
         }
         if (c < '0' || c > '9') {
-            return -1;
+            return SK_EINVAL;
         }
         any_digit = true;
         if (value > (INT64_MAX - (c - '0')) / 10) {
@@ -817,7 +822,7 @@ static int page_from_value(const char *text, size_t len, int64_t *page)
         }
     }
     if (!any_digit) {
-        return -1;
+        return SK_EINVAL;
     }
     if (negative || value <= 1) {
         *page = 1;

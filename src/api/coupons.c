@@ -19,17 +19,17 @@ static void on_created(sk_store_op_t *op)
     api_request_t *r = op->data;
     switch (op->result) {
     case SK_STORE_OK:
-        api_send_json(r, 201, h2o_iovec_init(H2O_STRLIT(ERROR_BODY(""))));
+        sk_api__send_json(r, 201, h2o_iovec_init(H2O_STRLIT(ERROR_BODY(""))));
         break;
     case SK_STORE_DUPLICATE:
-        api_send_error(r, 400, "Create failed. Maybe (username,coupon name) duplicates");
+        sk_api__send_error(r, 400, "Create failed. Maybe (username,coupon name) duplicates");
         break;
     case SK_STORE_NOT_FOUND:
         /* The token is well signed but names no seller of that name and id. */
-        api_send_json(r, 401, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Token is invalid."))));
+        sk_api__send_json(r, 401, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Token is invalid."))));
         break;
     default:
-        api_send_unavailable(r);
+        sk_api__send_unavailable(r);
         break;
     }
 }
@@ -49,20 +49,20 @@ static int coupon_name_is_valid(h2o_iovec_t name)
     return 1;
 }
 
-void api_handle_coupon_create(api_request_t *r)
+void sk_api__handle_coupon_create(api_request_t *r)
 {
-    if (api_authenticate(r) != 0)
+    if (sk_api__authenticate(r) != 0)
         return;
     if (strcmp(r->claims->kind, "saler") != 0) {
-        api_send_error(r, 401, "Only sellers can create coupons.");
+        sk_api__send_error(r, 401, "Only sellers can create coupons.");
         return;
     }
     if (strlen(r->claims->username) != r->route.user.len ||
         memcmp(r->claims->username, r->route.user.base, r->route.user.len) != 0) {
-        api_send_error(r, 401, "Cannot create coupons for other users.");
+        sk_api__send_error(r, 401, "Cannot create coupons for other users.");
         return;
     }
-    json_t *body = api_parse_body(r, 0);
+    json_t *body = sk_api__parse_body(r, 0);
     if (body == NULL)
         return;
 
@@ -71,29 +71,29 @@ void api_handle_coupon_create(api_request_t *r)
     h2o_iovec_t name, description;
     if (sk_body_int(json_object_get(body, "amount"), 1, r->thread->api->config.max_amount,
                     &op->amount) != 0) {
-        api_send_error(r, 400, "Amount field wrong format.");
+        sk_api__send_error(r, 400, "Amount field wrong format.");
         goto done;
     }
     if (sk_body_int(json_object_get(body, "stock"), 0, MAX_STOCK, &op->stock) != 0) {
-        api_send_error(r, 400, "Stock field wrong format.");
+        sk_api__send_error(r, 400, "Stock field wrong format.");
         goto done;
     }
-    if (api_string_field(r, body, "name", &name) != 0 ||
-        api_string_field(r, body, "description", &description) != 0)
+    if (sk_api__string_field(r, body, "name", &name) != 0 ||
+        sk_api__string_field(r, body, "description", &description) != 0)
         goto done;
     if (name.len == 0 || description.len == 0) {
-        api_send_error(r, 400, "Coupon name or description should not be empty.");
+        sk_api__send_error(r, 400, "Coupon name or description should not be empty.");
         goto done;
     }
     if (!coupon_name_is_valid(name) || description.len > SK_STORE_MAX_DESCRIPTION) {
-        api_send_error(r, 400, "Coupon name or description too long or invalid.");
+        sk_api__send_error(r, 400, "Coupon name or description too long or invalid.");
         goto done;
     }
     int has_start = sk_body_time(json_object_get(body, "start_at"), &op->start_at);
     int has_end = sk_body_time(json_object_get(body, "end_at"), &op->end_at);
     if (has_start < 0 || has_end < 0 ||
         (has_start == 1 && has_end == 1 && op->end_at <= op->start_at)) {
-        api_send_error(r, 400, "Sale window invalid.");
+        sk_api__send_error(r, 400, "Sale window invalid.");
         goto done;
     }
     if (has_start != 1)
@@ -149,43 +149,43 @@ static void on_listed(sk_store_op_t *op)
     api_request_t *r = ctx->r;
     sk_store_coupon_list_t *list = &ctx->list;
     if (op->result == SK_STORE_NOT_FOUND) {
-        api_send_error(r, 400, "Record not found.");
+        sk_api__send_error(r, 400, "Record not found.");
         return;
     }
     if (op->result != SK_STORE_OK) {
-        api_send_unavailable(r);
+        sk_api__send_unavailable(r);
         return;
     }
     int is_self = strlen(r->claims_copy.username) == list->username.len &&
                   memcmp(r->claims_copy.username, list->username.base, list->username.len) == 0;
     /* The token's user, looked up anyway: the name must still be that user. */
     if (is_self && list->user_id != r->claims_copy.uid) {
-        api_send_json(r, 401, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Token is invalid."))));
+        sk_api__send_json(r, 401, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Token is invalid."))));
         return;
     }
     if (list->kind == SK_USER_CUSTOMER && !is_self) {
-        api_send_json(r, 401,
-                      h2o_iovec_init(
-                          H2O_STRLIT("{\"errMsg\":\"Cannot check other customer.\",\"data\":[]}")));
+        sk_api__send_json(r, 401,
+                          h2o_iovec_init(H2O_STRLIT(
+                              "{\"errMsg\":\"Cannot check other customer.\",\"data\":[]}")));
         return;
     }
     if (!ctx->page_is_valid) {
-        api_send_error(r, 400, "Wrong format of page.");
+        sk_api__send_error(r, 400, "Wrong format of page.");
         return;
     }
     if (list->count == 0) {
-        api_send_no_content(r, NULL);
+        sk_api__send_no_content(r, NULL);
         return;
     }
     json_t *data = json_array();
     for (size_t i = 0; i != list->count; ++i)
         json_array_append_new(data, item_value(&list->items[i], list->kind));
-    api_send_value(r, 200, json_pack("{s:s,s:o}", "errMsg", "", "data", data));
+    sk_api__send_value(r, 200, json_pack("{s:s,s:o}", "errMsg", "", "data", data));
 }
 
-void api_handle_coupon_list(api_request_t *r)
+void sk_api__handle_coupon_list(api_request_t *r)
 {
-    if (api_authenticate(r) != 0)
+    if (sk_api__authenticate(r) != 0)
         return;
     r->claims_copy = *r->claims;
     list_request_t *ctx = h2o_mem_alloc_pool(&r->req->pool, sizeof(*ctx));
@@ -219,22 +219,22 @@ static void on_grabbed(sk_store_op_t *op)
     sk_metrics_count_grab(r->thread->metrics, op->result);
     switch (op->result) {
     case SK_STORE_OK:
-        api_send_json(r, 201, h2o_iovec_init(H2O_STRLIT(ERROR_BODY(""))));
+        sk_api__send_json(r, 201, h2o_iovec_init(H2O_STRLIT(ERROR_BODY(""))));
         break;
     case SK_STORE_NO_SUCH_COUPON:
     case SK_STORE_NOT_STARTED:
     case SK_STORE_ENDED:
     case SK_STORE_SOLD_OUT:
     case SK_STORE_ALREADY_HELD:
-        api_send_no_content(r, no_content_reasons[op->result]);
+        sk_api__send_no_content(r, no_content_reasons[op->result]);
         break;
     case SK_STORE_NOT_FOUND:
         /* A well-signed token whose customer is gone, or another user of that name (the
          * embedded store compares the id it looks up anyway). */
-        api_send_json(r, 401, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Token is invalid."))));
+        sk_api__send_json(r, 401, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Token is invalid."))));
         break;
     default:
-        api_send_unavailable(r);
+        sk_api__send_unavailable(r);
         break;
     }
 }
@@ -250,7 +250,7 @@ static void start_grab(api_request_t *r, h2o_iovec_t customer, int64_t customer_
     op->customer_id = customer_id;
     op->seller = r->route.user;
     op->name = r->route.coupon;
-    op->now = api_unix_now(r);
+    op->now = sk_api__unix_now(r);
     sk_store_grab(r->thread->api->store, r->thread->store, op);
 }
 
@@ -259,22 +259,22 @@ static void on_rate_taken(sk_store_op_t *op)
     sk_store_rate_take_t *take = (sk_store_rate_take_t *)op;
     api_request_t *r = op->data;
     if (op->result == SK_STORE_LIMITED) {
-        api_send_too_many(r, take->retry_after_usec);
+        sk_api__send_too_many(r, take->retry_after_usec);
         return;
     }
     if (op->result != SK_STORE_OK) {
-        api_send_unavailable(r);
+        sk_api__send_unavailable(r);
         return;
     }
     start_grab(r, take->user, r->claims_copy.uid);
 }
 
-void api_handle_grab(api_request_t *r)
+void sk_api__handle_grab(api_request_t *r)
 {
-    if (api_authenticate(r) != 0)
+    if (sk_api__authenticate(r) != 0)
         return;
     if (strcmp(r->claims->kind, "customer") != 0) {
-        api_send_error(r, 401, "Sellers aren't allowed to get coupons.");
+        sk_api__send_error(r, 401, "Sellers aren't allowed to get coupons.");
         return;
     }
     /* The claims live in the token cache, which the next request may overwrite. */
@@ -301,7 +301,7 @@ void api_handle_grab(api_request_t *r)
     int64_t retry_after_usec;
     if (api->ratelimit != NULL && !sk_ratelimit_take(api->ratelimit, customer.base, customer.len,
                                                      (int64_t)r->started_usec, &retry_after_usec)) {
-        api_send_too_many(r, retry_after_usec);
+        sk_api__send_too_many(r, retry_after_usec);
         return;
     }
     start_grab(r, customer, customer_id);

@@ -3,25 +3,27 @@
 
 #include <stdlib.h>
 
-void api_handle_healthz(api_request_t *r)
+void sk_api__handle_healthz(api_request_t *r)
 {
-    api_send_json(r, 200, h2o_iovec_init(H2O_STRLIT("{\"errMsg\":\"\",\"status\":\"ok\"}")));
+    sk_api__send_json(r, 200, h2o_iovec_init(H2O_STRLIT("{\"errMsg\":\"\",\"status\":\"ok\"}")));
 }
 
-void api_handle_readyz(api_request_t *r)
+void sk_api__handle_readyz(api_request_t *r)
 {
     if (sk_store_is_ready(r->thread->api->store)) {
-        api_send_json(r, 200, h2o_iovec_init(H2O_STRLIT("{\"errMsg\":\"\",\"status\":\"ready\"}")));
+        sk_api__send_json(r, 200,
+                          h2o_iovec_init(H2O_STRLIT("{\"errMsg\":\"\",\"status\":\"ready\"}")));
         return;
     }
     h2o_add_header(&r->req->pool, &r->req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
                    H2O_STRLIT("1"));
-    api_send_json(r, 503,
-                  h2o_iovec_init(H2O_STRLIT(
-                      "{\"errMsg\":\"A backend is unavailable.\",\"status\":\"unavailable\"}")));
+    sk_api__send_json(
+        r, 503,
+        h2o_iovec_init(
+            H2O_STRLIT("{\"errMsg\":\"A backend is unavailable.\",\"status\":\"unavailable\"}")));
 }
 
-void api_handle_metrics(api_request_t *r)
+void sk_api__handle_metrics(api_request_t *r)
 {
     sk_store_stats_t stats;
     sk_store_stats(r->thread->api->store, &stats);
@@ -31,7 +33,7 @@ void api_handle_metrics(api_request_t *r)
         sk_store_shares_rate_limits(r->thread->api->store) ? "distributed" : "embedded";
     char *text = sk_metrics_render(r->thread->api->metrics, &stats, deployment, &len);
     if (text == NULL) {
-        api_send_unavailable(r);
+        sk_api__send_unavailable(r);
         return;
     }
     /* Counted before rendering would be more exact; counting after keeps one code path. */

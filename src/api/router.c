@@ -6,14 +6,15 @@
 
 #include <string.h>
 
+#include "util/error.h"
 #include "util/percent.h"
 
-/* Decodes %XX escapes; returns 0, or -1 for a bad escape or an empty result. Segments
+/* Decodes %XX escapes; returns 0, or SK_EINVAL for a bad escape or an empty result. Segments
  * without '%' are returned as they are, without copying. */
 static int decode_segment(h2o_mem_pool_t *pool, const char *text, size_t len, h2o_iovec_t *out)
 {
     if (len == 0)
-        return -1;
+        return SK_EINVAL;
     if (memchr(text, '%', len) == NULL) {
         *out = h2o_iovec_init(text, len);
         return 0;
@@ -21,7 +22,7 @@ static int decode_segment(h2o_mem_pool_t *pool, const char *text, size_t len, h2
     char *decoded = h2o_mem_alloc_pool(pool, len);
     ssize_t used = sk_percent_decode(text, len, decoded, len);
     if (used <= 0)
-        return -1;
+        return SK_EINVAL;
     *out = h2o_iovec_init(decoded, (size_t)used);
     return 0;
 }

@@ -71,13 +71,13 @@ static void on_registered(sk_store_op_t *op)
     sodium_memzero(ctx->hash.hash, sizeof(ctx->hash.hash));
     switch (op->result) {
     case SK_STORE_OK:
-        api_send_json(ctx->r, 201, h2o_iovec_init(H2O_STRLIT(ERROR_BODY(""))));
+        sk_api__send_json(ctx->r, 201, h2o_iovec_init(H2O_STRLIT(ERROR_BODY(""))));
         break;
     case SK_STORE_DUPLICATE:
-        api_send_error(ctx->r, 400, "Insert user failed. Maybe user name duplicates.");
+        sk_api__send_error(ctx->r, 400, "Insert user failed. Maybe user name duplicates.");
         break;
     default:
-        api_send_unavailable(ctx->r);
+        sk_api__send_unavailable(ctx->r);
         break;
     }
 }
@@ -87,7 +87,7 @@ static void on_hashed(sk_password_job_t *job)
     register_request_t *ctx = job->data;
     sodium_memzero(ctx->password.base, ctx->password.len);
     if (job->status != 0) {
-        api_send_unavailable(ctx->r);
+        sk_api__send_unavailable(ctx->r);
         return;
     }
     ctx->insert.op.on_done = on_registered;
@@ -104,11 +104,11 @@ static void on_register_lookup(sk_store_op_t *op)
     register_request_t *ctx = op->data;
     api_request_t *r = ctx->r;
     if (op->result == SK_STORE_OK) {
-        api_send_error(r, 400, "Insert user failed. Maybe user name duplicates.");
+        sk_api__send_error(r, 400, "Insert user failed. Maybe user name duplicates.");
         return;
     }
     if (ctx->password.len > SK_PASSWORD_MAX) {
-        api_send_error(r, 400, "Password too long.");
+        sk_api__send_error(r, 400, "Password too long.");
         return;
     }
     ctx->hash.kind = SK_PASSWORD_HASH;
@@ -119,26 +119,26 @@ static void on_register_lookup(sk_store_op_t *op)
     sk_password_submit(r->thread->api->passwords, r->thread->password_receiver, &ctx->hash);
 }
 
-void api_handle_register(api_request_t *r)
+void sk_api__handle_register(api_request_t *r)
 {
-    json_t *body = api_parse_body(r, 0);
+    json_t *body = sk_api__parse_body(r, 0);
     if (body == NULL)
         return;
     h2o_iovec_t username, password, kind;
-    if (api_string_field(r, body, "username", &username) != 0 ||
-        api_string_field(r, body, "password", &password) != 0 ||
-        api_string_field(r, body, "kind", &kind) != 0)
+    if (sk_api__string_field(r, body, "username", &username) != 0 ||
+        sk_api__string_field(r, body, "password", &password) != 0 ||
+        sk_api__string_field(r, body, "kind", &kind) != 0)
         goto done;
     if (username.len == 0) {
-        api_send_error(r, 400, "User name too short.");
+        sk_api__send_error(r, 400, "User name too short.");
         goto done;
     }
     if (password.len == 0) {
-        api_send_error(r, 400, "Password too short.");
+        sk_api__send_error(r, 400, "Password too short.");
         goto done;
     }
     if (kind.len == 0) {
-        api_send_error(r, 400, "Empty field of kind.");
+        sk_api__send_error(r, 400, "Empty field of kind.");
         goto done;
     }
     sk_user_kind_t user_kind;
@@ -150,13 +150,13 @@ void api_handle_register(api_request_t *r)
         json_t *message =
             json_pack("{s:s+#}", "errMsg", "Unexpected value of kind, ", kind.base, (int)kind.len);
         if (message != NULL)
-            api_send_value(r, 400, message);
+            sk_api__send_value(r, 400, message);
         else
-            api_send_unavailable(r);
+            sk_api__send_unavailable(r);
         goto done;
     }
     if (!user_name_is_valid(username)) {
-        api_send_error(r, 400, "Invalid user name.");
+        sk_api__send_error(r, 400, "Invalid user name.");
         goto done;
     }
 
@@ -198,7 +198,7 @@ static void send_token(login_request_t *ctx)
     /* The token is bound to this deployment and this user (see token.h). */
     const char *deployment_id = sk_store_deployment_id(r->thread->api->store);
     if (deployment_id == NULL) {
-        api_send_unavailable(r);
+        sk_api__send_unavailable(r);
         return;
     }
     sk_jwt_claims_t claims;
@@ -207,7 +207,7 @@ static void send_token(login_request_t *ctx)
     strcpy(claims.kind, kind_name(ctx->find.kind));
     memcpy(claims.dep, deployment_id, SK_JWT_DEP_LEN);
     claims.uid = ctx->find.id;
-    claims.iat = claims.nbf = api_unix_now(r);
+    claims.iat = claims.nbf = sk_api__unix_now(r);
     claims.exp = claims.iat + r->thread->api->config.token_ttl;
     sk_jwt_new_jti(&claims);
     char token[SK_JWT_MAX_TOKEN];
@@ -215,7 +215,7 @@ static void send_token(login_request_t *ctx)
         sk_jwt_sign(r->thread->api->config.jwt_secret, r->thread->api->config.jwt_secret_len,
                     &claims, token, sizeof(token));
     if (token_len < 0) {
-        api_send_unavailable(r);
+        sk_api__send_unavailable(r);
         return;
     }
     h2o_iovec_t header = h2o_strdup(&r->req->pool, token, (size_t)token_len);
@@ -225,17 +225,18 @@ static void send_token(login_request_t *ctx)
     int body_len =
         snprintf(body, sizeof(body), "{\"kind\":\"%s\",\"errMsg\":\"\",\"token\":\"%s\"}",
                  claims.kind, token);
-    api_send_json(r, 200, h2o_iovec_init(body, (size_t)body_len));
+    sk_api__send_json(r, 200, h2o_iovec_init(body, (size_t)body_len));
 }
 
 static void send_mismatch(login_request_t *ctx)
 {
     if (ctx->find.kind == SK_USER_SELLER)
-        api_send_json(ctx->r, 401,
-                      h2o_iovec_init(H2O_STRLIT(LOGIN_ERROR("saler", "Password mismatched."))));
+        sk_api__send_json(ctx->r, 401,
+                          h2o_iovec_init(H2O_STRLIT(LOGIN_ERROR("saler", "Password mismatched."))));
     else
-        api_send_json(ctx->r, 401,
-                      h2o_iovec_init(H2O_STRLIT(LOGIN_ERROR("customer", "Password mismatched."))));
+        sk_api__send_json(
+            ctx->r, 401,
+            h2o_iovec_init(H2O_STRLIT(LOGIN_ERROR("customer", "Password mismatched."))));
 }
 
 static void on_verified(sk_password_job_t *job)
@@ -256,11 +257,12 @@ static void on_login_lookup(sk_store_op_t *op)
     login_request_t *ctx = op->data;
     api_request_t *r = ctx->r;
     if (op->result == SK_STORE_UNAVAILABLE) {
-        api_send_unavailable(r);
+        sk_api__send_unavailable(r);
         return;
     }
     if (op->result != SK_STORE_OK) {
-        api_send_json(r, 401, h2o_iovec_init(H2O_STRLIT(LOGIN_ERROR("", "No such queryUser."))));
+        sk_api__send_json(r, 401,
+                          h2o_iovec_init(H2O_STRLIT(LOGIN_ERROR("", "No such queryUser."))));
         return;
     }
     /* No password this long was ever accepted: do not spend the hash on it. */
@@ -283,9 +285,9 @@ static void on_login_lookup(sk_store_op_t *op)
     sk_password_submit(passwords, r->thread->password_receiver, &ctx->verify);
 }
 
-void api_handle_login(api_request_t *r)
+void sk_api__handle_login(api_request_t *r)
 {
-    json_t *body = api_parse_body(r, 1);
+    json_t *body = sk_api__parse_body(r, 1);
     if (body == NULL)
         return;
     json_t *username = json_object_get(body, "username");
@@ -293,8 +295,8 @@ void api_handle_login(api_request_t *r)
     if ((username != NULL && !json_is_string(username) && !json_is_null(username)) ||
         (password != NULL && !json_is_string(password) && !json_is_null(password))) {
         json_decref(body);
-        api_send_json(r, 400,
-                      h2o_iovec_init(H2O_STRLIT(LOGIN_ERROR("", "Only receive JSON format."))));
+        sk_api__send_json(r, 400,
+                          h2o_iovec_init(H2O_STRLIT(LOGIN_ERROR("", "Only receive JSON format."))));
         return;
     }
     login_request_t *ctx = h2o_mem_alloc_pool(&r->req->pool, sizeof(*ctx));
@@ -310,7 +312,8 @@ void api_handle_login(api_request_t *r)
             : h2o_iovec_init("", 0);
     json_decref(body);
     if (ctx->username.len == 0 || ctx->username.len > SK_STORE_MAX_NAME) {
-        api_send_json(r, 401, h2o_iovec_init(H2O_STRLIT(LOGIN_ERROR("", "No such queryUser."))));
+        sk_api__send_json(r, 401,
+                          h2o_iovec_init(H2O_STRLIT(LOGIN_ERROR("", "No such queryUser."))));
         return;
     }
     ctx->find.op.on_done = on_login_lookup;
@@ -326,28 +329,29 @@ static void on_revoked(sk_store_op_t *op)
 {
     api_request_t *r = op->data;
     if (op->result == SK_STORE_OK)
-        api_send_json(r, 200, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("log out."))));
+        sk_api__send_json(r, 200, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("log out."))));
     else
-        api_send_unavailable(r);
+        sk_api__send_unavailable(r);
 }
 
-void api_handle_logout(api_request_t *r)
+void sk_api__handle_logout(api_request_t *r)
 {
     h2o_req_t *req = r->req;
     ssize_t index = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     const sk_jwt_claims_t *claims;
     sk_token_status_t status =
-        index < 0 ? SK_TOKEN_MISSING
-                  : sk_token_check(r->thread->tokens, req->headers.entries[index].value.base,
-                                   req->headers.entries[index].value.len, api_unix_now(r), &claims);
+        index < 0
+            ? SK_TOKEN_MISSING
+            : sk_token_check(r->thread->tokens, req->headers.entries[index].value.base,
+                             req->headers.entries[index].value.len, sk_api__unix_now(r), &claims);
     if (status == SK_TOKEN_UNAVAILABLE) {
         /* The token may be good: the client should retry, not believe it logged out. */
-        api_send_unavailable(r);
+        sk_api__send_unavailable(r);
         return;
     }
     if (status != SK_TOKEN_OK) {
         /* Nothing to revoke: the original answered every logout this way. */
-        api_send_json(r, 200, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("log out."))));
+        sk_api__send_json(r, 200, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("log out."))));
         return;
     }
     sk_store_revoke_t *op = h2o_mem_alloc_pool(&req->pool, sizeof(*op));

@@ -583,12 +583,12 @@ static void test_body_string(void **state)
 
     const char *value = "untouched";
     size_t len = 99;
-    assert_int_equal(sk_body_string(object, "num", &value, &len), -1);
-    assert_int_equal(sk_body_string(object, "nul", &value, &len), -1);
-    assert_int_equal(sk_body_string(object, "arr", &value, &len), -1);
-    assert_int_equal(sk_body_string(object, "absent", &value, &len), -1);
-    assert_int_equal(sk_body_string(object, "NAME", &value, &len), -1);
-    assert_int_equal(sk_body_string(NULL, "name", &value, &len), -1);
+    assert_int_equal(sk_body_string(object, "num", &value, &len), SK_EINVAL);
+    assert_int_equal(sk_body_string(object, "nul", &value, &len), SK_EINVAL);
+    assert_int_equal(sk_body_string(object, "arr", &value, &len), SK_EINVAL);
+    assert_int_equal(sk_body_string(object, "absent", &value, &len), SK_EINVAL);
+    assert_int_equal(sk_body_string(object, "NAME", &value, &len), SK_EINVAL);
+    assert_int_equal(sk_body_string(NULL, "name", &value, &len), SK_EINVAL);
     assert_string_equal(value, "untouched");
     assert_int_equal(len, 99);
     json_decref(object);
@@ -604,7 +604,7 @@ static void assert_int_accepted(json_t *value, int64_t min, int64_t max, int64_t
 static void assert_int_rejected(json_t *value, int64_t min, int64_t max)
 {
     int64_t out = 12345;
-    assert_int_equal(sk_body_int(value, min, max, &out), -1);
+    assert_int_equal(sk_body_int(value, min, max, &out), SK_EINVAL);
     assert_int_equal(out, 12345);
 }
 
@@ -702,7 +702,7 @@ static void test_body_int_strings(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         json_t *value = json_string(bad[i]);
         int64_t out = 12345;
-        if (sk_body_int(value, INT64_MIN, INT64_MAX, &out) != -1) {
+        if (sk_body_int(value, INT64_MIN, INT64_MAX, &out) != SK_EINVAL) {
             fail_msg("accepted \"%s\"", bad[i]);
         }
         assert_int_equal(out, 12345);
@@ -740,7 +740,8 @@ static void test_body_int_other_types(void **state)
                                         "obj",  "big", "small", "huge", "absent"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         int64_t out = 12345;
-        if (sk_body_int(json_object_get(object, names[i]), INT64_MIN, INT64_MAX, &out) != -1) {
+        if (sk_body_int(json_object_get(object, names[i]), INT64_MIN, INT64_MAX, &out) !=
+            SK_EINVAL) {
             fail_msg("accepted field %s", names[i]);
         }
         assert_int_equal(out, 12345);
@@ -805,42 +806,42 @@ static void test_body_time_integers(void **state)
     assert_time(value, 1, INT64_MAX);
     json_decref(value);
     value = json_integer(-1);
-    assert_time(value, -1, 0);
+    assert_time(value, SK_EINVAL, 0);
     json_decref(value);
     value = json_real(1795600800.0);
-    assert_time(value, -1, 0);
+    assert_time(value, SK_EINVAL, 0);
     json_decref(value);
     value = json_true();
-    assert_time(value, -1, 0);
+    assert_time(value, SK_EINVAL, 0);
     value = json_false();
-    assert_time(value, -1, 0);
+    assert_time(value, SK_EINVAL, 0);
     value = json_array();
-    assert_time(value, -1, 0);
+    assert_time(value, SK_EINVAL, 0);
     json_decref(value);
     value = json_object();
-    assert_time(value, -1, 0);
+    assert_time(value, SK_EINVAL, 0);
     json_decref(value);
 
     assert_time_text("1795600800", 1, 1795600800);
     assert_time_text("0", 1, 0);
     assert_time_text("00042", 1, 42);
     assert_time_text("-0", 1, 0);
-    assert_time_text("-1", -1, 0);
+    assert_time_text("-1", SK_EINVAL, 0);
     assert_time_text("9223372036854775807", 1, INT64_MAX);
-    assert_time_text("9223372036854775808", -1, 0);
-    assert_time_text("99999999999999999999", -1, 0);
-    assert_time_text("+1", -1, 0);
-    assert_time_text(" 1", -1, 0);
-    assert_time_text("1 ", -1, 0);
-    assert_time_text("1e9", -1, 0);
-    assert_time_text("1.5", -1, 0);
-    assert_time_text("", -1, 0);
-    assert_time_text("null", -1, 0);
+    assert_time_text("9223372036854775808", SK_EINVAL, 0);
+    assert_time_text("99999999999999999999", SK_EINVAL, 0);
+    assert_time_text("+1", SK_EINVAL, 0);
+    assert_time_text(" 1", SK_EINVAL, 0);
+    assert_time_text("1 ", SK_EINVAL, 0);
+    assert_time_text("1e9", SK_EINVAL, 0);
+    assert_time_text("1.5", SK_EINVAL, 0);
+    assert_time_text("", SK_EINVAL, 0);
+    assert_time_text("null", SK_EINVAL, 0);
 
     json_t *object = parse("{\"start_at\":null,\"end_at\":1e9}");
     assert_non_null(object);
     assert_time(json_object_get(object, "start_at"), 0, 0);
-    assert_time(json_object_get(object, "end_at"), -1, 0);
+    assert_time(json_object_get(object, "end_at"), SK_EINVAL, 0);
     assert_time(json_object_get(object, "absent"), 0, 0);
     json_decref(object);
 }
@@ -923,10 +924,10 @@ static void test_body_time_rfc3339_invalid(void **state)
         "x",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_time_text(bad[i], -1, 0);
+        assert_time_text(bad[i], SK_EINVAL, 0);
     }
     json_t *value = json_stringn("2026-11-25T10:00:00Z\0", 21);
-    assert_time(value, -1, 0);
+    assert_time(value, SK_EINVAL, 0);
     json_decref(value);
 }
 
@@ -956,8 +957,9 @@ static void assert_page_invalid(const char *query)
 {
     int64_t page = 12345;
     int status = query_page(query, &page);
-    if (status != -1) {
-        fail_msg("\"%s\": status %d, page %lld, expected -1", query, status, (long long)page);
+    if (status != SK_EINVAL) {
+        fail_msg("\"%s\": status %d, page %lld, expected SK_EINVAL", query, status,
+                 (long long)page);
     }
 }
 
@@ -1031,7 +1033,7 @@ static void test_query_page_respects_length(void **state)
     assert_int_equal(sk_body_query_page(query, 0, &page), 0);
     assert_int_equal(page, 1);
     /* A '%' at the very end must not read past the given length. */
-    assert_int_equal(sk_body_query_page("page=%31", 7, &page), -1);
+    assert_int_equal(sk_body_query_page("page=%31", 7, &page), SK_EINVAL);
 }
 
 int main(void)
