@@ -309,7 +309,7 @@ def test_url_of_100k(server, world):
 
 
 @pytest.mark.parametrize("count,size", [(200, 10), (90, 300)], ids=["200-headers", "27k-head"])
-def test_many_headers(server, world, count, size):
+def test_many_headers(server, client, world, count, size):
     """A valid grab buried in headers: over h2o's 100 headers it is malformed (400), under it
     but over 16 KiB of head it is too large (431); the grab never happens."""
     headers = {"Authorization": world["ctoken"]}
@@ -321,6 +321,11 @@ def test_many_headers(server, world, count, size):
     else:
         expect_raw_json(response, 431, HEAD_TOO_LARGE)
     assert closed
+    # not granted: the customer does not hold it, and all 5 are left
+    assert world["coupon"] not in [c["name"] for c in
+                                   client.list_all(world["ctoken"], world["customer"])]
+    assert [c["left"] for c in client.list_all(world["stoken"], world["seller"])
+            if c["name"] == world["coupon"]] == [5]
 
 
 def grab_head(world, path_suffix=b"", extra=b""):

@@ -209,8 +209,8 @@ def test_dot_segment_user_names(client, seller):
     """'.' and '..' are valid user names (no '/', whitespace or control character); their
     path segments must reach the handler percent-decoded, not be resolved as dot segments."""
     seller = seller + uniq("") if seller not in (".", "..") else seller
-    r = client.register(seller, "pw", "saler")
-    assert r.status_code in (201, 400), describe(r)
+    # "." and ".." are registered by this test alone, once per (fresh) server
+    expect_json(client.register(seller, "pw", "saler"), 201, "")
     token = client.token(seller, "pw")
     coupon = uniq("dot")
     expect_json(client.create_coupon(token, seller, coupon, amount=5), 201, "")

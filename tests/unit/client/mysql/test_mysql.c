@@ -31,16 +31,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backends.h"
+#include "mysql_db.h"
 #include "client/mysql/mysql.h"
 #include "util/error.h"
 
 #define TIMEOUT_MS 1000
 
-static sk_mysql_config_t base_config; /* the backend's, with our own database */
-static MYSQL *admin;
-static char database[128];
-static int own_database; /* we created it, so we drop it */
+static sk_test_mysql_db_t db; /* the backend's server, a database of our own */
 
 static int64_t monotonic_ms(void)
 {
@@ -53,85 +50,29 @@ static int64_t monotonic_ms(void)
 
 static void admin_query(const char *sql)
 {
-    if (mysql_query(admin, sql) != 0)
-        fail_msg("%s: %s", sql, mysql_error(admin));
-    MYSQL_RES *result = mysql_store_result(admin);
-    if (result != NULL)
-        mysql_free_result(result);
+    sk_test_mysql_db_query(&db, sql);
 }
 
-/* The first column of the first row of `sql` as a number (-1 when there is no row). */
 static long long admin_number(const char *sql)
 {
-    if (mysql_query(admin, sql) != 0)
-        fail_msg("%s: %s", sql, mysql_error(admin));
-    MYSQL_RES *result = mysql_store_result(admin);
-    assert_non_null(result);
-    MYSQL_ROW row = mysql_fetch_row(result);
-    long long value = row != NULL && row[0] != NULL ? atoll(row[0]) : -1;
-    mysql_free_result(result);
-    return value;
+    return sk_test_mysql_db_number(&db, sql);
 }
 
 static void reset_tables(void)
 {
-    admin_query("DROP TABLE IF EXISTS grants, coupons, users, revoked_tokens, settings");
+    sk_test_mysql_db_reset(&db);
 }
 
 static int group_setup(void **state)
 {
     (void)state;
-    const char *url = sk_test_backend("SK_TEST_MYSQL_URL");
-    if (url == NULL) {
-        fprintf(stderr, "SK_TEST_MYSQL_URL is not set and no backends file names it: these "
-                        "tests need a MariaDB (ctest starts one)\n");
-        return -1;
-    }
-    char err[256];
-    if (sk_mysql_config_parse(url, &base_config, err, sizeof(err)) != 0) {
-        fprintf(stderr, "SK_TEST_MYSQL_URL: %s\n", err);
-        return -1;
-    }
-    admin = mysql_init(NULL);
-    unsigned protocol = MYSQL_PROTOCOL_TCP;
-    mysql_options(admin, MYSQL_OPT_PROTOCOL, &protocol);
-    mysql_options(admin, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (mysql_real_connect(admin, base_config.host, base_config.user, base_config.password,
-                           base_config.database, (unsigned)base_config.port, NULL, 0) == NULL) {
-        fprintf(stderr, "cannot reach the test MariaDB: %s\n", mysql_error(admin));
-        return -1;
-    }
-    /* A database of our own, so parallel and earlier runs never meet; when the test user
-     * may not create one, the backend's database with our tables dropped. */
-    snprintf(database, sizeof(database), "sk_test_mysql_%ld_%lld", (long)getpid(),
-             (long long)monotonic_ms());
-    char sql[256];
-    snprintf(sql, sizeof(sql), "CREATE DATABASE `%s` CHARACTER SET utf8mb4", database);
-    if (mysql_query(admin, sql) == 0) {
-        own_database = 1;
-        snprintf(base_config.database, sizeof(base_config.database), "%s", database);
-    } else {
-        snprintf(database, sizeof(database), "%s", base_config.database);
-    }
-    if (mysql_select_db(admin, database) != 0) {
-        fprintf(stderr, "USE %s: %s\n", database, mysql_error(admin));
-        return -1;
-    }
-    reset_tables();
-    return 0;
+    return sk_test_mysql_db_create(&db, "mysql");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    if (admin != NULL) {
-        char sql[256];
-        if (own_database) {
-            snprintf(sql, sizeof(sql), "DROP DATABASE `%s`", database);
-            mysql_query(admin, sql);
-        }
-        mysql_close(admin);
-    }
+    sk_test_mysql_db_destroy(&db);
     mysql_library_end();
     return 0;
 }
@@ -149,7 +90,7 @@ static sk_mysql_t *connect_to(const sk_mysql_config_t *config)
 static int setup_conn(void **state)
 {
     reset_tables();
-    sk_mysql_t *conn = connect_to(&base_config);
+    sk_mysql_t *conn = connect_to(&db.config);
     assert_int_equal(sk_mysql_ensure_schema(conn), SK_MYSQL_OK);
     *state = conn;
     return 0;
@@ -215,7 +156,7 @@ static void proxy_accept(void)
         return;
     int server = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in address = {.sin_family = AF_INET,
-                                  .sin_port = htons((uint16_t)base_config.port)};
+                                  .sin_port = htons((uint16_t)db.config.port)};
     inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
     if (server < 0 || connect(server, (struct sockaddr *)&address, sizeof(address)) != 0) {
         close(client);
@@ -355,7 +296,7 @@ static int teardown_proxy(void **state)
 
 static sk_mysql_t *connect_through_proxy(void)
 {
-    sk_mysql_config_t config = base_config;
+    sk_mysql_config_t config = db.config;
     snprintf(config.host, sizeof(config.host), "127.0.0.1");
     config.port = proxy.port;
     return connect_to(&config);
@@ -474,14 +415,14 @@ static void test_connect_failures(void **state)
 {
     (void)state;
     char err[512];
-    sk_mysql_config_t config = base_config;
+    sk_mysql_config_t config = db.config;
     snprintf(config.password, sizeof(config.password), "Wr0ng-Secret");
     assert_null(sk_mysql_connect(&config, TIMEOUT_MS, err, sizeof(err)));
     assert_non_null(strstr(err, "Access denied"));
     assert_null(strstr(err, "Wr0ng-Secret"));
 
     /* Nothing listens there: refused at once. */
-    config = base_config;
+    config = db.config;
     int listener = proxy_listen(0);
     int unused_port = proxy.port;
     close(listener);
@@ -489,7 +430,7 @@ static void test_connect_failures(void **state)
     int64_t start = monotonic_ms();
     assert_null(sk_mysql_connect(&config, TIMEOUT_MS, err, sizeof(err)));
     assert_true(monotonic_ms() - start < TIMEOUT_MS);
-    assert_null(strstr(err, base_config.password[0] ? base_config.password : "\x01"));
+    assert_null(strstr(err, db.config.password[0] ? db.config.password : "\x01"));
 }
 
 /* ---- schema and users ------------------------------------------------------------------------ */
@@ -503,23 +444,23 @@ static void test_schema(void **state)
              "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '%s' AND "
              "TABLE_NAME IN ('users', 'coupons', 'grants', 'revoked_tokens', 'settings') AND "
              "ENGINE = 'InnoDB' AND TABLE_COLLATION LIKE 'utf8mb4%%bin'",
-             database);
+             db.database);
     assert_int_equal(admin_number(sql), 5);
     /* The unique key API.md promises, coupon first so that it serves counts too. */
     snprintf(sql, sizeof(sql),
              "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) = 'seller,coupon,customer' "
              "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '%s' AND "
              "TABLE_NAME = 'grants' AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY'",
-             database);
+             db.database);
     assert_int_equal(admin_number(sql), 1);
     snprintf(sql, sizeof(sql),
              "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = '%s' AND "
              "TABLE_NAME = 'grants' AND NON_UNIQUE = 1",
-             database);
+             db.database);
     assert_int_equal(admin_number(sql), 0);
     /* The kind CHECK holds for rows written by hand too. */
-    assert_int_not_equal(mysql_query(admin, "INSERT INTO users (username, kind, password_hash, "
-                                            "created_at) VALUES ('x', 'admin', 'h', 1)"),
+    assert_int_not_equal(mysql_query(db.admin, "INSERT INTO users (username, kind, password_hash, "
+                                               "created_at) VALUES ('x', 'admin', 'h', 1)"),
                          0);
     assert_int_equal(admin_number("SELECT COUNT(*) FROM users"), 0);
     assert_int_equal(sk_mysql_ping(conn), 1);
@@ -952,7 +893,7 @@ static void test_deployment_id(void **state)
     assert_int_equal(strlen(first), SK_MYSQL_DEPLOYMENT_ID_LEN);
     assert_int_equal(strspn(first, "0123456789abcdef"), SK_MYSQL_DEPLOYMENT_ID_LEN);
     /* Every later ensure_schema (another instance starting) keeps the first id. */
-    sk_mysql_t *other = connect_to(&base_config);
+    sk_mysql_t *other = connect_to(&db.config);
     assert_int_equal(sk_mysql_ensure_schema(other), SK_MYSQL_OK);
     assert_int_equal(sk_mysql_ensure_schema(conn), SK_MYSQL_OK);
     assert_int_equal(sk_mysql_deployment_id(other, again, sizeof(again)), SK_MYSQL_OK);
@@ -979,9 +920,9 @@ static void kill_module_connections(void)
     snprintf(sql, sizeof(sql),
              "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '%s' AND "
              "ID <> CONNECTION_ID()",
-             database);
-    assert_int_equal(mysql_query(admin, sql), 0);
-    MYSQL_RES *result = mysql_store_result(admin);
+             db.database);
+    assert_int_equal(mysql_query(db.admin, sql), 0);
+    MYSQL_RES *result = mysql_store_result(db.admin);
     assert_non_null(result);
     MYSQL_ROW row;
     int killed = 0;

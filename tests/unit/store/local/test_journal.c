@@ -1,0 +1,301 @@
+/*
+ * Tests of src/store/local/journal.c on its own, without the local store above it, on a
+ * fresh SQLite file in a temporary directory: the schema and the deployment id (made once,
+ * kept across opens), entries of every kind committed and handed back by the load hooks
+ * in id order, each entry's on_committed and the after_batch hook, a failed statement
+ * failing its own entry only, revocations pruned at open, fix_remaining, and a submit
+ * after close refused. The file is inspected through a second SQLite connection.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "store/local/journal.h"
+#include "util/error.h"
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+} fixture_t;
+
+/* What the load hooks saw, as one line per row: "u 1 alice customer hash". */
+typedef struct loaded {
+    char rows[64][160];
+    size_t count;
+    _Atomic int batches;
+} loaded_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/sk-test-journal-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/seckill.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const names[] = {"seckill.db", "seckill.db-wal", "seckill.db-shm"};
+    char path[160];
+    for (size_t i = 0; i != sizeof(names) / sizeof(names[0]); ++i) {
+        snprintf(path, sizeof(path), "%s/%s", f->dir, names[i]);
+        unlink(path);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static void add_row(loaded_t *loaded, const char *row)
+{
+    assert_true(loaded->count < 64);
+    snprintf(loaded->rows[loaded->count++], sizeof(loaded->rows[0]), "%s", row);
+}
+
+static int on_user(void *data, int64_t id, const char *username, sk_user_kind_t kind,
+                   const char *password_hash)
+{
+    char row[160];
+    snprintf(row, sizeof(row), "u %lld %s %s %s", (long long)id, username,
+             kind == SK_USER_SELLER ? "seller" : "customer", password_hash);
+    add_row(data, row);
+    return 0;
+}
+
+static int on_coupon(void *data, int64_t id, const char *seller, const char *name,
+                     const char *description, int64_t amount, int64_t remaining, int64_t stock,
+                     int64_t start_at, int64_t end_at)
+{
+    char row[160];
+    snprintf(row, sizeof(row), "c %lld %s/%s %s %lld %lld %lld %s %lld", (long long)id, seller,
+             name, description, (long long)amount, (long long)remaining, (long long)stock,
+             start_at == SK_STORE_NO_TIME ? "-" : "set", (long long)end_at);
+    add_row(data, row);
+    return 0;
+}
+
+static int on_grant(void *data, const char *customer, const char *seller, const char *coupon,
+                    int64_t id)
+{
+    char row[160];
+    snprintf(row, sizeof(row), "g %lld %s %s/%s", (long long)id, customer, seller, coupon);
+    add_row(data, row);
+    return 0;
+}
+
+static int on_revoked(void *data, const char *jti, int64_t expires_at)
+{
+    char row[160];
+    snprintf(row, sizeof(row), "r %s %lld", jti, (long long)expires_at);
+    add_row(data, row);
+    return 0;
+}
+
+static void after_batch(void *data)
+{
+    loaded_t *loaded = data;
+    atomic_fetch_add(&loaded->batches, 1);
+}
+
+static sk_journal_t *open_journal(fixture_t *f, loaded_t *loaded, int64_t revocation_cutoff)
+{
+    memset(loaded, 0, sizeof(*loaded));
+    sk_journal_hooks_t hooks = {loaded, on_user, on_coupon, on_grant, on_revoked, after_batch};
+    sk_journal_t *journal = sk_journal_open(f->path, 0, revocation_cutoff, &hooks);
+    assert_non_null(journal);
+    return journal;
+}
+
+static long long sql_number(fixture_t *f, const char *sql)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *stmt;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    long long value = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return value;
+}
+
+static void count_committed(sk_journal_entry_t *entry)
+{
+    int *statuses = entry->data;
+    statuses[entry->status == 0 ? 0 : 1]++;
+}
+
+static sk_journal_entry_t user_entry(int64_t id, const char *name, sk_user_kind_t kind,
+                                     int *statuses)
+{
+    sk_journal_entry_t entry = {
+        .kind = SK_JOURNAL_USER, .status = 1, .on_committed = count_committed, .data = statuses};
+    entry.u.user.id = id;
+    entry.u.user.created_at = 1700000000;
+    entry.u.user.username = h2o_iovec_init(name, strlen(name));
+    entry.u.user.kind = kind;
+    entry.u.user.password_hash = "hash";
+    return entry;
+}
+
+static void test_schema_and_deployment_id(void **state)
+{
+    fixture_t *f = *state;
+    loaded_t loaded;
+    sk_journal_t *journal = open_journal(f, &loaded, 0);
+    assert_int_equal(loaded.count, 0);
+    char first_id[SK_STORE_DEPLOYMENT_ID_LEN + 1];
+    snprintf(first_id, sizeof(first_id), "%s", sk_journal_deployment_id(journal));
+    assert_true(sk_store_deployment_id_is_valid(first_id));
+    sk_journal_close(journal);
+
+    const char *tables[] = {"users", "coupons", "grants", "revoked_tokens", "settings"};
+    for (size_t i = 0; i != sizeof(tables) / sizeof(tables[0]); ++i) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_master WHERE name = '%s'",
+                 tables[i]);
+        assert_int_equal(sql_number(f, sql), 1);
+    }
+    /* API.md's kind values: a seller is stored as 'saler' */
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM sqlite_master WHERE name = 'users' "
+                                   "AND sql LIKE '%''saler''%'"),
+                     1);
+    /* a second open keeps the id (tokens stay valid across restarts) */
+    journal = open_journal(f, &loaded, 0);
+    assert_string_equal(sk_journal_deployment_id(journal), first_id);
+    sk_journal_close(journal);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM settings"), 1);
+}
+
+static void test_batch_committed_and_loaded(void **state)
+{
+    fixture_t *f = *state;
+    loaded_t loaded;
+    sk_journal_t *journal = open_journal(f, &loaded, 0);
+    int statuses[2] = {0, 0};
+    sk_journal_entry_t entries[6];
+    entries[0] = user_entry(1, "shop", SK_USER_SELLER, statuses);
+    entries[1] = user_entry(2, "alice", SK_USER_CUSTOMER, statuses);
+    entries[2] = (sk_journal_entry_t){
+        .kind = SK_JOURNAL_COUPON, .on_committed = count_committed, .data = statuses};
+    entries[2].u.coupon.id = 1;
+    entries[2].u.coupon.amount = 5;
+    entries[2].u.coupon.stock = 10;
+    entries[2].u.coupon.start_at = SK_STORE_NO_TIME;
+    entries[2].u.coupon.end_at = 1800000000;
+    entries[2].u.coupon.created_at = 1700000000;
+    entries[2].u.coupon.seller = h2o_iovec_init(H2O_STRLIT("shop"));
+    entries[2].u.coupon.name = h2o_iovec_init(H2O_STRLIT("c1"));
+    entries[2].u.coupon.description = h2o_iovec_init(H2O_STRLIT("ten off"));
+    entries[3] = (sk_journal_entry_t){
+        .kind = SK_JOURNAL_GRANT, .on_committed = count_committed, .data = statuses};
+    entries[3].u.grant.id = 1;
+    entries[3].u.grant.coupon_id = 1;
+    entries[3].u.grant.granted_at = 1700000001;
+    entries[3].u.grant.customer = h2o_iovec_init(H2O_STRLIT("alice"));
+    entries[3].u.grant.seller = h2o_iovec_init(H2O_STRLIT("shop"));
+    entries[3].u.grant.coupon = h2o_iovec_init(H2O_STRLIT("c1"));
+    entries[4] = (sk_journal_entry_t){
+        .kind = SK_JOURNAL_REVOKE, .on_committed = count_committed, .data = statuses};
+    entries[4].u.revoke.jti = "jti-live";
+    entries[4].u.revoke.expires_at = 2000000000;
+    entries[5] = entries[4];
+    entries[5].u.revoke.jti = "jti-old";
+    entries[5].u.revoke.expires_at = 1000;
+    for (size_t i = 0; i != 6; ++i)
+        assert_int_equal(sk_journal_submit(journal, &entries[i]), 0);
+    sk_journal_close(journal); /* commits everything queued first */
+    assert_int_equal(statuses[0], 6);
+    assert_int_equal(statuses[1], 0);
+    assert_true(atomic_load(&loaded.batches) >= 1);
+
+    /* the grant took one from the coupon's remaining, in the same transaction */
+    assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 1"), 4);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM users WHERE kind = 'saler'"), 1);
+
+    /* Reopened with a cutoff between the two revocations: the old one is pruned. */
+    journal = open_journal(f, &loaded, 5000);
+    assert_int_equal(loaded.count, 5);
+    assert_string_equal(loaded.rows[0], "u 1 shop seller hash");
+    assert_string_equal(loaded.rows[1], "u 2 alice customer hash");
+    assert_string_equal(loaded.rows[2], "c 1 shop/c1 ten off 5 4 10 - 1800000000");
+    assert_string_equal(loaded.rows[3], "g 1 alice shop/c1");
+    assert_string_equal(loaded.rows[4], "r jti-live 2000000000");
+    sk_journal_close(journal);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM revoked_tokens"), 1);
+}
+
+static void test_failed_statement_fails_its_entry_only(void **state)
+{
+    fixture_t *f = *state;
+    loaded_t loaded;
+    sk_journal_t *journal = open_journal(f, &loaded, 0);
+    int ok[2] = {0, 0}, duplicate[2] = {0, 0};
+    sk_journal_entry_t first = user_entry(1, "bob", SK_USER_CUSTOMER, ok);
+    sk_journal_entry_t again = user_entry(2, "bob", SK_USER_CUSTOMER, duplicate);
+    sk_journal_entry_t other = user_entry(3, "carol", SK_USER_CUSTOMER, ok);
+    assert_int_equal(sk_journal_submit(journal, &first), 0);
+    assert_int_equal(sk_journal_submit(journal, &again), 0);
+    assert_int_equal(sk_journal_submit(journal, &other), 0);
+    sk_journal_close(journal);
+    assert_int_equal(ok[0], 2);
+    assert_int_equal(ok[1], 0);
+    assert_int_equal(duplicate[0], 0);
+    assert_int_equal(duplicate[1], 1);
+    assert_int_equal(again.status, SK_EIO);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM users"), 2);
+    assert_int_equal(sql_number(f, "SELECT id FROM users WHERE username = 'carol'"), 3);
+}
+
+static void test_fix_remaining(void **state)
+{
+    fixture_t *f = *state;
+    loaded_t loaded;
+    sk_journal_t *journal = open_journal(f, &loaded, 0);
+    int statuses[2] = {0, 0};
+    sk_journal_entry_t coupon = {
+        .kind = SK_JOURNAL_COUPON, .on_committed = count_committed, .data = statuses};
+    coupon.u.coupon.id = 7;
+    coupon.u.coupon.amount = 9;
+    coupon.u.coupon.stock = 1;
+    coupon.u.coupon.start_at = coupon.u.coupon.end_at = SK_STORE_NO_TIME;
+    coupon.u.coupon.seller = h2o_iovec_init(H2O_STRLIT("s"));
+    coupon.u.coupon.name = h2o_iovec_init(H2O_STRLIT("n"));
+    coupon.u.coupon.description = h2o_iovec_init(H2O_STRLIT(""));
+    assert_int_equal(sk_journal_submit(journal, &coupon), 0);
+    sk_journal_close(journal);
+    assert_int_equal(statuses[0], 1);
+
+    journal = open_journal(f, &loaded, 0);
+    assert_int_equal(sk_journal_fix_remaining(journal, 7, 3), 0);
+    sk_journal_close(journal);
+    assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 7"), 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_schema_and_deployment_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_committed_and_loaded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_statement_fails_its_entry_only, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fix_remaining, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
