@@ -164,14 +164,15 @@ def test_signal_during_start_up_exits_zero(tmp_path, sig):
 def test_signals_as_process_1(tmp_path, when, sig):
     """As PID 1 (a container's init) the kernel drops signals that have no handler: the
     service must still stop on SIGTERM or SIGINT with 0, and still ignore SIGHUP."""
-    if subprocess.run(["unshare", "--pid", "--fork", "true"],
+    if subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
                       capture_output=True).returncode != 0:
         pytest.skip("unshare --pid is not permitted here")
     srv = Server(tmp_path / "data", tmp_path / "logs", options={"--log-level": "info"})
     srv.port = __import__("seckill_harness").free_port()
     # --kill-child: unshare passes no signal on, so it is sent to the service by its
     # PID outside the namespace (the child of unshare).
-    proc = _spawn(srv, prefix=["unshare", "--pid", "--fork", "--kill-child"])
+    # --mount-proc: a /proc of its own namespace, as in a container (LeakSanitizer reads it).
+    proc = _spawn(srv, prefix=["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
     try:
         child = None
         deadline = time.monotonic() + 10
