@@ -42,7 +42,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    sk_redis_sync_free(f->redis);
+    sk_redis_sync_close(f->redis);
     free(f);
     return 0;
 }

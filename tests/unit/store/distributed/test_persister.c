@@ -84,7 +84,7 @@ static int teardown(void **state)
 {
     fixture_t *f = *state;
     sk_mysql_close(f->sql);
-    sk_redis_sync_free(f->redis);
+    sk_redis_sync_close(f->redis);
     free(f);
     return 0;
 }
