@@ -15,8 +15,9 @@ import subprocess
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Every tests/unit/test_*.c, and the fixture that starts and stops the test backends.
-EXPECTED_TESTS = len(glob.glob(os.path.join(ROOT, "tests", "unit", "test_*.c"))) + 2
+# Every tests/unit/**/test_*.c, and the fixture that starts and stops the test backends.
+EXPECTED_TESTS = len(glob.glob(os.path.join(ROOT, "tests", "unit", "**", "test_*.c"),
+                             recursive=True)) + 2
 
 WRAPPER = """#!/bin/sh
 # pkg-config without cmocka while $HIDE_CMOCKA is set: a machine where make test never ran.
