@@ -40,7 +40,12 @@ def json_or_none(r):
 
 def test_jmeter_plan(start_server):
     # Against the distributed deployment: split over two instances, each request to either.
-    srv = start_fleet(start_server)
+    # Each session then keeps a connection to both, and one may sit idle for the default 10 s
+    # --idle-timeout while random routing picks the other (about 20 picks in a row, a few
+    # per cent of runs): the server closes it as the client reuses it, and the request fails
+    # with "Remote end closed connection without response" (seen in CI run 2). Nothing is
+    # wrong in that close; a load test keeps its connections alive longer than its gaps.
+    srv = start_fleet(start_server, options={"--idle-timeout": 60})
     client = Client(srv)
 
     sellers = make_users(srv, [f"saler_{i}" for i in range(N_SELLERS)], "saler")
@@ -154,4 +159,6 @@ def test_jmeter_plan(start_server):
         assert row["amount"] == AMOUNT
         assert row["remaining"] == AMOUNT - by_coupon[pair], row
         assert row["remaining"] == AMOUNT - min(N_CUSTOMERS, AMOUNT), row
-    assert elapsed < 90, f"the plan took {elapsed:.1f} s"
+    # A stall guard, not a performance target (bench/ measures those): the plan's time is
+    # mostly the Python client's 200 threads, 70-103 s on this machine kind.
+    assert elapsed < 240, f"the plan took {elapsed:.1f} s"
