@@ -110,21 +110,21 @@ int sk_redis_config_parse(const char *url, sk_redis_config_t *out, char *err, si
     memset(out, 0, sizeof(*out));
     if (url == NULL) {
         set_error(err, errlen, "no Redis URL");
-        return -1;
+        return SK_EINVAL;
     }
     if (strncasecmp(url, "rediss://", 9) == 0) {
         set_error(err, errlen, "TLS (rediss://) is not supported");
-        return -1;
+        return SK_EINVAL;
     }
     if (strncasecmp(url, scheme, sizeof(scheme) - 1) != 0) {
         set_error(err, errlen, "a Redis URL starts with redis://");
-        return -1;
+        return SK_EINVAL;
     }
     const char *rest = url + sizeof(scheme) - 1, *rest_end = rest + strlen(rest);
     for (const char *p = rest; p < rest_end; ++p) {
         if ((unsigned char)*p <= ' ' || *p == 0x7f) {
             set_error(err, errlen, "the Redis URL contains a space or a control character");
-            return -1;
+            return SK_EINVAL;
         }
     }
 
@@ -139,7 +139,7 @@ int sk_redis_config_parse(const char *url, sk_redis_config_t *out, char *err, si
         const char *colon = memchr(rest, ':', (size_t)(at - rest));
         if (colon == NULL) {
             set_error(err, errlen, "the Redis URL's credentials must read [user]:password@");
-            return -1;
+            return SK_EINVAL;
         }
         if (decode_userinfo(rest, colon, out->username, sizeof(out->username)) != 0 ||
             decode_userinfo(colon + 1, at, out->password, sizeof(out->password)) != 0) {
@@ -193,7 +193,7 @@ int sk_redis_config_parse(const char *url, sk_redis_config_t *out, char *err, si
 fail:
     /* Leave no copy of a password behind in a configuration the caller will not use. */
     memset(out, 0, sizeof(*out));
-    return -1;
+    return SK_EINVAL;
 }
 
 /*
@@ -289,34 +289,34 @@ int sk_redis_slot_map_from_reply(sk_redis_slot_map_t *map, const redisReply *rep
     memset(map->slot_node, SLOT_UNCOVERED, sizeof(map->slot_node));
     map->cluster = 1;
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY)
-        return -1;
+        return SK_EINVAL;
     for (size_t i = 0; i < reply->elements; ++i) {
         const redisReply *range = reply->element[i];
         if (range == NULL || range->type != REDIS_REPLY_ARRAY || range->elements < 3)
-            return -1;
+            return SK_EINVAL;
         const redisReply *master = range->element[2];
         if (!reply_integer_in(range->element[0], 0, SK_REDIS_SLOTS - 1) ||
             !reply_integer_in(range->element[1], range->element[0]->integer, SK_REDIS_SLOTS - 1) ||
             master == NULL || master->type != REDIS_REPLY_ARRAY || master->elements < 2 ||
             master->element[0] == NULL || master->element[0]->type != REDIS_REPLY_STRING ||
             !reply_integer_in(master->element[1], 1, 65535))
-            return -1;
+            return SK_EINVAL;
         /* Redis 7 leaves the host empty ("?" when the endpoint type is unknown) where the
          * client should use the address it reached the answering node at. */
         const char *host = master->element[0]->str;
         if (master->element[0]->len == 0 || strcmp(host, "?") == 0)
             host = seed->host;
         else if (strlen(host) != master->element[0]->len)
-            return -1; /* a NUL byte inside a host name */
+            return SK_EINVAL; /* a NUL byte inside a host name */
         int node = sk_redis_slot_map_node(map, host, (int)master->element[1]->integer);
         if (node < 0)
-            return -1;
+            return SK_EINVAL;
         memset(&map->slot_node[range->element[0]->integer], node,
                (size_t)(range->element[1]->integer - range->element[0]->integer + 1));
     }
     for (size_t slot = 0; slot < SK_REDIS_SLOTS; ++slot)
         if (map->slot_node[slot] == SLOT_UNCOVERED)
-            return -1;
+            return SK_EINVAL;
     return 0;
 }
 
@@ -338,13 +338,13 @@ int sk_redis__slot_map_update(sk_redis_slot_map_t *map, const redisReply *reply,
     if (reply_is_error_containing(reply, "cluster support disabled"))
         sk_redis_slot_map_standalone(scratch, answered_by);
     else if (sk_redis_slot_map_from_reply(scratch, reply, answered_by) != 0)
-        return -1;
+        return SK_EINVAL;
     int index_in_map[SK_REDIS_MAX_NODES];
     for (size_t i = 0; i < scratch->node_count; ++i) {
         index_in_map[i] =
             sk_redis_slot_map_node(map, scratch->nodes[i].host, scratch->nodes[i].port);
         if (index_in_map[i] < 0)
-            return -1;
+            return SK_EINVAL;
     }
     for (size_t slot = 0; slot < SK_REDIS_SLOTS; ++slot)
         map->slot_node[slot] = (uint8_t)index_in_map[scratch->slot_node[slot]];

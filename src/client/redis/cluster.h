@@ -33,7 +33,7 @@ typedef struct sk_redis_config {
     int db;             /* SELECT db when not 0 (standalone only) */
 } sk_redis_config_t;
 
-/* Returns 0, or -1 with a message in `err` (never echoing the password). */
+/* Returns 0, or SK_EINVAL with a message in `err` (never echoing the password). */
 int sk_redis_config_parse(const char *url, sk_redis_config_t *out, char *err, size_t errlen);
 
 /* Redis Cluster's CRC16 of the hash tag (or the whole key), modulo 16384. */
@@ -48,7 +48,7 @@ typedef struct sk_redis_slot_map {
 } sk_redis_slot_map_t;
 
 /* Fills `map` from the reply of `CLUSTER SLOTS` (masters only). `seed` is the node that
- * answered: an empty host in the reply means that node. Returns 0, or -1 when the reply is
+ * answered: an empty host in the reply means that node. Returns 0, or SK_EINVAL when the reply is
  * malformed or leaves a slot uncovered. */
 int sk_redis_slot_map_from_reply(sk_redis_slot_map_t *map, const redisReply *reply,
                                  const sk_redis_node_addr_t *seed);

@@ -57,8 +57,9 @@ sk_redis__next_t sk_redis__next_step(const redisReply *reply, sk_redis__command_
 /* Updates `map` from the reply to `CLUSTER SLOTS` sent to `answered_by`: the nodes keep
  * their indexes in `map` (new ones are appended), so connections indexed alike survive.
  * An error reply saying cluster support is disabled makes a standalone map. `scratch` is
- * working memory of the caller (the map is 16 KiB and more). Returns 0, or -1 when the
- * reply is neither (the map is then unchanged). */
+ * working memory of the caller (the map is 16 KiB and more). Returns 0, or SK_EINVAL when
+ * the reply is neither or names more nodes than the map holds: the slots then keep their
+ * nodes (nodes the reply named may have been appended to map->nodes). */
 int sk_redis__slot_map_update(sk_redis_slot_map_t *map, const redisReply *reply,
                               const sk_redis_node_addr_t *answered_by,
                               sk_redis_slot_map_t *scratch);

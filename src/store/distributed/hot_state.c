@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/error.h"
 #include "util/index.h"
 #include "store/distributed/sql_snapshot.h"
 #include "util/log.h"
@@ -215,7 +216,7 @@ static int load_coupon(const sk_hot_state_t *hot, sk_redis_sync_t *redis,
     int member_len = snprintf(member, sizeof(member), "%.*s/%.*s", (int)coupon->seller_len,
                               coupon->seller, (int)coupon->name_len, coupon->name);
     unsigned shard = sk_hot_shard(member, (size_t)member_len);
-    int status = -1;
+    int status = SK_EUNAVAILABLE; /* until the last call answered */
 
     /* The seller's list first: a listed coupon whose hash is missing is skipped by the
      * list, while a hash without its list entry would be invisible to the seller. */

@@ -108,13 +108,14 @@ int sk_hot_state_check_aof(sk_redis_sync_t *redis);
 int sk_hot_state_ensure(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql,
                         const _Atomic int *stopping);
 
-/* Loads one coupon and its holders (idempotent; see the load script). Returns 0 or -1. */
+/* Loads one coupon and its holders (idempotent; see the load script). Returns 0, or
+ * SK_EUNAVAILABLE when Redis failed or refused a call. */
 int sk_hot_state_load_coupon(const sk_hot_state_t *hot, sk_redis_sync_t *redis,
                              const sk_mysql_coupon_t *coupon, const char *const *customers,
                              const int64_t *scores, size_t holder_count);
 
 /* Adds holders (and their holdings) to a coupon that exists, leaving `left` alone: for
- * `reconcile --repair`. Returns 0 or -1. */
+ * `reconcile --repair`. Returns 0 or SK_EUNAVAILABLE. */
 int sk_hot_state_add_holders(const sk_hot_state_t *hot, sk_redis_sync_t *redis,
                              const sk_mysql_coupon_t *coupon, const char *const *customers,
                              const int64_t *scores, size_t holder_count);

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "client/redis/cluster.h"
+#include "util/error.h"
 #include "client/redis/cluster_internal.h"
 
 static uint16_t slot_of(const char *key)
@@ -131,7 +132,7 @@ static void test_url_hostile(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
         sk_redis_config_t config;
         char err[128] = "";
-        if (sk_redis_config_parse(bad[i], &config, err, sizeof(err)) != -1)
+        if (sk_redis_config_parse(bad[i], &config, err, sizeof(err)) != SK_EINVAL)
             fail_msg("accepted %s", bad[i] ? bad[i] : "(null)");
         assert_true(err[0] != '\0');
         assert_string_equal(config.password, "");
@@ -142,26 +143,27 @@ static void test_url_hostile(void **state)
     snprintf(url, sizeof(url), "redis://%0300d", 0);
     sk_redis_config_t config;
     char err[128];
-    assert_int_equal(sk_redis_config_parse(url, &config, err, sizeof(err)), -1);
+    assert_int_equal(sk_redis_config_parse(url, &config, err, sizeof(err)), SK_EINVAL);
     snprintf(url, sizeof(url), "redis://:%0300d@h", 0);
-    assert_int_equal(sk_redis_config_parse(url, &config, err, sizeof(err)), -1);
+    assert_int_equal(sk_redis_config_parse(url, &config, err, sizeof(err)), SK_EINVAL);
     snprintf(url, sizeof(url), "redis://%0200d:p@h", 0);
-    assert_int_equal(sk_redis_config_parse(url, &config, err, sizeof(err)), -1);
+    assert_int_equal(sk_redis_config_parse(url, &config, err, sizeof(err)), SK_EINVAL);
     size_t used = (size_t)snprintf(url, sizeof(url), "redis://h");
     for (int i = 0; i < SK_REDIS_MAX_NODES; ++i)
         used += (size_t)snprintf(url + used, sizeof(url) - used, ",h%d", i);
-    assert_int_equal(sk_redis_config_parse(url, &config, err, sizeof(err)), -1);
+    assert_int_equal(sk_redis_config_parse(url, &config, err, sizeof(err)), SK_EINVAL);
 
     /* The password never appears in the message, whatever went wrong after it. */
     static const char *const with_password[] = {
         "redis://u:topsecretpw@h:99999", "redis://u:topsecretpw@h/x", "redis://u:topsecretpw@h?x"};
     for (size_t i = 0; i < 3; ++i) {
-        assert_int_equal(sk_redis_config_parse(with_password[i], &config, err, sizeof(err)), -1);
+        assert_int_equal(sk_redis_config_parse(with_password[i], &config, err, sizeof(err)),
+                         SK_EINVAL);
         assert_null(strstr(err, "topsecret"));
     }
     /* A tiny or absent error buffer is fine. */
-    assert_int_equal(sk_redis_config_parse("x", &config, err, 1), -1);
-    assert_int_equal(sk_redis_config_parse("x", &config, NULL, 0), -1);
+    assert_int_equal(sk_redis_config_parse("x", &config, err, 1), SK_EINVAL);
+    assert_int_equal(sk_redis_config_parse("x", &config, NULL, 0), SK_EINVAL);
 }
 
 static void test_redirects(void **state)
@@ -242,29 +244,29 @@ static void test_slot_map(void **state)
 
     /* A hole: slot 5461 of nobody. */
     ranges[1].start.integer = 5462;
-    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), -1);
+    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), SK_EINVAL);
     ranges[1].start.integer = 5461;
     /* Malformed: end before start, out of range, a port that is not a port, not arrays. */
     ranges[0].end.integer = -1;
-    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), -1);
+    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), SK_EINVAL);
     ranges[0].end.integer = 16384;
-    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), -1);
+    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), SK_EINVAL);
     ranges[0].end.integer = 5460;
     ranges[0].port.integer = 0;
-    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), -1);
+    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), SK_EINVAL);
     ranges[0].port.integer = 7000;
     ranges[0].master.elements = 1;
-    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), -1);
+    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), SK_EINVAL);
     ranges[0].master.elements = 2;
     ranges[0].range.elements = 2;
-    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), -1);
+    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), SK_EINVAL);
     ranges[0].range.elements = 3;
     ranges[0].host.len = 3; /* "10.\0..." : a NUL inside */
-    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), -1);
+    assert_int_equal(sk_redis_slot_map_from_reply(&map, &reply, &seed), SK_EINVAL);
     ranges[0].host.len = strlen("10.0.0.1");
     redisReply status = {.type = REDIS_REPLY_STATUS, .str = "OK", .len = 2};
-    assert_int_equal(sk_redis_slot_map_from_reply(&map, &status, &seed), -1);
-    assert_int_equal(sk_redis_slot_map_from_reply(&map, NULL, &seed), -1);
+    assert_int_equal(sk_redis_slot_map_from_reply(&map, &status, &seed), SK_EINVAL);
+    assert_int_equal(sk_redis_slot_map_from_reply(&map, NULL, &seed), SK_EINVAL);
 
     /* Updates keep the indexes of known nodes and append new ones. */
     memset(&map, 0, sizeof(map));
@@ -281,7 +283,7 @@ static void test_slot_map(void **state)
     assert_string_equal(map.nodes[map.slot_node[16383]].host, "10.0.0.1");
     /* A malformed answer leaves the map as it was. */
     ranges[1].start.integer = 5462;
-    assert_int_equal(sk_redis__slot_map_update(&map, &reply, &seed, &scratch), -1);
+    assert_int_equal(sk_redis__slot_map_update(&map, &reply, &seed, &scratch), SK_EINVAL);
     assert_string_equal(map.nodes[map.slot_node[16383]].host, "10.0.0.1");
 
     /* A Redis without cluster support: everything on the node that answered. */
