@@ -150,7 +150,8 @@ void sk_store_thread_destroy(sk_store_t *store, sk_store_thread_t *thread);
 void sk_store_user_register(sk_store_t *store, sk_store_thread_t *thread,
                             sk_store_user_register_t *op);
 
-/* Finds a user for login. Result: OK or NOT_FOUND. */
+/* Finds a user for login. Result: OK, NOT_FOUND, or UNAVAILABLE (the distributed store
+ * could not reach SQL for a user it has not cached). */
 void sk_store_user_find(sk_store_t *store, sk_store_thread_t *thread, sk_store_user_find_t *op);
 
 /* A seller publishes a coupon. Result: OK, DUPLICATE, NOT_FOUND (no seller of that name

@@ -250,15 +250,7 @@ class Server:
         last_error = None
         for _attempt in range(3):  # the free port may be taken between probe and bind
             self.port = free_port()
-            self.runs += 1
-            log_path = self.log_dir / f"server-{self.port}-{self.runs}.log"
-            self.log_paths.append(log_path)
-            env = dict(os.environ)
-            env.update(self.env or {})
-            with open(log_path, "wb") as log:
-                self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, env=env, cwd=self.cwd)
-            _live_processes.append(self.proc)
+            log_path = self.spawn()
             try:
                 self._wait_healthy(timeout, log_path)
                 return self
@@ -267,6 +259,21 @@ class Server:
                 if "address" not in str(exc).lower():
                     break
         pytest.fail(str(last_error), pytrace=False)
+
+    def spawn(self, prefix=()):
+        """Starts the process on self.port (behind a wrapper command such as unshare when
+        `prefix` names one) without waiting for it to serve. Returns its log's path."""
+        self.runs += 1
+        log_path = self.log_dir / f"server-{self.port}-{self.runs}.log"
+        self.log_paths.append(log_path)
+        env = dict(os.environ)
+        env.update(self.env or {})
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(list(prefix) + self.command(), stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env, cwd=self.cwd)
+        _live_processes.append(self.proc)
+        return log_path
 
     def _wait_healthy(self, timeout, log_path):
         deadline = time.monotonic() + timeout

@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from seckill_harness import DISTRIBUTED, Client, Server, expect_json, uniq
+from seckill_harness import DISTRIBUTED, Client, Server, expect_json, free_port, uniq
 
 ROUNDS = int(os.environ.get("SECKILL_SIGNAL_ROUNDS", "8"))
 # README "Signals": every thread observes a stop within 2 s; a sanitized build is slower.
@@ -78,18 +78,10 @@ def test_sighup_is_logged_and_ignored(start_server):
 
 
 def _spawn(srv, prefix=()):
-    """Starts `srv`'s command (optionally behind a wrapper such as unshare) without waiting
-    for it to serve; returns the Popen."""
-    srv.port = srv.port or __import__("seckill_harness").free_port()
-    srv.runs += 1
-    log_path = srv.log_dir / f"server-{srv.port}-{srv.runs}.log"
-    srv.log_paths.append(log_path)
-    env = dict(os.environ)
-    env.update(srv.env or {})
-    with open(log_path, "wb") as log:
-        srv.proc = subprocess.Popen(list(prefix) + srv.command(), stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=env)
+    """Starts `srv` (optionally behind a wrapper such as unshare) without waiting for it to
+    serve; returns the Popen."""
+    srv.port = srv.port or free_port()
+    srv.spawn(prefix)
     return srv.proc
 
 
@@ -139,7 +131,7 @@ def test_signal_during_start_up_exits_zero(tmp_path, sig):
         _fill_database(Server(tmp_path / "data", tmp_path / "fill"))
     if DISTRIBUTED:
         # Nothing listens on these ports: the store waits for its backends at start.
-        dead = __import__("seckill_harness").free_port()
+        dead = free_port()
         options["--redis"] = f"redis://127.0.0.1:{dead}/0"
         options["--mysql"] = f"mysql://seckill:pw@127.0.0.1:{dead}/seckill"
     srv = Server(tmp_path / "data", tmp_path / "logs", options=options)
@@ -168,7 +160,7 @@ def test_signals_as_process_1(tmp_path, when, sig):
                       capture_output=True).returncode != 0:
         pytest.skip("unshare --pid is not permitted here")
     srv = Server(tmp_path / "data", tmp_path / "logs", options={"--log-level": "info"})
-    srv.port = __import__("seckill_harness").free_port()
+    srv.port = free_port()
     # --kill-child: unshare passes no signal on, so it is sent to the service by its
     # PID outside the namespace (the child of unshare).
     # --mount-proc: a /proc of its own namespace, as in a container (LeakSanitizer reads it).
