@@ -4,6 +4,7 @@
  */
 #include "http/epoll_keep.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +46,32 @@ static void set_kernel_events(polled_fd_t *entry, uint32_t events)
         entry->kept = 0;
 }
 
+/* A thread that ends (unit tests end theirs; production's workers stay parked) frees its
+ * table: the key's destructor runs in that thread, where `polled` is still its own. */
+static pthread_key_t table_key;
+static pthread_once_t table_key_once = PTHREAD_ONCE_INIT;
+
+static void free_table(void *entries)
+{
+    free(entries);
+    polled.entries = NULL;
+    polled.size = 0;
+    polled.registered = 0;
+    polled.epfd = -1;
+}
+
+static void create_table_key(void)
+{
+    if (pthread_key_create(&table_key, free_table) != 0) {
+        sk_log(SK_LOG_ERROR, "http", "pthread_key_create failed for the epoll table");
+        abort();
+    }
+}
+
 static polled_fd_t *polled_entry(int fd)
 {
     if ((size_t)fd >= polled.size) {
+        pthread_once(&table_key_once, create_table_key);
         size_t size = polled.size ? polled.size : 1024;
         while (size <= (size_t)fd)
             size *= 2;
@@ -59,6 +83,7 @@ static polled_fd_t *polled_entry(int fd)
         memset(grown + polled.size, 0, (size - polled.size) * sizeof(*grown));
         polled.entries = grown;
         polled.size = size;
+        pthread_setspecific(table_key, grown);
     }
     return &polled.entries[fd];
 }
