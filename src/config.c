@@ -119,7 +119,9 @@ const char *sk_config_usage(void)
         "'*' in the process's argument list once read; the --*-file forms keep them out of\n"
         "it altogether and are preferred.\n"
         "`reconcile` compares Redis's hot state with SQL and reports every difference (exit 0:\n"
-        "none, 1: some); --repair also fixes them.\n\n");
+        "none, 1: some); --repair also fixes them.\n"
+        "SIGTERM or SIGINT: answer what was received, make it durable, exit 0 (during start-up\n"
+        "too); SIGHUP is logged and ignored. Under systemd Type=notify it reports READY=1.\n\n");
     for (int i = 0; i != OPT_COUNT && used < sizeof(usage_text); ++i) {
         char left[64];
         snprintf(left, sizeof(left), "%s %s", options[i].flag, options[i].arg);
