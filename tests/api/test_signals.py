@@ -117,7 +117,7 @@ def _fill_database(srv, customers=150_000, coupons=10):
         conn.executemany("INSERT INTO grants (id, customer, seller, coupon, granted_at) "
                          "VALUES (?, ?, 'shop', ?, 0)",
                          ((k * customers + i, f"c{i}", f"k{k}")
-                          for k in range(coupons) for i in range(1, customers + 1)))
+                          for k in range(1, coupons + 1) for i in range(1, customers + 1)))
     conn.close()
 
 
