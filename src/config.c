@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <endian.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -36,6 +37,8 @@ typedef enum option_id {
     OPT_TOKEN_TTL,
     OPT_REDIS,
     OPT_REDIS_FILE,
+    OPT_REDIS_WAIT_REPLICAS,
+    OPT_REDIS_WAIT_TIMEOUT,
     OPT_MYSQL,
     OPT_MYSQL_FILE,
     OPT_MAX_AMOUNT,
@@ -69,9 +72,19 @@ static const struct option_spec {
                        "token lifetime (default 3600)"},
     [OPT_REDIS] = {"--redis", "SECKILL_REDIS", "URL",
                    "redis://[[user]:password@]host[:port][,host[:port]...][/db] (several hosts: "
-                   "seeds of one Redis Cluster); with --mysql: the distributed deployment"},
+                   "seeds of one Redis Cluster), or "
+                   "redis-sentinel://[password@]host[:port][,host[:port]...][/db]#master (find "
+                   "the master through Redis Sentinel, follow its failovers); with --mysql: the "
+                   "distributed deployment"},
     [OPT_REDIS_FILE] = {"--redis-file", "SECKILL_REDIS_FILE", "PATH",
                         "read --redis from this file (mode 0600 or stricter)"},
+    [OPT_REDIS_WAIT_REPLICAS] = {"--redis-wait-replicas", "SECKILL_REDIS_WAIT_REPLICAS", "N",
+                                 "answer a grab 201 (and a coupon creation or logout) only once N "
+                                 "Redis replicas hold it (WAIT), so that a failover loses none "
+                                 "(default 0: the master alone)"},
+    [OPT_REDIS_WAIT_TIMEOUT] = {"--redis-wait-timeout", "SECKILL_REDIS_WAIT_TIMEOUT", "MS",
+                                "how long a grab waits for those replicas before it is answered "
+                                "503 with Retry-After (default 100)"},
     [OPT_MYSQL] = {"--mysql", "SECKILL_MYSQL", "URL",
                    "mysql://user:password@host[:port]/database (MySQL 5.7/8 or MariaDB); "
                    "the distributed deployment needs --jwt-secret too"},
@@ -410,7 +423,9 @@ static void scrub_url_password(char *url)
     char *at = strrchr(authority, '@');
     if (at == NULL)
         return;
-    char *colon = memchr(authority, ':', (size_t)(at - authority));
+    /* A Sentinel URL's user information is all password, ':' included. */
+    int all_password = strncasecmp(url, "redis-sentinel://", 17) == 0;
+    char *colon = all_password ? NULL : memchr(authority, ':', (size_t)(at - authority));
     char *password = colon != NULL ? colon + 1 : authority;
     memset(password, '*', (size_t)(at - password));
 }
@@ -468,6 +483,16 @@ static int apply(sk_config_t *config, option_id_t id, const char *value)
         return parse_int(value, 1, 10LL * 365 * 86400, &config->token_ttl);
     case OPT_REDIS:
         return replace_string(&config->redis_url, value);
+    case OPT_REDIS_WAIT_REPLICAS:
+        if (parse_int(value, 0, 64, &number) != 0)
+            return -1;
+        config->redis_wait_replicas = (int)number;
+        return 0;
+    case OPT_REDIS_WAIT_TIMEOUT:
+        if (parse_int(value, 1, 60000, &number) != 0)
+            return -1;
+        config->redis_wait_timeout_ms = (unsigned)number;
+        return 0;
     case OPT_MYSQL:
         return replace_string(&config->mysql_url, value);
     case OPT_MAX_AMOUNT:
@@ -530,6 +555,7 @@ static void set_defaults(sk_config_t *config)
     config->threads = cores > 0 ? (int)(cores > 256 ? 256 : cores) : 1;
     config->token_ttl = 3600;
     config->max_amount = 1000000000;
+    config->redis_wait_timeout_ms = 100;
     config->max_body = 65536;
     config->log_level = SK_LOG_INFO;
     config->pwhash_cost = SK_PWHASH_INTERACTIVE;

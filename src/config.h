@@ -19,6 +19,8 @@ typedef struct sk_config {
     char *jwt_secret; /* NULL: generated once and kept in the data dir */
     int64_t token_ttl;
     char *redis_url, *mysql_url;
+    int redis_wait_replicas;        /* WAIT for this many replicas before a 201; 0: none */
+    unsigned redis_wait_timeout_ms; /* ... at most this long, then 503 */
     int64_t max_amount;
     size_t max_body;
     int log_level; /* sk_log_level_t */

@@ -72,7 +72,14 @@ int main(int argc, char **argv)
     sk_password_pool_t *passwords = NULL;
     sk_api_t *api = NULL;
     if (config.redis_url != NULL) {
-        store = sk_store_redis_create(config.redis_url, config.mysql_url, 10000);
+        sk_store_redis_options_t options = {
+            .redis_url = config.redis_url,
+            .mysql_url = config.mysql_url,
+            .startup_wait_ms = 10000,
+            .wait_replicas = config.redis_wait_replicas,
+            .wait_timeout_ms = config.redis_wait_timeout_ms,
+        };
+        store = sk_store_redis_create(&options);
     } else {
         char db_path[PATH_MAX];
         snprintf(db_path, sizeof(db_path), "%s/seckill.db", config.data_dir);

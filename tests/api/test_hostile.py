@@ -150,7 +150,10 @@ def test_ten_thousand_idle_connections(start_server):
         print(f"\n{len(held)} idle connections opened in {opened:.1f} s; honest client p50 "
               f"{percentile(during, 0.5) * 1e3:.2f} ms, p99 {p99 * 1e3:.2f} ms, max "
               f"{max(during) * 1e3:.2f} ms (before: p99 {percentile(before, 0.99) * 1e3:.2f} ms)")
-        assert p99 < 0.050, f"p99 {p99 * 1e3:.1f} ms with {len(held)} idle connections"
+        # A sanitizer build runs the server several times slower (TSan: 5-15x): the bound
+        # is about starvation (seconds behind 10,000 idle sockets), not speed.
+        bound = 0.250 if os.environ.get("SECKILL_SANITIZED") else 0.050
+        assert p99 < bound, f"p99 {p99 * 1e3:.1f} ms with {len(held)} idle connections"
         # still open: the server dropped none of them
         assert server_sockets(srv) >= baseline_sockets + IDLE_CONNECTIONS
     finally:

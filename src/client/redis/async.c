@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "client/redis/cluster_internal.h"
+#include "client/redis/sentinel.h"
 #include "util/log.h"
 
 #define BACKOFF_LEVELS 6 /* 100, 200, 400, 800, 1600, 2000 ms */
@@ -39,11 +40,12 @@ typedef struct request request_t;
 typedef struct conn conn_t;
 typedef struct node node_t;
 
-enum request_kind { REQUEST_USER, REQUEST_SLOTS };
+enum request_kind { REQUEST_USER, REQUEST_SLOTS, REQUEST_WAIT };
 
 struct request {
     sk_redis_async_t *client;
-    request_t *next;           /* on the freelist or the list waiting for the slot map */
+    request_t *next;        /* on the freelist, the list waiting for the slot map, or a held list */
+    redisReply *held_reply; /* a replicated command's answer, until its WAIT answers */
     h2o_timeout_entry_t timer; /* a retry after TRYAGAIN, or a failure reported later */
     sk_redis_reply_cb cb;
     void *data;
@@ -52,6 +54,7 @@ struct request {
     uint8_t kind;
     uint8_t attempts;
     uint8_t asking;
+    uint8_t replicated; /* answered only after a WAIT (client->wait_replicas > 0) */
 };
 
 enum conn_state {
@@ -69,6 +72,7 @@ struct conn {
     h2o_timeout_entry_t idle_entry;      /* on client->io_timeout: no answer for too long */
     h2o_timeout_entry_t reconnect_entry; /* on client->backoff[backoff_level] */
     size_t pending;                      /* our commands awaiting an answer */
+    request_t *held_head, **held_tail;   /* answered replicated commands awaiting the WAIT */
     int handshake_pending;
     uint8_t state;
     uint8_t reading;
@@ -76,6 +80,7 @@ struct conn {
     uint8_t in_write;         /* inside redisAsyncHandleWrite */
     uint8_t want_writable;    /* hiredis asked to write again while in_write */
     uint8_t backoff_level;
+    uint8_t wait_needed; /* a replicated command was queued since the last WAIT */
 };
 
 struct node {
@@ -91,6 +96,12 @@ struct sk_redis_async {
     int handshake_count;
     size_t connections_per_node;
     uint64_t timeout_ms;
+    int wait_replicas;
+    uint64_t wait_timeout_ms;
+    char wait_command[64]; /* "WAIT <replicas> <timeout>" in the protocol */
+    size_t wait_command_len;
+    sk_redis_sentinel_t *sentinel;
+    uint64_t sentinel_generation; /* of the master the map holds */
     sk_redis_slot_map_t map;
     sk_redis_slot_map_t scratch;
     node_t *nodes[SK_REDIS_MAX_NODES];
@@ -116,6 +127,7 @@ struct sk_redis_async {
 static void dispatch(request_t *req);
 static void conn_start(conn_t *conn);
 static void fetch_map(sk_redis_async_t *client, int node_index);
+static void fail_waiting(sk_redis_async_t *client);
 
 /*
  * Requests
@@ -140,6 +152,8 @@ static request_t *request_new(sk_redis_async_t *client, sk_redis_reply_cb cb, vo
     req->kind = REQUEST_USER;
     req->attempts = 0;
     req->asking = 0;
+    req->replicated = 0;
+    req->held_reply = NULL;
     return req;
 }
 
@@ -160,13 +174,17 @@ static void request_release(request_t *req)
 }
 
 static void handle_slots_reply(request_t *req, const redisReply *reply);
+static void release_held(conn_t *conn, const redisReply *wait_reply);
 
-/* The end of a request: its callback (or the slot map's update) and its record's reuse. */
+/* The end of a request: its callback (or the slot map's update, or the release of what a
+ * WAIT held) and its record's reuse. */
 static void finish(request_t *req, redisReply *reply)
 {
     sk_redis_async_t *client = req->client;
     if (req->kind == REQUEST_SLOTS) {
         handle_slots_reply(req, reply);
+    } else if (req->kind == REQUEST_WAIT) {
+        release_held(req->data, reply);
     } else {
         ++client->callback_depth;
         req->cb(req->data, reply);
@@ -213,10 +231,17 @@ static void on_writable(h2o_socket_t *sock, const char *err)
     conn_write(conn);
 }
 
+static void conn_append_wait(conn_t *conn);
+
 static void conn_write(conn_t *conn)
 {
     if (conn->ac == NULL)
         return;
+    if (conn->wait_needed) {
+        conn_append_wait(conn);
+        if (conn->ac == NULL)
+            return;
+    }
     conn->in_write = 1;
     conn->want_writable = 0;
     redisAsyncHandleWrite(conn->ac);
@@ -325,6 +350,118 @@ static const sk_redis_node_addr_t *conn_addr(conn_t *conn)
     return &conn->client->map.nodes[conn->node->index];
 }
 
+/*
+ * Replicated commands. hiredis frees a reply when its callback returns, so the answer of
+ * a replicated command is copied and kept on its connection until the WAIT that follows
+ * it answers; replies arrive in order, so every answer held then came before that WAIT
+ * and is covered by it.
+ */
+
+static redisReply *clone_reply(const redisReply *reply)
+{
+    redisReply *copy = calloc(1, sizeof(*copy));
+    if (copy == NULL)
+        return NULL;
+    copy->type = reply->type;
+    copy->integer = reply->integer;
+    if (reply->str != NULL) {
+        copy->str = malloc(reply->len + 1);
+        if (copy->str == NULL)
+            goto fail;
+        memcpy(copy->str, reply->str, reply->len);
+        copy->str[reply->len] = '\0';
+        copy->len = reply->len;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements != 0) {
+        copy->element = calloc(reply->elements, sizeof(*copy->element));
+        if (copy->element == NULL)
+            goto fail;
+        copy->elements = reply->elements;
+        for (size_t i = 0; i < reply->elements; ++i)
+            if ((copy->element[i] = clone_reply(reply->element[i])) == NULL)
+                goto fail;
+    }
+    return copy;
+fail:
+    freeReplyObject(copy); /* frees what was copied so far, as hiredis allocates */
+    return NULL;
+}
+
+static void hold(conn_t *conn, request_t *req, const redisReply *reply)
+{
+    req->held_reply = clone_reply(reply);
+    if (req->held_reply == NULL) {
+        sk_log(SK_LOG_ERROR, "redis", "out of memory keeping an answer until its WAIT");
+        finish(req, NULL);
+        return;
+    }
+    req->next = NULL;
+    *conn->held_tail = req;
+    conn->held_tail = &req->next;
+}
+
+/* The WAIT after the held answers answered (NULL: the connection broke first): each held
+ * command gets its answer when enough replicas have it, NULL when not. */
+static void release_held(conn_t *conn, const redisReply *wait_reply)
+{
+    sk_redis_async_t *client = conn->client;
+    int acknowledged = wait_reply != NULL && wait_reply->type == REDIS_REPLY_INTEGER &&
+                       wait_reply->integer >= client->wait_replicas;
+    request_t *list = conn->held_head;
+    conn->held_head = NULL;
+    conn->held_tail = &conn->held_head;
+    if (!acknowledged && list != NULL && wait_reply != NULL) {
+        const sk_redis_node_addr_t *addr = conn_addr(conn);
+        if (wait_reply->type == REDIS_REPLY_INTEGER)
+            sk_log(SK_LOG_WARN, "redis",
+                   "%s:%d: %lld of %d replicas acknowledged within %llu ms (WAIT): answering 503",
+                   addr->host, addr->port, (long long)wait_reply->integer, client->wait_replicas,
+                   (unsigned long long)client->wait_timeout_ms);
+        else
+            sk_log(SK_LOG_WARN, "redis", "%s:%d refused WAIT: %s", addr->host, addr->port,
+                   wait_reply->type == REDIS_REPLY_ERROR ? wait_reply->str : "a strange answer");
+    }
+    while (list != NULL) {
+        request_t *req = list;
+        list = req->next;
+        req->next = NULL;
+        redisReply *reply = req->held_reply;
+        req->held_reply = NULL;
+        finish(req, acknowledged ? reply : NULL);
+        freeReplyObject(reply);
+    }
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata);
+
+/* Queues "WAIT replicas timeout" behind what this connection has queued. */
+static void conn_append_wait(conn_t *conn)
+{
+    sk_redis_async_t *client = conn->client;
+    conn->wait_needed = 0;
+    request_t *wait = request_new(client, NULL, conn);
+    if (wait != NULL) {
+        wait->kind = REQUEST_WAIT;
+        /* in_write: hiredis's request to write is this very write, not a new flush. */
+        conn->in_write = 1;
+        int status = redisAsyncFormattedCommand(conn->ac, on_reply, wait, client->wait_command,
+                                                client->wait_command_len);
+        conn->in_write = 0;
+        if (status == REDIS_OK) {
+            ++conn->pending;
+            if (!h2o_timeout_is_linked(&conn->idle_entry))
+                h2o_timeout_link(client->loop, &client->io_timeout, &conn->idle_entry);
+            return;
+        }
+        request_release(wait);
+    }
+    /* Without its WAIT nothing could release what this connection will hold: drop the
+     * connection, which answers its commands NULL (not inside a hiredis callback here). */
+    sk_log(SK_LOG_ERROR, "redis", "cannot queue a WAIT: out of memory; reconnecting");
+    conn->state = CONN_DOWN;
+    redisAsyncFree(conn->ac);
+}
+
 /* A connection has failed: stop routing to it before any callback can issue commands. */
 static void conn_mark_down(conn_t *conn)
 {
@@ -332,8 +469,11 @@ static void conn_mark_down(conn_t *conn)
         return;
     conn->state = CONN_DOWN;
     sk_redis_async_t *client = conn->client;
-    /* In a cluster a node that went away may have been replaced by a promoted replica. */
-    if (client->map.cluster && client->map_known && !client->refreshing && !client->destroying)
+    /* In a cluster a node that went away may have been replaced by a promoted replica;
+     * behind Sentinel, the master may have been. */
+    if (client->sentinel != NULL)
+        sk_redis_sentinel_suspect(client->sentinel);
+    else if (client->map.cluster && client->map_known && !client->refreshing && !client->destroying)
         fetch_map(client, -1);
 }
 
@@ -347,6 +487,10 @@ static void schedule_reconnect(conn_t *conn)
 {
     sk_redis_async_t *client = conn->client;
     if (client->destroying || h2o_timeout_is_linked(&conn->reconnect_entry))
+        return;
+    /* A node that serves no slot any more (a demoted master) is not called back; it is
+     * reconnected if it serves again (node_revive). */
+    if (client->map_known && !sk_redis__slot_map_serves(&client->map, conn->node->index))
         return;
     h2o_timeout_link(client->loop, &client->backoff[conn->backoff_level], &conn->reconnect_entry);
     if (conn->backoff_level + 1 < BACKOFF_LEVELS)
@@ -460,9 +604,43 @@ static node_t *node_get(sk_redis_async_t *client, size_t index)
         conn->flush_entry.cb = on_flush;
         conn->idle_entry.cb = on_idle_timeout;
         conn->reconnect_entry.cb = on_reconnect;
+        conn->held_tail = &conn->held_head;
         conn_start(conn);
     }
     return node;
+}
+
+/* Connects node `index` again (it serves slots again), at once. */
+static void node_revive(sk_redis_async_t *client, size_t index)
+{
+    node_t *node = client->nodes[index];
+    if (node == NULL) {
+        node_get(client, index);
+        return;
+    }
+    for (size_t c = 0; c < client->connections_per_node; ++c) {
+        conn_t *conn = &node->conns[c];
+        if (conn->ac != NULL)
+            continue;
+        h2o_timeout_unlink(&conn->reconnect_entry);
+        conn->backoff_level = 0;
+        conn_start(conn);
+    }
+}
+
+/* Closes the connections of node `index`, which serves no slot any more: its pending
+ * commands get NULL, and it is not reconnected. */
+static void node_retire(sk_redis_async_t *client, size_t index)
+{
+    node_t *node = client->nodes[index];
+    for (size_t c = 0; node != NULL && c < client->connections_per_node; ++c) {
+        conn_t *conn = &node->conns[c];
+        h2o_timeout_unlink(&conn->reconnect_entry);
+        if (conn->ac != NULL && conn->state != CONN_DOWN) {
+            conn->state = CONN_DOWN;
+            redisAsyncFree(conn->ac); /* deferred by hiredis inside its own callback */
+        }
+    }
 }
 
 /* The ready connection with the fewest commands in flight (the rotation breaks ties, so
@@ -501,11 +679,30 @@ static void on_reply(redisAsyncContext *ac, void *reply_ptr, void *privdata)
         return;
     }
     conn->backoff_level = 0; /* an answer: the node is healthy again */
+    if (req->kind == REQUEST_WAIT) {
+        finish(req, reply);
+        return;
+    }
+    if (client->sentinel != NULL && reply->type == REDIS_REPLY_ERROR &&
+        strncmp(reply->str, "READONLY", 8) == 0) {
+        /* The master was demoted under us: the command ran nothing. Fail it (503) and ask
+         * the Sentinels for the new master. */
+        const sk_redis_node_addr_t *addr = conn_addr(conn);
+        sk_log(SK_LOG_WARN, "redis", "%s:%d is a replica now (READONLY); asking Sentinel",
+               addr->host, addr->port);
+        sk_redis_sentinel_suspect(client->sentinel);
+        finish(req, NULL);
+        return;
+    }
     int slot;
     sk_redis_node_addr_t addr;
     sk_redis__next_t next = sk_redis__next_step(reply, &req->command, req->attempts, &slot, &addr);
     if (next == SK_REDIS__DONE || client->destroying) {
-        finish(req, reply);
+        if (req->replicated && client->wait_replicas > 0 && !client->destroying &&
+            reply->type != REDIS_REPLY_ERROR)
+            hold(conn, req, reply);
+        else
+            finish(req, reply);
         return;
     }
     ++req->attempts;
@@ -543,6 +740,9 @@ static void dispatch(request_t *req)
         finish(req, NULL);
         return;
     }
+    if (client->sentinel != NULL &&
+        sk_redis_sentinel_generation(client->sentinel) != client->sentinel_generation)
+        fetch_map(client, -1); /* the Sentinels named another master */
     int node_index = req->target_node;
     if (node_index < 0) {
         if (!client->map_known) {
@@ -571,6 +771,8 @@ static void dispatch(request_t *req)
         return;
     }
     ++conn->pending;
+    if (req->replicated && client->wait_replicas > 0)
+        conn->wait_needed = 1;
     if (!h2o_timeout_is_linked(&conn->idle_entry))
         h2o_timeout_link(client->loop, &client->io_timeout, &conn->idle_entry);
 }
@@ -599,10 +801,50 @@ static void on_map_retry(h2o_timeout_entry_t *entry)
     fetch_map(client, -1);
 }
 
+/* Behind Sentinel the map is the master the watcher names: every slot on it, every other
+ * node retired. While none is named, commands fail and the watcher is asked again. */
+static void adopt_sentinel_master(sk_redis_async_t *client)
+{
+    sk_redis_node_addr_t master;
+    uint64_t generation = sk_redis_sentinel_master(client->sentinel, &master);
+    int index =
+        generation != 0 ? sk_redis_slot_map_node(&client->map, master.host, master.port) : -1;
+    client->sentinel_generation = generation;
+    if (index < 0) {
+        if (generation != 0)
+            sk_log(SK_LOG_ERROR, "redis", "too many Redis nodes over time to add %s:%d",
+                   master.host, master.port);
+        client->map_known = 0;
+        client->map_failed = 1;
+        fail_waiting(client);
+        if (!h2o_timeout_is_linked(&client->map_retry_entry))
+            h2o_timeout_link(client->loop, &client->backoff[0], &client->map_retry_entry);
+        return;
+    }
+    int first = !client->map_known;
+    int moved = !first && client->map.slot_node[0] != (uint8_t)index;
+    client->map.cluster = 0;
+    memset(client->map.slot_node, index, sizeof(client->map.slot_node));
+    client->map_known = 1;
+    client->map_failed = 0;
+    if (first || moved)
+        sk_log(moved ? SK_LOG_WARN : SK_LOG_INFO, "redis", "%s master %s:%d (Sentinel)",
+               moved ? "moving to the new" : "using", master.host, master.port);
+    for (size_t i = 0; i < client->map.node_count; ++i)
+        if (i != (size_t)index)
+            node_retire(client, i);
+    node_revive(client, (size_t)index);
+    dispatch_waiting(client);
+}
+
 /* Sends CLUSTER SLOTS to node `node_index`, or (-1) to the next seed before the map is
  * known, or to a ready node after. */
 static void fetch_map(sk_redis_async_t *client, int node_index)
 {
+    if (client->sentinel != NULL) {
+        adopt_sentinel_master(client);
+        return;
+    }
     if (node_index < 0 && !client->map_known) {
         const sk_redis_node_addr_t *seed = &client->config.seeds[client->seed_next];
         client->seed_next = (client->seed_next + 1) % client->config.seed_count;
@@ -673,7 +915,7 @@ static void handle_slots_reply(request_t *req, const redisReply *reply)
         client->seed_round_tries = 0;
         for (size_t i = 0; i < client->map.node_count; ++i)
             if (sk_redis__slot_map_serves(&client->map, i))
-                node_get(client, i); /* connect to every master ahead of its first command */
+                node_revive(client, i); /* connect to every master ahead of its first command */
         if (first)
             sk_log(SK_LOG_INFO, "redis", "%s with %zu master(s)",
                    client->map.cluster ? "Redis Cluster" : "standalone Redis",
@@ -705,10 +947,15 @@ static void handle_slots_reply(request_t *req, const redisReply *reply)
  */
 
 sk_redis_async_t *sk_redis_async_create(h2o_loop_t *loop, const sk_redis_config_t *config,
-                                        size_t connections_per_node, uint64_t timeout_ms)
+                                        const sk_redis_async_options_t *options)
 {
-    if (config->seed_count == 0 || connections_per_node == 0 || timeout_ms == 0) {
-        sk_log(SK_LOG_ERROR, "redis", "sk_redis_async_create: no seed node, connection or timeout");
+    size_t connections_per_node = options->connections_per_node;
+    uint64_t timeout_ms = options->timeout_ms;
+    if (config->seed_count == 0 || connections_per_node == 0 || timeout_ms == 0 ||
+        (config->sentinel && options->sentinel == NULL) || options->wait_replicas < 0 ||
+        (options->wait_replicas > 0 && options->wait_timeout_ms == 0)) {
+        sk_log(SK_LOG_ERROR, "redis",
+               "sk_redis_async_create: no seed node, connection, timeout or Sentinel watcher");
         return NULL;
     }
     sk_redis_async_t *client = calloc(1, sizeof(*client));
@@ -721,6 +968,19 @@ sk_redis_async_t *sk_redis_async_create(h2o_loop_t *loop, const sk_redis_config_
     client->handshake_count = sk_redis__handshake_init(&client->handshake, &client->config);
     client->connections_per_node = connections_per_node;
     client->timeout_ms = timeout_ms;
+    client->wait_replicas = options->wait_replicas;
+    client->wait_timeout_ms = options->wait_timeout_ms;
+    client->sentinel = config->sentinel ? options->sentinel : NULL;
+    if (client->wait_replicas > 0) {
+        char replicas[16], timeout[24];
+        int replicas_len = snprintf(replicas, sizeof(replicas), "%d", client->wait_replicas);
+        int timeout_len =
+            snprintf(timeout, sizeof(timeout), "%llu", (unsigned long long)client->wait_timeout_ms);
+        client->wait_command_len =
+            (size_t)snprintf(client->wait_command, sizeof(client->wait_command),
+                             "*3\r\n$4\r\nWAIT\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", replicas_len,
+                             replicas, timeout_len, timeout);
+    }
     client->waiting_tail = &client->waiting_head;
     h2o_timeout_init(loop, &client->flush_timeout, 0);
     h2o_timeout_init(loop, &client->fail_timeout, 0);
@@ -789,9 +1049,9 @@ void sk_redis_async_destroy(sk_redis_async_t *client)
     free(client);
 }
 
-void sk_redis_async_command(sk_redis_async_t *client, const char *slot_key, size_t slot_key_len,
-                            int argc, const char **argv, const size_t *argvlen,
-                            sk_redis_reply_cb cb, void *data)
+static void submit_command(sk_redis_async_t *client, int replicated, const char *slot_key,
+                           size_t slot_key_len, int argc, const char **argv, const size_t *argvlen,
+                           sk_redis_reply_cb cb, void *data)
 {
     request_t *req = request_new(client, cb, data);
     if (req == NULL) {
@@ -801,6 +1061,7 @@ void sk_redis_async_command(sk_redis_async_t *client, const char *slot_key, size
         cb(data, NULL);
         return;
     }
+    req->replicated = (uint8_t)replicated;
     if (sk_redis__command_format(&req->command, slot_key, slot_key_len, argc, argv, argvlen) != 0) {
         sk_log(SK_LOG_ERROR, "redis", "out of memory formatting a command");
         fail_later(req);
@@ -809,9 +1070,9 @@ void sk_redis_async_command(sk_redis_async_t *client, const char *slot_key, size
     dispatch(req);
 }
 
-void sk_redis_async_eval(sk_redis_async_t *client, const sk_redis_script_t *script, int numkeys,
-                         const char **keys, const size_t *keylens, int nargs, const char **args,
-                         const size_t *arglens, sk_redis_reply_cb cb, void *data)
+static void submit_eval(sk_redis_async_t *client, int replicated, const sk_redis_script_t *script,
+                        int numkeys, const char **keys, const size_t *keylens, int nargs,
+                        const char **args, const size_t *arglens, sk_redis_reply_cb cb, void *data)
 {
     request_t *req = request_new(client, cb, data);
     if (req == NULL) {
@@ -819,6 +1080,7 @@ void sk_redis_async_eval(sk_redis_async_t *client, const sk_redis_script_t *scri
         cb(data, NULL);
         return;
     }
+    req->replicated = (uint8_t)replicated;
     if (sk_redis__command_format_evalsha(&req->command, script, numkeys, keys, keylens, nargs, args,
                                          arglens) != 0) {
         sk_log(SK_LOG_ERROR, "redis", "out of memory formatting a script call");
@@ -826,6 +1088,35 @@ void sk_redis_async_eval(sk_redis_async_t *client, const sk_redis_script_t *scri
         return;
     }
     dispatch(req);
+}
+
+void sk_redis_async_command(sk_redis_async_t *client, const char *slot_key, size_t slot_key_len,
+                            int argc, const char **argv, const size_t *argvlen,
+                            sk_redis_reply_cb cb, void *data)
+{
+    submit_command(client, 0, slot_key, slot_key_len, argc, argv, argvlen, cb, data);
+}
+
+void sk_redis_async_command_replicated(sk_redis_async_t *client, const char *slot_key,
+                                       size_t slot_key_len, int argc, const char **argv,
+                                       const size_t *argvlen, sk_redis_reply_cb cb, void *data)
+{
+    submit_command(client, 1, slot_key, slot_key_len, argc, argv, argvlen, cb, data);
+}
+
+void sk_redis_async_eval(sk_redis_async_t *client, const sk_redis_script_t *script, int numkeys,
+                         const char **keys, const size_t *keylens, int nargs, const char **args,
+                         const size_t *arglens, sk_redis_reply_cb cb, void *data)
+{
+    submit_eval(client, 0, script, numkeys, keys, keylens, nargs, args, arglens, cb, data);
+}
+
+void sk_redis_async_eval_replicated(sk_redis_async_t *client, const sk_redis_script_t *script,
+                                    int numkeys, const char **keys, const size_t *keylens,
+                                    int nargs, const char **args, const size_t *arglens,
+                                    sk_redis_reply_cb cb, void *data)
+{
+    submit_eval(client, 1, script, numkeys, keys, keylens, nargs, args, arglens, cb, data);
 }
 
 int sk_redis_async_is_connected(sk_redis_async_t *client)

@@ -26,10 +26,23 @@ typedef struct sk_redis_async sk_redis_async_t;
  * are passed on. The reply is freed after the callback returns. */
 typedef void (*sk_redis_reply_cb)(void *data, redisReply *reply);
 
-/* `connections_per_node` (>= 1) pipelined connections to every master. The first slot map
- * is read asynchronously; commands issued before it is known wait for it. */
+typedef struct sk_redis_sentinel sk_redis_sentinel_t;
+
+typedef struct sk_redis_async_options {
+    size_t connections_per_node; /* >= 1 pipelined connections to every master */
+    uint64_t timeout_ms;         /* a connection awaiting an answer this long is dropped */
+    /* Replicated commands (below) are answered only once this many replicas acknowledged
+     * them (Redis WAIT, at most wait_timeout_ms); 0: they are plain commands. */
+    int wait_replicas;
+    uint64_t wait_timeout_ms;
+    /* For a redis-sentinel:// config: the watcher that names the master (sentinel.h). */
+    sk_redis_sentinel_t *sentinel;
+} sk_redis_async_options_t;
+
+/* The first slot map (or the master a Sentinel names) is learnt asynchronously; commands
+ * issued before it is known wait for it. */
 sk_redis_async_t *sk_redis_async_create(h2o_loop_t *loop, const sk_redis_config_t *config,
-                                        size_t connections_per_node, uint64_t timeout_ms);
+                                        const sk_redis_async_options_t *options);
 
 /* Closes every connection; pending callbacks get NULL first. Call on the loop's thread. */
 void sk_redis_async_destroy(sk_redis_async_t *client);
@@ -45,6 +58,19 @@ void sk_redis_async_command(sk_redis_async_t *client, const char *slot_key, size
 void sk_redis_async_eval(sk_redis_async_t *client, const sk_redis_script_t *script, int numkeys,
                          const char **keys, const size_t *keylens, int nargs, const char **args,
                          const size_t *arglens, sk_redis_reply_cb cb, void *data);
+
+/* The same as sk_redis_async_command and sk_redis_async_eval, but for a write that must
+ * survive a failover: with options.wait_replicas > 0 the reply is held until a WAIT sent
+ * after it on the same connection reports enough replicas; when it reports fewer (or
+ * fails), the callback gets NULL, as for a broken connection: the write may stand. The
+ * commands of one loop turn on one connection share one WAIT. */
+void sk_redis_async_command_replicated(sk_redis_async_t *client, const char *slot_key,
+                                       size_t slot_key_len, int argc, const char **argv,
+                                       const size_t *argvlen, sk_redis_reply_cb cb, void *data);
+void sk_redis_async_eval_replicated(sk_redis_async_t *client, const sk_redis_script_t *script,
+                                    int numkeys, const char **keys, const size_t *keylens,
+                                    int nargs, const char **args, const size_t *arglens,
+                                    sk_redis_reply_cb cb, void *data);
 
 /* 1 when every master has at least one established connection. */
 int sk_redis_async_is_connected(sk_redis_async_t *client);

@@ -21,6 +21,7 @@
 #include "util/percent.h"
 
 #define DEFAULT_PORT 6379
+#define DEFAULT_SENTINEL_PORT 26379
 
 /*
  * URL
@@ -66,7 +67,8 @@ static int is_ipv6_char(char c)
 }
 
 /* One `host[:port]` or `[ipv6][:port]` in [begin, end). */
-static int parse_host_port(const char *begin, const char *end, sk_redis_node_addr_t *addr)
+static int parse_host_port(const char *begin, const char *end, long default_port,
+                           sk_redis_node_addr_t *addr)
 {
     const char *host = begin, *host_end, *after;
     if (begin < end && *begin == '[') {
@@ -90,7 +92,7 @@ static int parse_host_port(const char *begin, const char *end, sk_redis_node_add
     size_t host_len = (size_t)(host_end - host);
     if (host_len == 0 || host_len >= sizeof(addr->host))
         return -1;
-    long port = DEFAULT_PORT;
+    long port = default_port;
     if (after < end) {
         if (*after != ':')
             return -1;
@@ -106,7 +108,7 @@ static int parse_host_port(const char *begin, const char *end, sk_redis_node_add
 
 int sk_redis_config_parse(const char *url, sk_redis_config_t *out, char *err, size_t errlen)
 {
-    static const char scheme[] = "redis://";
+    static const char scheme[] = "redis://", sentinel_scheme[] = "redis-sentinel://";
     memset(out, 0, sizeof(*out));
     if (url == NULL) {
         set_error(err, errlen, "no Redis URL");
@@ -116,16 +118,40 @@ int sk_redis_config_parse(const char *url, sk_redis_config_t *out, char *err, si
         set_error(err, errlen, "TLS (rediss://) is not supported");
         return SK_EINVAL;
     }
-    if (strncasecmp(url, scheme, sizeof(scheme) - 1) != 0) {
-        set_error(err, errlen, "a Redis URL starts with redis://");
+    const char *rest;
+    if (strncasecmp(url, scheme, sizeof(scheme) - 1) == 0) {
+        rest = url + sizeof(scheme) - 1;
+    } else if (strncasecmp(url, sentinel_scheme, sizeof(sentinel_scheme) - 1) == 0) {
+        rest = url + sizeof(sentinel_scheme) - 1;
+        out->sentinel = 1;
+    } else {
+        set_error(err, errlen, "a Redis URL starts with redis:// or redis-sentinel://");
         return SK_EINVAL;
     }
-    const char *rest = url + sizeof(scheme) - 1, *rest_end = rest + strlen(rest);
+    const char *rest_end = rest + strlen(rest);
     for (const char *p = rest; p < rest_end; ++p) {
         if ((unsigned char)*p <= ' ' || *p == 0x7f) {
             set_error(err, errlen, "the Redis URL contains a space or a control character");
             return SK_EINVAL;
         }
+    }
+    /* Sentinel: "#name" names the master; the password may hold a '#', so the name is
+     * what follows the last one. */
+    if (out->sentinel) {
+        const char *hash = NULL;
+        for (const char *p = rest; p < rest_end; ++p)
+            if (*p == '#')
+                hash = p;
+        if (hash == NULL || hash + 1 == rest_end) {
+            set_error(err, errlen, "a redis-sentinel:// URL ends with #master-name");
+            goto fail;
+        }
+        if (decode_userinfo(hash + 1, rest_end, out->master_name, sizeof(out->master_name)) != 0 ||
+            strpbrk(out->master_name, " \r\n") != NULL) {
+            set_error(err, errlen, "the Sentinel master name is malformed or too long");
+            goto fail;
+        }
+        rest_end = hash;
     }
 
     /* The password may contain '/' or '@' unescaped: the host part starts after the last
@@ -135,7 +161,14 @@ int sk_redis_config_parse(const char *url, sk_redis_config_t *out, char *err, si
     for (const char *p = rest; p < rest_end; ++p)
         if (*p == '@')
             at = p;
-    if (at != NULL) {
+    if (at != NULL && out->sentinel) {
+        if (decode_userinfo(rest, at, out->password, sizeof(out->password)) != 0 ||
+            out->password[0] == '\0') {
+            set_error(err, errlen, "the Redis URL's password is malformed, empty or too long");
+            goto fail;
+        }
+        hosts = at + 1;
+    } else if (at != NULL) {
         const char *colon = memchr(rest, ':', (size_t)(at - rest));
         if (colon == NULL) {
             set_error(err, errlen, "the Redis URL's credentials must read [user]:password@");
@@ -177,14 +210,15 @@ int sk_redis_config_parse(const char *url, sk_redis_config_t *out, char *err, si
             set_error(err, errlen, "the Redis URL names too many hosts");
             goto fail;
         }
-        if (parse_host_port(begin, end, &out->seeds[out->seed_count]) != 0) {
+        if (parse_host_port(begin, end, out->sentinel ? DEFAULT_SENTINEL_PORT : DEFAULT_PORT,
+                            &out->seeds[out->seed_count]) != 0) {
             set_error(err, errlen, "the Redis URL has a malformed host or port");
             goto fail;
         }
         ++out->seed_count;
         begin = end + 1;
     }
-    if (out->seed_count > 1 && out->db != 0) {
+    if (out->seed_count > 1 && out->db != 0 && !out->sentinel) {
         set_error(err, errlen, "Redis Cluster has only database 0");
         goto fail;
     }

@@ -24,13 +24,18 @@ typedef struct sk_redis_node_addr {
 } sk_redis_node_addr_t;
 
 /* `redis://[[user]:password@]host[:port][,host[:port]...][/db]`. Several hosts are seed
- * nodes of one Cluster (any one is enough; the others are tried when it is down). */
+ * nodes of one Cluster (any one is enough; the others are tried when it is down).
+ * `redis-sentinel://[password@]host[:port][,host[:port]...][/db]#master`: the hosts are
+ * Redis Sentinels (port 26379 by default) that name the master `master`; the password and
+ * db are the master's. */
 typedef struct sk_redis_config {
-    sk_redis_node_addr_t seeds[SK_REDIS_MAX_NODES];
+    sk_redis_node_addr_t seeds[SK_REDIS_MAX_NODES]; /* Sentinels when `sentinel` */
     size_t seed_count;
-    char username[128]; /* empty: none (AUTH password only) */
-    char password[256]; /* empty: no AUTH */
-    int db;             /* SELECT db when not 0 (standalone only) */
+    int sentinel;
+    char master_name[128]; /* with `sentinel` */
+    char username[128];    /* empty: none (AUTH password only) */
+    char password[256];    /* empty: no AUTH */
+    int db;                /* SELECT db when not 0 (standalone only) */
 } sk_redis_config_t;
 
 /* Returns 0, or SK_EINVAL with a message in `err` (never echoing the password). */

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "client/redis/cluster_internal.h"
+#include "client/redis/sentinel.h"
 #include "util/log.h"
 
 struct sk_redis_sync {
@@ -104,11 +105,38 @@ static void note_masters(sk_redis_sync_t *client)
             client->masters[client->master_count++] = i;
 }
 
+/* Sentinel: the map is the master the Sentinels name now; connections to any other node
+ * (a demoted master) are closed. Returns 0 or -1. */
+static int load_sentinel_map(sk_redis_sync_t *client)
+{
+    sk_redis_node_addr_t master;
+    char err[512];
+    uint64_t timeout_ms =
+        (uint64_t)client->timeout.tv_sec * 1000 + (uint64_t)client->timeout.tv_usec / 1000;
+    if (sk_redis_sentinel_resolve(&client->config, timeout_ms, &master, err, sizeof(err)) != 0) {
+        sk_log(SK_LOG_WARN, "redis", "%s", err);
+        return -1;
+    }
+    int index = sk_redis_slot_map_node(&client->map, master.host, master.port);
+    if (index < 0)
+        return -1;
+    client->map.cluster = 0;
+    memset(client->map.slot_node, index, sizeof(client->map.slot_node));
+    for (size_t i = 0; i < client->map.node_count; ++i)
+        if (i != (size_t)index)
+            close_node(client, i);
+    client->map_known = 1;
+    note_masters(client);
+    return 0;
+}
+
 /* Reads the slot map from the known nodes (seeds first). Returns 0 or -1. */
 static int load_map(sk_redis_sync_t *client)
 {
     static const char *const argv[] = {"CLUSTER", "SLOTS"};
     static const size_t argvlen[] = {7, 5};
+    if (client->config.sentinel)
+        return load_sentinel_map(client);
     for (size_t i = 0; i < client->config.seed_count; ++i)
         if (sk_redis_slot_map_node(&client->map, client->config.seeds[i].host,
                                    client->config.seeds[i].port) < 0)
@@ -153,7 +181,7 @@ static redisReply *execute(sk_redis_sync_t *client, int node)
         int reused = client->conns[index] != NULL;
         redisContext *c = node_conn(client, index);
         if (c == NULL) {
-            if (client->map.cluster)
+            if (client->map.cluster || client->config.sentinel)
                 client->map_known = 0; /* a failover may have moved its slots */
             return NULL;
         }
@@ -165,9 +193,21 @@ static redisReply *execute(sk_redis_sync_t *client, int node)
             sk_log(retry ? SK_LOG_DEBUG : SK_LOG_WARN, "redis", "%s:%d: %s",
                    client->map.nodes[index].host, client->map.nodes[index].port, c->errstr);
             close_node(client, index);
-            if (client->map.cluster)
+            if (client->map.cluster || client->config.sentinel)
                 client->map_known = 0;
             if (!retry)
+                return NULL;
+            stale_retried = 1;
+            continue;
+        }
+        if (client->config.sentinel && reply->type == REDIS_REPLY_ERROR &&
+            strncmp(reply->str, "READONLY", 8) == 0) {
+            /* A demoted master refused the write (it ran nothing): ask the Sentinels, and
+             * try once more on the master they name. */
+            freeReplyObject(reply);
+            close_node(client, index);
+            client->map_known = 0;
+            if (stale_retried || node >= 0)
                 return NULL;
             stale_retried = 1;
             continue;
@@ -219,7 +259,8 @@ sk_redis_sync_t *sk_redis_sync_connect(const sk_redis_config_t *config, uint64_t
     client->timeout.tv_sec = (time_t)(timeout_ms / 1000);
     client->timeout.tv_usec = (suseconds_t)(timeout_ms % 1000 * 1000);
     if (load_map(client) != 0) {
-        snprintf(err, errlen, "no Redis node answered (first seed %s:%d)", config->seeds[0].host,
+        snprintf(err, errlen, "no Redis %s answered (first seed %s:%d)",
+                 config->sentinel ? "master named by a Sentinel" : "node", config->seeds[0].host,
                  config->seeds[0].port);
         goto fail;
     }

@@ -204,6 +204,37 @@ int sk_hot_state_check_aof(sk_redis_sync_t *redis)
     return without;
 }
 
+int sk_hot_state_check_replicas(sk_redis_sync_t *redis, int wait_replicas)
+{
+    int warned = 0;
+    for (size_t i = 0; i != sk_redis_sync_master_count(redis); ++i) {
+        const char *argv[] = {"INFO", "replication"};
+        redisReply *reply = sk_hot_command(redis, (int)i, 2, argv);
+        const char *field = reply != NULL && reply->type == REDIS_REPLY_STRING
+                                ? strstr(reply->str, "connected_slaves:")
+                                : NULL;
+        if (field != NULL) {
+            long replicas = strtol(field + strlen("connected_slaves:"), NULL, 10);
+            if (replicas > 0 && wait_replicas == 0) {
+                sk_log(SK_LOG_WARN, "redis",
+                       "Redis master %zu has %ld replica(s) but --redis-wait-replicas is 0: a "
+                       "failover to a replica that lagged loses grants already answered 201",
+                       i, replicas);
+                ++warned;
+            } else if (wait_replicas > replicas) {
+                sk_log(SK_LOG_WARN, "redis",
+                       "--redis-wait-replicas is %d but Redis master %zu has %ld replica(s) "
+                       "connected: grabs answer 503 until enough replicas are",
+                       wait_replicas, i, replicas);
+                ++warned;
+            }
+        }
+        if (reply != NULL)
+            freeReplyObject(reply);
+    }
+    return warned;
+}
+
 /* ---- the loader ---- */
 
 #define LOAD_CHUNK 256 /* holders per script call: bounds one call's time inside Redis */

@@ -96,6 +96,12 @@ redisReply *sk_hot_command(sk_redis_sync_t *redis, int master, int argc, const c
 /* Logs a loud warning for every master that runs without AOF. Returns how many do. */
 int sk_hot_state_check_aof(sk_redis_sync_t *redis);
 
+/* Warns when a master has replicas but `wait_replicas` is 0 (a failover to a replica that
+ * lagged loses acknowledged grants), and when `wait_replicas` exceeds the replicas a
+ * master has connected (every grab would then answer 503). Returns how many masters got a
+ * warning. */
+int sk_hot_state_check_replicas(sk_redis_sync_t *redis, int wait_replicas);
+
 /*
  * Rebuilds the hot state from SQL when Redis does not have it (no sk:ready), e.g. after
  * Redis lost its data: coupons with their `left`, holders and holdings, the sellers' lists.

@@ -389,6 +389,7 @@ static void *persister_main(void *arg)
         }
         if (!aof_checked) {
             sk_hot_state_check_aof(redis);
+            sk_hot_state_check_replicas(redis, config->wait_replicas);
             aof_checked = 1;
         }
         int64_t now = sk_store_monotonic_usec();

@@ -35,6 +35,7 @@ typedef struct sk_persister_config {
     const sk_mysql_config_t *mysql;
     const char *consumer;   /* this instance's consumer name in the group */
     unsigned claim_idle_ms; /* pending this long on another consumer: claim it */
+    int wait_replicas;      /* --redis-wait-replicas: checked against the replicas at start */
     sk_persister_health_t *health;
     sk_store_counters_t *counters;
 } sk_persister_config_t;

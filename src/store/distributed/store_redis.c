@@ -12,12 +12,17 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "client/redis/sentinel.h"
 #include "store/distributed/store_redis_internal.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/signals.h"
 
+/* One pipelined connection carries a worker's every command. With WAIT a connection stalls
+ * until the replicas answer (Redis blocks the client that sent it), so the commands of the
+ * next turns go to the others meanwhile. */
 #define REDIS_CONNECTIONS_PER_NODE 1
+#define REDIS_CONNECTIONS_PER_NODE_WAITING 4
 #define REDIS_TIMEOUT_MS 2000
 #define CLAIM_IDLE_MS 10000         /* a pending grant older than this: its instance died */
 #define REVOCATIONS_MAXLEN "100000" /* older revocations come from SQL at start */
@@ -237,8 +242,8 @@ static void on_seller_listed(void *data, redisReply *reply)
         arg_lens[i] = strlen(args[i]);
     arg_lens[5] = op->description.len;
     arg_lens[9] = (size_t)member_len;
-    sk_redis_async_eval(op->op._thread->redis, &store->hot.load, 1, key_ptrs, key_lens, 10, args,
-                        arg_lens, on_coupon_hash_made, state);
+    sk_redis_async_eval_replicated(op->op._thread->redis, &store->hot.load, 1, key_ptrs, key_lens,
+                                   10, args, arg_lens, on_coupon_hash_made, state);
 }
 
 static void on_coupon_inserted(sk__sql_job_t *job)
@@ -651,8 +656,9 @@ static void flush_batch(sk_store_thread_t *thread, unsigned slot)
         memcpy(args + 5 * i, values, sizeof(values));
         memcpy(arg_lens + 5 * i, lens, sizeof(lens));
     }
-    sk_redis_async_eval(thread->redis, &store->hot.grab, (int)(3 * pending->count), keys, key_lens,
-                        (int)(5 * pending->count), args, arg_lens, on_batch_reply, pending);
+    sk_redis_async_eval_replicated(thread->redis, &store->hot.grab, (int)(3 * pending->count), keys,
+                                   key_lens, (int)(5 * pending->count), args, arg_lens,
+                                   on_batch_reply, pending);
 }
 
 static void on_flush_grabs(h2o_timeout_entry_t *entry)
@@ -833,8 +839,8 @@ static void on_revocation_recorded(sk__sql_job_t *job)
                      strlen(op->jti),
                      1,
                      (size_t)expires_len};
-    sk_redis_async_command(job->op->_thread->redis, NULL, 0, 10, argv, lens,
-                           on_revocation_published, job->op);
+    sk_redis_async_command_replicated(job->op->_thread->redis, NULL, 0, 10, argv, lens,
+                                      on_revocation_published, job->op);
 }
 
 static void redis_revoke(sk_store_thread_t *thread, sk_store_revoke_t *op)
@@ -919,8 +925,7 @@ static sk_store_thread_t *redis_thread_create(sk_store_t *super, h2o_loop_t *loo
      * batches of a turn are queued before the client writes what the turn queued. */
     h2o_timeout_init(loop, &thread->flush_grabs, 0);
     thread->flush_grabs_entry.cb = on_flush_grabs;
-    thread->redis = sk_redis_async_create(loop, &store->redis_config, REDIS_CONNECTIONS_PER_NODE,
-                                          REDIS_TIMEOUT_MS);
+    thread->redis = sk_redis_async_create(loop, &store->redis_config, &store->redis_options);
     if (thread->redis == NULL) {
         h2o_timeout_dispose(loop, &thread->flush_grabs);
         free(thread);
@@ -994,6 +999,7 @@ static void redis_destroy(sk_store_t *super)
         sk_index_destroy(store->sold_out);
     }
     sk_revocations_destroy(store->revoked);
+    sk_redis_sentinel_stop(store->sentinel);
     free(store);
 }
 
@@ -1016,9 +1022,10 @@ static const sk_store_vtable_t redis_vtable = {
     .destroy = redis_destroy,
 };
 
-sk_store_t *sk_store_redis_create(const char *redis_url, const char *mysql_url,
-                                  unsigned startup_wait_ms)
+sk_store_t *sk_store_redis_create(const sk_store_redis_options_t *options)
 {
+    const char *redis_url = options->redis_url, *mysql_url = options->mysql_url;
+    unsigned startup_wait_ms = options->startup_wait_ms;
     sk__redis_store_t *store = calloc(1, sizeof(*store));
     if (store == NULL)
         return NULL;
@@ -1032,6 +1039,21 @@ sk_store_t *sk_store_redis_create(const char *redis_url, const char *mysql_url,
     if (sk_mysql_config_parse(mysql_url, &store->mysql_config, error, sizeof(error)) != 0) {
         sk_log(SK_LOG_ERROR, "store", "--mysql: %s", error);
         goto fail;
+    }
+    store->redis_options = (sk_redis_async_options_t){
+        .connections_per_node = options->wait_replicas > 0 ? REDIS_CONNECTIONS_PER_NODE_WAITING
+                                                           : REDIS_CONNECTIONS_PER_NODE,
+        /* A WAIT may take its whole timeout: the connection is not dead meanwhile. */
+        .timeout_ms =
+            REDIS_TIMEOUT_MS + (options->wait_replicas > 0 ? options->wait_timeout_ms : 0),
+        .wait_replicas = options->wait_replicas,
+        .wait_timeout_ms = options->wait_timeout_ms,
+    };
+    if (store->redis_config.sentinel) {
+        store->sentinel = sk_redis_sentinel_start(&store->redis_config);
+        if (store->sentinel == NULL)
+            goto fail;
+        store->redis_options.sentinel = store->sentinel;
     }
     sk_hot_state_init(&store->hot);
     char host[64] = "host";
@@ -1058,6 +1080,7 @@ sk_store_t *sk_store_redis_create(const char *redis_url, const char *mysql_url,
         .mysql = &store->mysql_config,
         .consumer = store->consumer,
         .claim_idle_ms = CLAIM_IDLE_MS,
+        .wait_replicas = options->wait_replicas,
         .health = &store->health,
         .counters = &store->counters,
     };

@@ -18,10 +18,16 @@
 
 #include "store/store.h"
 
+typedef struct sk_store_redis_options {
+    const char *redis_url, *mysql_url;
+    unsigned startup_wait_ms; /* how long create waits for the backends and the hot state */
+    int wait_replicas;        /* --redis-wait-replicas */
+    unsigned wait_timeout_ms; /* --redis-wait-timeout */
+} sk_store_redis_options_t;
+
 /* Parses both URLs and starts the threads. Returns NULL after logging why (a malformed
  * URL). Unreachable backends are not an error here: the store reports not ready and
- * retries. Waits up to `startup_wait_ms` for the backends and the hot state. */
-sk_store_t *sk_store_redis_create(const char *redis_url, const char *mysql_url,
-                                  unsigned startup_wait_ms);
+ * retries. */
+sk_store_t *sk_store_redis_create(const sk_store_redis_options_t *options);
 
 #endif

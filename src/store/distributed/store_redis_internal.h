@@ -30,6 +30,8 @@
 typedef struct sk__redis_store {
     sk_store_t super;
     sk_redis_config_t redis_config;
+    sk_redis_async_options_t redis_options; /* of every worker's client */
+    sk_redis_sentinel_t *sentinel;          /* redis-sentinel:// only: the watcher */
     sk_mysql_config_t mysql_config;
     sk_hot_state_t hot;
     char consumer[128];

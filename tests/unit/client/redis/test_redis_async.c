@@ -7,7 +7,8 @@
  * real slot migration; and, on a redis-server of the test's own: a killed server (NULL
  * answers at once, later commands failing fast), the restart on the same port (reconnected
  * by itself), a stopped server (NULL within the timeout), and destroy with commands
- * pending (every callback gets NULL).
+ * pending (every callback gets NULL); on a master and replica of the test's own, commands
+ * answered only once the replica holds them (WAIT), NULL while it is stopped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +34,15 @@ typedef struct test_loop {
     h2o_evloop_t *loop;
     h2o_multithread_queue_t *queue;
 } test_loop_t;
+
+/* A client with `connections` per node and no WAIT, no Sentinel. */
+static sk_redis_async_t *make_client(h2o_loop_t *loop, const sk_redis_config_t *config,
+                                     size_t connections, uint64_t timeout_ms)
+{
+    sk_redis_async_options_t options = {.connections_per_node = connections,
+                                        .timeout_ms = timeout_ms};
+    return sk_redis_async_create(loop, config, &options);
+}
 
 static int setup(void **state)
 {
@@ -148,7 +158,7 @@ static void test_pipelining(void **state)
     sk_redis_config_t config;
     parse_or_fail("SK_TEST_REDIS_URL", &config);
     /* One connection: replies come in the order of the commands. */
-    sk_redis_async_t *client = sk_redis_async_create(t->loop, &config, 1, 5000);
+    sk_redis_async_t *client = make_client(t->loop, &config, 1, 5000);
     assert_non_null(client);
     tally_t tally = {0};
     const char *del[] = {"DEL", "sk-test-async:counter"};
@@ -171,7 +181,7 @@ static void test_pipelining(void **state)
     sk_redis_async_destroy(client);
 
     /* Four connections: the commands spread over them, and each is answered once. */
-    client = sk_redis_async_create(t->loop, &config, 4, 5000);
+    client = make_client(t->loop, &config, 4, 5000);
     assert_non_null(client);
     wait_connected(t, client);
     static unsigned char seen[2 * COUNT + 1];
@@ -194,7 +204,7 @@ static void test_eval_noscript(void **state)
     test_loop_t *t = *state;
     sk_redis_config_t config;
     parse_or_fail("SK_TEST_REDIS_URL", &config);
-    sk_redis_async_t *client = sk_redis_async_create(t->loop, &config, 1, 5000);
+    sk_redis_async_t *client = make_client(t->loop, &config, 1, 5000);
     assert_non_null(client);
     tally_t tally = {0};
     const char *flush[] = {"SCRIPT", "FLUSH"};
@@ -228,7 +238,7 @@ static void test_cluster_routing(void **state)
     test_loop_t *t = *state;
     sk_redis_config_t config;
     parse_or_fail("SK_TEST_REDIS_CLUSTER_URL", &config);
-    sk_redis_async_t *client = sk_redis_async_create(t->loop, &config, 2, 5000);
+    sk_redis_async_t *client = make_client(t->loop, &config, 2, 5000);
     assert_non_null(client);
     enum { KEYS = 300 };
     tally_t tally = {0};
@@ -320,7 +330,7 @@ static void test_cluster_ask_and_moved(void **state)
     int from = map.slot_node[slot], to = (from + 1) % 3;
     expect_ok(node_command(&map.nodes[from], "DEL %s", key));
 
-    sk_redis_async_t *client = sk_redis_async_create(t->loop, &config, 1, 5000);
+    sk_redis_async_t *client = make_client(t->loop, &config, 1, 5000);
     assert_non_null(client);
     wait_connected(t, client);
 
@@ -363,7 +373,7 @@ static void test_server_killed_and_restarted(void **state)
     sk_redis_config_t config;
     char err[128];
     assert_int_equal(sk_redis_config_parse(server.url, &config, err, sizeof(err)), 0);
-    sk_redis_async_t *client = sk_redis_async_create(t->loop, &config, 2, 2000);
+    sk_redis_async_t *client = make_client(t->loop, &config, 2, 2000);
     assert_non_null(client);
     wait_connected(t, client);
     tally_t tally = {0};
@@ -418,7 +428,7 @@ static void test_timeout(void **state)
     sk_redis_config_t config;
     char err[128];
     assert_int_equal(sk_redis_config_parse(server.url, &config, err, sizeof(err)), 0);
-    sk_redis_async_t *client = sk_redis_async_create(t->loop, &config, 1, TIMEOUT_MS);
+    sk_redis_async_t *client = make_client(t->loop, &config, 1, TIMEOUT_MS);
     assert_non_null(client);
     wait_connected(t, client);
     /* An idle connection is not timed out. */
@@ -477,7 +487,7 @@ static void test_destroy_with_pending(void **state)
     parse_or_fail("SK_TEST_REDIS_URL", &config);
 
     /* Before the slot map is known. */
-    sk_redis_async_t *client = sk_redis_async_create(t->loop, &config, 2, 5000);
+    sk_redis_async_t *client = make_client(t->loop, &config, 2, 5000);
     assert_non_null(client);
     tally_t tally = {0};
     const char *ping[] = {"PING"};
@@ -488,7 +498,7 @@ static void test_destroy_with_pending(void **state)
     assert_int_equal(tally.nulls, 100);
 
     /* Connected, with commands written and unwritten, and a callback issuing more. */
-    client = sk_redis_async_create(t->loop, &config, 2, 5000);
+    client = make_client(t->loop, &config, 2, 5000);
     assert_non_null(client);
     wait_connected(t, client);
     memset(&tally, 0, sizeof(tally));
@@ -518,7 +528,7 @@ static void test_no_server(void **state)
     char err[128];
     assert_int_equal(sk_redis_config_parse(server.url, &config, err, sizeof(err)), 0);
     sk_test_redis_server_cleanup(&server); /* a port where nobody listens */
-    sk_redis_async_t *client = sk_redis_async_create(t->loop, &config, 1, 1000);
+    sk_redis_async_t *client = make_client(t->loop, &config, 1, 1000);
     assert_non_null(client);
     tally_t tally = {0};
     const char *ping[] = {"PING"};
@@ -529,6 +539,146 @@ static void test_no_server(void **state)
     assert_true(now_ms() - issued_at < 500);
     assert_false(sk_redis_async_is_connected(client));
     sk_redis_async_destroy(client);
+}
+
+/* One command on `server` over a blocking connection; the reply is freed. */
+static void server_command(const sk_test_redis_server_t *server, const char *format, ...)
+{
+    redisContext *c = redisConnect("127.0.0.1", server->port);
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    va_list args;
+    va_start(args, format);
+    redisReply *reply = redisvCommand(c, format, args);
+    va_end(args);
+    assert_non_null(reply);
+    if (reply->type == REDIS_REPLY_ERROR)
+        fail_msg("%s: %s", format, reply->str);
+    freeReplyObject(reply);
+    redisFree(c);
+}
+
+/* Whether `master` reports a replica in sync. */
+static int replica_online(const sk_test_redis_server_t *master)
+{
+    redisContext *c = redisConnect("127.0.0.1", master->port);
+    redisReply *reply = c != NULL && c->err == 0 ? redisCommand(c, "INFO replication") : NULL;
+    int online = reply != NULL && reply->type == REDIS_REPLY_STRING &&
+                 strstr(reply->str, "state=online") != NULL;
+    if (reply != NULL)
+        freeReplyObject(reply);
+    if (c != NULL)
+        redisFree(c);
+    return online;
+}
+
+static void replicated_incr(sk_redis_async_t *client, tally_t *tally)
+{
+    const char *argv[] = {"INCR", "sk-test-async:replicated"};
+    size_t argvlen[] = {4, strlen(argv[1])};
+    sk_redis_async_command_replicated(client, NULL, 0, 2, argv, argvlen, on_reply, tally);
+}
+
+/*
+ * Replicated commands: answered once the replica holds them, NULL when it does not within
+ * the WAIT timeout (a SIGSTOPped replica), answered again once it is back; a plain command
+ * issued meanwhile on a second connection is not held behind the WAIT; and with more
+ * replicas asked for than exist, every replicated command gets NULL.
+ */
+static void test_wait_replicas(void **state)
+{
+    test_loop_t *t = *state;
+    sk_test_redis_server_t master = {0}, replica = {0};
+    assert_int_equal(sk_test_redis_server_start(&master), 0);
+    assert_int_equal(sk_test_redis_server_start(&replica), 0);
+    server_command(&master, "CONFIG SET repl-diskless-sync-delay 0");
+    server_command(&replica, "REPLICAOF 127.0.0.1 %d", master.port);
+    uint64_t deadline = now_ms() + 10000;
+    while (!replica_online(&master) && now_ms() < deadline)
+        h2o_evloop_run(t->loop, 20);
+    assert_true(replica_online(&master));
+    /* A replica synced without disk gets the command stream only after its first ACK
+     * (Redis 7), sent within a second: wait for one write to reach it. */
+    redisContext *c = redisConnect("127.0.0.1", master.port);
+    assert_non_null(c);
+    redisReply *reply = redisCommand(c, "SET sk-test-async:warm 1");
+    freeReplyObject(reply);
+    reply = redisCommand(c, "WAIT 1 5000");
+    assert_non_null(reply);
+    assert_int_equal(reply->integer, 1);
+    freeReplyObject(reply);
+    redisFree(c);
+
+    sk_redis_config_t config;
+    char err[128];
+    assert_int_equal(sk_redis_config_parse(master.url, &config, err, sizeof(err)), 0);
+    sk_redis_async_options_t options = {
+        .connections_per_node = 2, .timeout_ms = 2000, .wait_replicas = 1, .wait_timeout_ms = 100};
+    sk_redis_async_t *client = sk_redis_async_create(t->loop, &config, &options);
+    assert_non_null(client);
+    wait_connected(t, client);
+
+    /* A thousand in one turn (spread over both connections, one WAIT each): every one
+     * answered, and the replica has them all. */
+    tally_t tally = {0};
+    for (int i = 0; i < 1000; ++i)
+        replicated_incr(client, &tally);
+    assert_int_equal(sk_test_run_until(t->loop, &tally.answered, 1000), 1000);
+    assert_int_equal(tally.nulls + tally.errors, 0);
+    redisContext *on_replica = redisConnect("127.0.0.1", replica.port);
+    assert_non_null(on_replica);
+    redisReply *count = redisCommand(on_replica, "GET sk-test-async:replicated");
+    assert_non_null(count);
+    assert_int_equal(count->type, REDIS_REPLY_STRING);
+    assert_string_equal(count->str, "1000");
+    freeReplyObject(count);
+    redisFree(on_replica);
+
+    /* The replica stops: the replicated command is answered NULL after the WAIT timeout
+     * (the write stands on the master); a PING issued after it is answered at once, on the
+     * other connection. */
+    kill(replica.pid, SIGSTOP);
+    tally_t held = {0}, plain = {0};
+    uint64_t issued_at = now_ms();
+    replicated_incr(client, &held);
+    h2o_evloop_run(t->loop, 1);
+    const char *ping[] = {"PING"};
+    command(client, &plain, 1, ping);
+    assert_int_equal(sk_test_run_until(t->loop, &plain.answered, 1), 1);
+    assert_int_equal(plain.nulls, 0);
+    assert_int_equal(held.answered, 0);
+    uint64_t ping_ms = now_ms() - issued_at;
+    assert_int_equal(sk_test_run_until(t->loop, &held.answered, 1), 1);
+    uint64_t held_ms = now_ms() - issued_at;
+    assert_int_equal(held.nulls, 1);
+    printf("replica stopped: PING answered in %llu ms, the replicated INCR NULL in %llu ms\n",
+           (unsigned long long)ping_ms, (unsigned long long)held_ms);
+    assert_true(held_ms >= 90 && held_ms < 1000);
+    assert_true(ping_ms < 90);
+
+    /* Back: answered again, the count including the write the NULL covered. */
+    kill(replica.pid, SIGCONT);
+    tally_t again = {0};
+    again.last_integer = 1001;
+    replicated_incr(client, &again);
+    assert_int_equal(sk_test_run_until(t->loop, &again.answered, 1), 1);
+    assert_int_equal(again.nulls + again.errors + again.out_of_order, 0);
+    assert_int_equal(again.last_integer, 1002);
+    sk_redis_async_destroy(client);
+
+    /* Two replicas asked for, one connected: never acknowledged. */
+    options.wait_replicas = 2;
+    client = sk_redis_async_create(t->loop, &config, &options);
+    assert_non_null(client);
+    wait_connected(t, client);
+    tally_t short_of = {0};
+    for (int i = 0; i < 10; ++i)
+        replicated_incr(client, &short_of);
+    assert_int_equal(sk_test_run_until(t->loop, &short_of.answered, 10), 10);
+    assert_int_equal(short_of.nulls, 10);
+    sk_redis_async_destroy(client);
+    sk_test_redis_server_cleanup(&replica);
+    sk_test_redis_server_cleanup(&master);
 }
 
 int main(void)
@@ -543,6 +693,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_with_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_replicas, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -166,6 +166,59 @@ static void test_url_hostile(void **state)
     assert_int_equal(sk_redis_config_parse("x", &config, NULL, 0), SK_EINVAL);
 }
 
+static void test_url_sentinel(void **state)
+{
+    (void)state;
+    sk_redis_config_t config;
+    char err[128] = "";
+    assert_int_equal(sk_redis_config_parse("redis-sentinel://10.0.0.1,10.0.0.2:26380/3#mymaster",
+                                           &config, err, sizeof(err)),
+                     0);
+    assert_true(config.sentinel);
+    assert_string_equal(config.master_name, "mymaster");
+    assert_int_equal(config.seed_count, 2);
+    assert_string_equal(config.seeds[0].host, "10.0.0.1");
+    assert_int_equal(config.seeds[0].port, 26379); /* Sentinel's port by default */
+    assert_int_equal(config.seeds[1].port, 26380);
+    assert_int_equal(config.db, 3); /* several Sentinels, one database: not a Cluster */
+    assert_string_equal(config.password, "");
+
+    /* The user information is all password (':' and '#' included); the name follows the
+     * last '#', percent-decoded. */
+    assert_int_equal(sk_redis_config_parse("REDIS-SENTINEL://p:a#ss%40@h#my%2Dmaster", &config, err,
+                                           sizeof(err)),
+                     0);
+    assert_string_equal(config.password, "p:a#ss@");
+    assert_string_equal(config.master_name, "my-master");
+    assert_string_equal(config.seeds[0].host, "h");
+
+    /* A plain URL is not a Sentinel one. */
+    assert_int_equal(sk_redis_config_parse("redis://h", &config, err, sizeof(err)), 0);
+    assert_false(config.sentinel);
+
+    static const char *const bad[] = {
+        "redis-sentinel://h",         "redis-sentinel://h#",         "redis-sentinel://#m",
+        "redis-sentinel://@h#m",      "redis-sentinel://h?x#m",      "redis-sentinel://h:0#m",
+        "redis-sentinel://h/x#m",     "redis-sentinel://h#m%0d%0aX", "redis-sentinel://h#%zz",
+        "redis-sentinel://p%00w@h#m", "redis-sentinel://h#a%20b",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        memset(err, 0, sizeof(err));
+        if (sk_redis_config_parse(bad[i], &config, err, sizeof(err)) != SK_EINVAL)
+            fail_msg("accepted %s", bad[i]);
+        assert_true(err[0] != '\0');
+        assert_string_equal(config.password, "");
+    }
+    char url[512];
+    snprintf(url, sizeof(url), "redis-sentinel://h#%0200d", 0);
+    assert_int_equal(sk_redis_config_parse(url, &config, err, sizeof(err)), SK_EINVAL);
+    /* The password never appears in a message. */
+    assert_int_equal(
+        sk_redis_config_parse("redis-sentinel://topsecretpw@h:99999#m", &config, err, sizeof(err)),
+        SK_EINVAL);
+    assert_null(strstr(err, "topsecret"));
+}
+
 static void test_redirects(void **state)
 {
     (void)state;
@@ -420,7 +473,7 @@ int main(void)
         cmocka_unit_test(test_key_slots),   cmocka_unit_test(test_url_valid),
         cmocka_unit_test(test_url_hostile), cmocka_unit_test(test_redirects),
         cmocka_unit_test(test_slot_map),    cmocka_unit_test(test_commands),
-        cmocka_unit_test(test_handshake),
+        cmocka_unit_test(test_handshake),   cmocka_unit_test(test_url_sentinel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
