@@ -11,12 +11,15 @@ all started by the tests on loopback.
 - MariaDB down: the routes that need it answer 503, /readyz 503, grabs go on; recovery.
 - Revocations reach every instance, survive restarts and a Redis that lost its data.
 - `seckill reconcile` reports and repairs differences.
+- A coupon creation whose load-script reply is lost after Redis ran it (a proxy cuts the
+  connection) is undone in Redis too: no "ghost" coupon left grabbable, and a retry works.
 """
 
 import os
 import random
 import signal
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -346,6 +349,216 @@ def test_reconcile_reports_and_repairs(start_server, tmp_path):
     assert result.returncode == 0, result.stdout
     assert sql_grants(deployment)[(customer, seller, c1)] == 1
     assert [c["left"] for c in client.list_all(tokens[customer], seller) if c["name"] == c2] == [3]
+
+
+class CuttingProxy:
+    """A TCP proxy in front of one Redis. Once armed with a marker, it forwards the first
+    script call (EVALSHA/EVAL) that carries the marker, reads Redis's answer (so Redis has
+    run it) and, instead of passing that answer on, cuts the connection: a reply lost after
+    Redis executed the command. A NOSCRIPT answer is passed on (the script did not run),
+    and the EVAL that follows is the one cut. One cut per arming; everything else is
+    forwarded as it is. `refuse_for`: for that many seconds after the cut, new connections
+    are closed at once (Redis unreachable)."""
+
+    def __init__(self, target_port):
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.marker = None
+        self.dropped = None  # the answer that never reached the service
+        self.cut = threading.Event()
+        self.refuse_for = 0.0
+        self.refuse_until = 0.0
+        self.sockets = []
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def arm(self, marker, refuse_for=0.0):
+        with self.lock:
+            self.marker = marker
+            self.refuse_for = refuse_for
+            self.cut.clear()
+
+    def close(self):
+        self.listener.close()
+        with self.lock:
+            for sock in self.sockets:
+                self.shut(sock)
+
+    @staticmethod
+    def shut(sock):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def accept_loop(self):
+        while True:
+            try:
+                service, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.refuse_until:
+                service.close()
+                continue
+            try:
+                redis = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                service.close()
+                continue
+            redis.settimeout(None)
+            pair = {"armed": False}
+            with self.lock:
+                self.sockets += [service, redis]
+            threading.Thread(target=self.to_redis, args=(service, redis, pair),
+                             daemon=True).start()
+            threading.Thread(target=self.to_service, args=(redis, service, pair),
+                             daemon=True).start()
+
+    def to_redis(self, service, redis, pair):
+        tail = b""
+        while True:
+            try:
+                data = service.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            window = tail + data
+            tail = window[-4096:]
+            with self.lock:
+                if (self.marker is not None and self.marker in window
+                        and b"EVAL" in window):
+                    pair["armed"] = True  # before Redis can answer
+            try:
+                redis.sendall(data)
+            except OSError:
+                break
+        self.shut(redis)
+        self.shut(service)
+
+    def to_service(self, redis, service, pair):
+        while True:
+            try:
+                data = redis.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            with self.lock:
+                if pair["armed"]:
+                    pair["armed"] = False
+                    if not data.startswith(b"-NOSCRIPT"):
+                        self.marker = None
+                        self.dropped = data
+                        self.refuse_until = time.monotonic() + self.refuse_for
+                        self.cut.set()
+                        break
+            try:
+                service.sendall(data)
+            except OSError:
+                break
+        self.shut(redis)
+        self.shut(service)
+
+
+def redis_keys_ending(deployment, pattern, suffix):
+    return [k for node in deployment.redis_nodes for k in node.command("KEYS", pattern) or []
+            if k.endswith(suffix)]
+
+
+def test_lost_creation_reply_leaves_no_ghost(start_server, tmp_path):
+    """The creation's load script runs in Redis, its reply is lost (the connection cut
+    before it reaches the service): the creation is answered 503 and undone everywhere,
+    the coupon's hash included, so that the coupon cannot be grabbed and a retry of the
+    creation succeeds."""
+    data_dir = tmp_path / "d"
+    deployment = Deployment.for_dir(data_dir)
+    proxy = CuttingProxy(deployment.redis.port)
+    a = None
+    try:
+        a = start_server(data_dir=data_dir, options={"--redis": proxy.url})
+        client = Client(a)
+        seller, stoken = client.new_user("saler")
+        _customer, ctoken = client.new_user("customer")
+        coupon = uniq("ghost")
+        proxy.arm(f"{seller}/{coupon}".encode())
+        r = client.create_coupon(stoken, seller, coupon, amount=3)
+        assert proxy.cut.is_set(), "the proxy never saw the load script"
+        assert proxy.dropped == b":1\r\n", proxy.dropped  # Redis ran it: the hash was made
+        assert r.status_code == 503 and r.headers.get("Retry-After"), describe(r)
+        # undone in SQL and in Redis: no hash, and (soon: it is not waited for) no list entry
+        assert not deployment.query("select id from coupons where seller = ? and name = ?",
+                                    (seller, coupon))
+        assert not redis_keys_ending(deployment, "sk:{*}:c:*", f":c:{seller}/{coupon}")
+        seller_keys = redis_keys_ending(deployment, "sk:{*}:s:*", f":s:{seller}")
+        deadline = time.monotonic() + 5
+        while any(deployment.redis.command("ZSCORE", k, coupon) is not None
+                  for k in seller_keys):
+            assert time.monotonic() < deadline, "the seller's list kept the coupon"
+            time.sleep(0.02)
+        r = client.grab(ctoken, seller, coupon)
+        assert r.status_code == 204 and r.headers["X-Seckill-Reason"] == "no-such-coupon", \
+            describe(r)
+        assert coupon not in [c["name"] for c in client.list_all(stoken, seller)]
+        # the retry is a creation like any other
+        expect_json(client.create_coupon(stoken, seller, coupon, amount=3), 201, "")
+        expect_json(client.grab(ctoken, seller, coupon), 201, "")
+        assert [c["left"] for c in client.list_all(stoken, seller) if c["name"] == coupon] == [2]
+        assert "undoing its SQL row" in a.logs()
+        assert deployment.settle() == 0  # the persister too reaches Redis through the proxy
+        result = reconcile(deployment)
+        assert result.returncode == 0 and "in agreement" in result.stdout, result.stdout
+    finally:
+        if a is not None:
+            assert a.stop() == 0  # before its Redis goes away with the proxy
+        proxy.close()
+
+
+def test_lost_creation_reply_with_redis_gone_keeps_the_coupon(start_server, tmp_path):
+    """As above, but Redis stays unreachable for longer than the undo tries (2 s): whether
+    the hash exists is unknown then, so the SQL row stays rather than leave a coupon in
+    Redis alone. Here the load had run: the coupon is whole, and serves once Redis is
+    back; SQL and Redis agree."""
+    data_dir = tmp_path / "d"
+    deployment = Deployment.for_dir(data_dir)
+    proxy = CuttingProxy(deployment.redis.port)
+    a = None
+    try:
+        a = start_server(data_dir=data_dir, options={"--redis": proxy.url})
+        client = Client(a)
+        seller, stoken = client.new_user("saler")
+        _customer, ctoken = client.new_user("customer")
+        coupon = uniq("kept")
+        proxy.arm(f"{seller}/{coupon}".encode(), refuse_for=3.0)
+        started = time.monotonic()
+        r = client.create_coupon(stoken, seller, coupon, amount=3)
+        assert proxy.cut.is_set() and proxy.dropped == b":1\r\n", proxy.dropped
+        assert r.status_code == 503 and r.headers.get("Retry-After"), describe(r)
+        assert time.monotonic() - started >= 2.0, "answered before the undo gave up"
+        assert deployment.query("select id from coupons where seller = ? and name = ?",
+                                (seller, coupon)), "the row went, the hash may have stayed"
+        assert "nor its undo: the coupon stays in SQL" in a.logs()
+        # the worker's connection comes back after its backoff (up to 2 s): grabs 503 till then
+        deadline = time.monotonic() + 10
+        while (r := client.grab(ctoken, seller, coupon)).status_code == 503:
+            assert time.monotonic() < deadline, describe(r)
+            time.sleep(0.05)
+        expect_json(r, 201, "")
+        r = client.create_coupon(stoken, seller, coupon, amount=3)
+        expect_json(r, 400, body={"errMsg": "Create failed. Maybe (username,coupon name) "
+                                            "duplicates"})
+        assert deployment.settle() == 0
+        result = reconcile(deployment)
+        assert result.returncode == 0 and "in agreement" in result.stdout, result.stdout
+    finally:
+        if a is not None:
+            assert a.stop() == 0
+        proxy.close()
 
 
 def test_distributed_needs_a_shared_secret(tmp_path):

@@ -5,6 +5,7 @@
  * loading), the holding and the stream entry a grant writes (the persister's input), a
  * batch of grabs in one call with one stream entry, and the load script: idempotent (a
  * second load of a coupon leaves its `left` and holders as they are) and adding holders;
+ * the unload script (a creation's undo: the hash goes unless a grab took one);
  * and counts exact at the largest --max-amount, 2^53 - 1 (the script's numbers are
  * doubles, written back through redis.call and string.format('%d')).
  */
@@ -285,6 +286,39 @@ static void test_add_holders_leaves_left(void **state)
     expect_grab(f, "bob", "shop", "repair", NOW, "5 4 - -");
 }
 
+static long long unload(fixture_t *f, const char *seller, const char *name)
+{
+    grab_t grab = {"nobody", seller, name};
+    key_set_t keys;
+    keys_of(f, &grab, &keys);
+    const char *key_ptrs[] = {keys.coupon};
+    size_t key_lens[] = {strlen(keys.coupon)};
+    redisReply *reply =
+        sk_redis_sync_eval(f->redis, &f->hot.unload, 1, key_ptrs, key_lens, 0, NULL, NULL);
+    assert_non_null(reply);
+    if (reply->type == REDIS_REPLY_ERROR)
+        fail_msg("unload script: %s", reply->str);
+    assert_int_equal(reply->type, REDIS_REPLY_INTEGER);
+    long long result = reply->integer;
+    freeReplyObject(reply);
+    return result;
+}
+
+/* The undo of a creation whose load call went unanswered: the hash goes (or was never
+ * made), unless a grab made the coupon real already. */
+static void test_unload_removes_an_ungrabbed_coupon(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(unload(f, "shop", "never"), 1);
+    load(f, "shop", "undone", 3, 3, NULL, 0, 0, 0);
+    assert_int_equal(unload(f, "shop", "undone"), 1);
+    expect_grab(f, "alice", "shop", "undone", NOW, "1 0 - -"); /* no such coupon */
+    load(f, "shop", "taken", 3, 3, NULL, 0, 0, 0);
+    expect_grab(f, "alice", "shop", "taken", NOW, "0 2 - -");
+    assert_int_equal(unload(f, "shop", "taken"), 0);
+    expect_grab(f, "bob", "shop", "taken", NOW, "0 1 - -");
+}
+
 /* A coupon of the largest amount --max-amount allows: the grab script reads `left` with
  * tonumber, subtracts in a double and writes it back through redis.call's number argument
  * (HSET) and string.format('%d') (the reply, the stream entry): every one exact there. */
@@ -331,6 +365,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_holders_leaves_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts_exact_at_the_amount_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unload_removes_an_ungrabbed_coupon, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
