@@ -120,8 +120,10 @@ const char *sk_config_usage(void)
         "Secrets given as --jwt-secret or inside a --redis/--mysql URL are overwritten with\n"
         "'*' in the process's argument list once read; the --*-file forms keep them out of\n"
         "it altogether and are preferred.\n"
-        "`reconcile` compares Redis's hot state with SQL and reports every difference (exit 0:\n"
-        "none, 1: some); --repair also fixes them.\n"
+        "`reconcile` compares Redis's hot state with SQL and reports every difference and\n"
+        "which copy is ahead (exit 0: none, 1: some); --repair also fixes them, by the union\n"
+        "of the grants, unless that union exceeds a coupon's amount: then it repairs nothing\n"
+        "(exit 4).\n"
         "SIGTERM or SIGINT: answer what was received, make it durable, exit 0 (during start-up\n"
         "too); SIGHUP is logged and ignored. Under systemd Type=notify it reports READY=1.\n\n");
     for (int i = 0; i != OPT_COUNT && used < sizeof(usage_text); ++i) {

@@ -12,7 +12,8 @@ all started by the tests on loopback.
 - MariaDB down: the routes that need it answer 503, /readyz 503, grabs go on; recovery;
   warnings counted as well.
 - Revocations reach every instance, survive restarts and a Redis that lost its data.
-- `seckill reconcile` reports and repairs differences.
+- `seckill reconcile` reports and repairs differences, says which copy is ahead (Redis or
+  SQL), and repairs nothing when the union of the grants exceeds a coupon's amount.
 - A coupon creation whose load-script reply is lost after Redis ran it (a proxy cuts the
   connection) is undone in Redis too: no "ghost" coupon left grabbable, and a retry works.
 """
@@ -578,6 +579,129 @@ def test_lost_creation_reply_with_redis_gone_keeps_the_coupon(start_server, tmp_
         if a is not None:
             assert a.stop() == 0
         proxy.close()
+
+
+def hot_keys(deployment, seller, coupon):
+    """(coupon hash key, function customer -> holdings key) of a coupon's shard."""
+    key = redis_keys_ending(deployment, "sk:{*}:c:*", f":c:{seller}/{coupon}")[0]
+    tag = key.split("}")[0] + "}"
+    return key, lambda customer: f"{tag}:u:{customer}"
+
+
+def test_reconcile_says_redis_is_ahead(start_server, tmp_path):
+    """SQL lost a commit (the grant's row and its lowered remaining): Redis holds the grant
+    and the lower count, and reconcile says Redis is ahead; --repair writes it to SQL."""
+    a, = start_group(start_server, tmp_path / "d", count=1)
+    deployment = a.deployment
+    client = Client(a)
+    seller, _stoken, amounts, tokens = sale(client, n_coupons=1, amount=3, n_customers=1)
+    coupon, (customer, ctoken) = next(iter(amounts)), next(iter(tokens.items()))
+    expect_json(client.grab(ctoken, seller, coupon), 201, "")
+    assert deployment.settle() == 0
+    deployment.query("delete from grants where customer = ?", (customer,))
+    deployment.query("update coupons set remaining = 3 where seller = ? and name = ?",
+                     (seller, coupon))
+    result = reconcile(deployment)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert (f"grant in Redis, not in SQL: coupon {seller}/{coupon}: customer {customer} "
+            "(Redis ahead)") in lines, result.stdout
+    assert (f"remaining differs: coupon {seller}/{coupon}: SQL remaining 3, amount - grants 2, "
+            "Redis left 2 (Redis ahead)") in lines, result.stdout
+    assert "SQL ahead" not in result.stdout
+    result = reconcile(deployment, "--repair")
+    assert result.returncode == 1 and "2 differences, repaired" in result.stdout, result.stdout
+    result = reconcile(deployment)
+    assert result.returncode == 0, result.stdout
+    assert sql_grants(deployment)[(customer, seller, coupon)] == 1
+    assert deployment.query("select remaining from coupons where name = ?",
+                            (coupon,)) == [{"remaining": 2}]
+
+
+def test_reconcile_says_sql_is_ahead(start_server, tmp_path):
+    """Redis lost a grant SQL has (what an asynchronous failover loses): SQL holds the grant
+    and the lower count, and reconcile says SQL is ahead; --repair gives it back to Redis."""
+    a, = start_group(start_server, tmp_path / "d", count=1)
+    deployment = a.deployment
+    client = Client(a)
+    seller, _stoken, amounts, tokens = sale(client, n_coupons=1, amount=3, n_customers=1)
+    coupon, (customer, ctoken) = next(iter(amounts)), next(iter(tokens.items()))
+    expect_json(client.grab(ctoken, seller, coupon), 201, "")
+    assert deployment.settle() == 0
+    key, holdings = hot_keys(deployment, seller, coupon)
+    deployment.redis.command("ZREM", holdings(customer), f"{seller}/{coupon}")
+    deployment.redis.command("HSET", key, "left", "3")
+    result = reconcile(deployment)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert (f"grant in SQL, not in Redis: coupon {seller}/{coupon}: customer {customer} "
+            "(SQL ahead)") in lines, result.stdout
+    assert (f"left differs: coupon {seller}/{coupon}: Redis left 3, amount - grants 2, "
+            "SQL remaining 2 (SQL ahead)") in lines, result.stdout
+    assert "Redis ahead" not in result.stdout
+    result = reconcile(deployment, "--repair")
+    assert result.returncode == 1 and "2 differences, repaired" in result.stdout, result.stdout
+    result = reconcile(deployment)
+    assert result.returncode == 0, result.stdout
+    r = client.grab(ctoken, seller, coupon)
+    assert r.status_code == 204 and r.headers["X-Seckill-Reason"] == "already-held", describe(r)
+    assert [c["left"] for c in client.list_all(ctoken, seller)] == [2]
+
+
+def test_reconcile_refuses_a_union_above_the_amount(start_server, tmp_path):
+    """A lossy Redis failover: Redis forgets two grants SQL has, its `left` goes back, and
+    it sells the same stock again to two others, which the persister writes to SQL too.
+    The union (4) exceeds the amount (2): reconcile says so, --repair changes nothing at
+    all (not even another coupon's ordinary difference) and exits 4."""
+    a, = start_group(start_server, tmp_path / "d", count=1)
+    deployment = a.deployment
+    client = Client(a)
+    seller, _stoken, amounts, tokens = sale(client, n_coupons=2, amount=2, n_customers=4)
+    coupon, other = list(amounts)
+    customers = list(tokens)
+    for customer in customers[:2]:
+        expect_json(client.grab(tokens[customer], seller, coupon), 201, "")
+    assert deployment.settle() == 0
+    assert a.stop() == 0  # the service restarted on the promoted replica, as in issue 15
+    key, holdings = hot_keys(deployment, seller, coupon)
+    for customer in customers[:2]:
+        deployment.redis.command("ZREM", holdings(customer), f"{seller}/{coupon}")
+    deployment.redis.command("HSET", key, "left", "2")
+    a.start()
+    for customer in customers[2:]:
+        expect_json(client.grab(tokens[customer], seller, coupon), 201, "")
+    # and an ordinary difference elsewhere, which a repair would fix
+    other_key, _ = hot_keys(deployment, seller, other)
+    deployment.redis.command("HSET", other_key, "left", "1")
+    assert deployment.settle() == 0
+    assert sum(1 for (_c, _s, n) in sql_grants(deployment) if n == coupon) == 4
+
+    def snapshot():
+        return (sorted(sql_grants(deployment)),
+                deployment.query("select name, remaining from coupons order by name"),
+                deployment.redis.command("HGETALL", key),
+                deployment.redis.command("HGET", other_key, "left"),
+                [deployment.redis.command("ZSCORE", holdings(c), f"{seller}/{coupon}")
+                 for c in customers])
+
+    before = snapshot()
+    oversold = (f"more grants than its amount: coupon {seller}/{coupon}: amount 2, 4 customers "
+                "hold one in Redis or SQL (Redis 2, SQL 4): not repairable by the union; "
+                "decide by hand which grants stand")
+    for extra in ((), ("--repair",)):
+        result = reconcile(deployment, *extra)
+        assert result.returncode == 4, result.stdout + result.stderr
+        lines = result.stdout.splitlines()
+        assert oversold in lines, result.stdout
+        for customer in customers[:2]:
+            assert (f"grant in SQL, not in Redis: coupon {seller}/{coupon}: customer "
+                    f"{customer} (SQL ahead)") in lines, result.stdout
+        assert f"left differs: coupon {seller}/{other}: Redis left 1" in result.stdout
+        want = ("nothing repaired (--repair would make the oversell official)" if extra
+                else "--repair would refuse")
+        assert lines[-1].endswith("1 coupon holds more grants than its amount: " + want), \
+            result.stdout
+        assert snapshot() == before, "reconcile changed something"
 
 
 def test_distributed_needs_a_shared_secret(tmp_path):
