@@ -431,59 +431,50 @@ class CuttingProxy:
                 service.close()
                 continue
             redis.settimeout(None)
-            pair = {"armed": False}
+            pair = {"armed": False, "tail": b""}
             with self.lock:
                 self.sockets += [service, redis]
-            threading.Thread(target=self.to_redis, args=(service, redis, pair),
+            threading.Thread(target=self.pump, args=(service, redis, pair, self.look_at_command),
                              daemon=True).start()
-            threading.Thread(target=self.to_service, args=(redis, service, pair),
+            threading.Thread(target=self.pump, args=(redis, service, pair, self.look_at_answer),
                              daemon=True).start()
 
-    def to_redis(self, service, redis, pair):
-        tail = b""
+    def pump(self, source, sink, pair, look):
+        """Copies source to sink until either side closes or `look` says to cut."""
         while True:
             try:
-                data = service.recv(65536)
+                data = source.recv(65536)
             except OSError:
                 data = b""
-            if not data:
+            if not data or not look(data, pair):
                 break
-            window = tail + data
-            tail = window[-4096:]
-            with self.lock:
-                if (self.marker is not None and self.marker in window
-                        and b"EVAL" in window):
-                    pair["armed"] = True  # before Redis can answer
             try:
-                redis.sendall(data)
+                sink.sendall(data)
             except OSError:
                 break
-        self.shut(redis)
-        self.shut(service)
+        self.shut(source)
+        self.shut(sink)
 
-    def to_service(self, redis, service, pair):
-        while True:
-            try:
-                data = redis.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            with self.lock:
-                if pair["armed"]:
-                    pair["armed"] = False
-                    if not data.startswith(b"-NOSCRIPT"):
-                        self.marker = None
-                        self.dropped = data
-                        self.refuse_until = time.monotonic() + self.refuse_for
-                        self.cut.set()
-                        break
-            try:
-                service.sendall(data)
-            except OSError:
-                break
-        self.shut(redis)
-        self.shut(service)
+    def look_at_command(self, data, pair):
+        window = pair["tail"] + data
+        pair["tail"] = window[-4096:]
+        with self.lock:
+            if self.marker is not None and self.marker in window and b"EVAL" in window:
+                pair["armed"] = True  # before Redis can answer
+        return True
+
+    def look_at_answer(self, data, pair):
+        with self.lock:
+            if not pair["armed"]:
+                return True
+            pair["armed"] = False
+            if data.startswith(b"-NOSCRIPT"):
+                return True  # not run: the EVAL that follows carries the marker again
+            self.marker = None
+            self.dropped = data
+            self.refuse_until = time.monotonic() + self.refuse_for
+            self.cut.set()
+            return False
 
 
 def redis_keys_ending(deployment, pattern, suffix):
@@ -491,11 +482,16 @@ def redis_keys_ending(deployment, pattern, suffix):
             if k.endswith(suffix)]
 
 
-def test_lost_creation_reply_leaves_no_ghost(start_server, tmp_path):
+@pytest.mark.parametrize("redis_gone_for", [0.0, 3.0])
+def test_lost_creation_reply_leaves_no_ghost(start_server, tmp_path, redis_gone_for):
     """The creation's load script runs in Redis, its reply is lost (the connection cut
     before it reaches the service): the creation is answered 503 and undone everywhere,
     the coupon's hash included, so that the coupon cannot be grabbed and a retry of the
-    creation succeeds."""
+    creation succeeds.
+
+    With Redis then unreachable for longer than the undo tries (2 s), whether the hash
+    exists is unknown: the SQL row stays rather than leave a coupon in Redis alone. Here
+    the load had run, so the coupon is whole and serves once Redis is back."""
     data_dir = tmp_path / "d"
     deployment = Deployment.for_dir(data_dir)
     proxy = CuttingProxy(deployment.redis.port)
@@ -506,78 +502,52 @@ def test_lost_creation_reply_leaves_no_ghost(start_server, tmp_path):
         seller, stoken = client.new_user("saler")
         _customer, ctoken = client.new_user("customer")
         coupon = uniq("ghost")
-        proxy.arm(f"{seller}/{coupon}".encode())
+        proxy.arm(f"{seller}/{coupon}".encode(), refuse_for=redis_gone_for)
+        started = time.monotonic()
         r = client.create_coupon(stoken, seller, coupon, amount=3)
         assert proxy.cut.is_set(), "the proxy never saw the load script"
         assert proxy.dropped == b":1\r\n", proxy.dropped  # Redis ran it: the hash was made
         assert r.status_code == 503 and r.headers.get("Retry-After"), describe(r)
-        # undone in SQL and in Redis: no hash, and (soon: it is not waited for) no list entry
-        assert not deployment.query("select id from coupons where seller = ? and name = ?",
-                                    (seller, coupon))
-        assert not redis_keys_ending(deployment, "sk:{*}:c:*", f":c:{seller}/{coupon}")
-        seller_keys = redis_keys_ending(deployment, "sk:{*}:s:*", f":s:{seller}")
-        deadline = time.monotonic() + 5
-        while any(deployment.redis.command("ZSCORE", k, coupon) is not None
-                  for k in seller_keys):
-            assert time.monotonic() < deadline, "the seller's list kept the coupon"
-            time.sleep(0.02)
-        r = client.grab(ctoken, seller, coupon)
-        assert r.status_code == 204 and r.headers["X-Seckill-Reason"] == "no-such-coupon", \
-            describe(r)
-        assert coupon not in [c["name"] for c in client.list_all(stoken, seller)]
-        # the retry is a creation like any other
-        expect_json(client.create_coupon(stoken, seller, coupon, amount=3), 201, "")
-        expect_json(client.grab(ctoken, seller, coupon), 201, "")
+        in_sql = deployment.query("select id from coupons where seller = ? and name = ?",
+                                  (seller, coupon))
+        if redis_gone_for:
+            assert time.monotonic() - started >= 2.0, "answered before the undo gave up"
+            assert in_sql, "the row went, and the hash may have stayed"
+            assert "nor its undo: the coupon stays in SQL" in a.logs()
+            # the worker's connection is back after its backoff (up to 2 s): 503s till then
+            deadline = time.monotonic() + 10
+            while (r := client.grab(ctoken, seller, coupon)).status_code == 503:
+                assert time.monotonic() < deadline, describe(r)
+                time.sleep(0.05)
+            expect_json(r, 201, "")
+            duplicate = "Create failed. Maybe (username,coupon name) duplicates"
+            expect_json(client.create_coupon(stoken, seller, coupon, amount=3), 400,
+                        body={"errMsg": duplicate})
+        else:
+            # undone in SQL and in Redis: no hash, and (soon: not waited for) no list entry
+            assert not in_sql
+            assert not redis_keys_ending(deployment, "sk:{*}:c:*", f":c:{seller}/{coupon}")
+            seller_keys = redis_keys_ending(deployment, "sk:{*}:s:*", f":s:{seller}")
+            deadline = time.monotonic() + 5
+            while any(deployment.redis.command("ZSCORE", k, coupon) is not None
+                      for k in seller_keys):
+                assert time.monotonic() < deadline, "the seller's list kept the coupon"
+                time.sleep(0.02)
+            r = client.grab(ctoken, seller, coupon)
+            assert r.status_code == 204 and r.headers["X-Seckill-Reason"] == "no-such-coupon", \
+                describe(r)
+            assert coupon not in [c["name"] for c in client.list_all(stoken, seller)]
+            assert "undoing its SQL row" in a.logs()
+            # the retry is a creation like any other
+            expect_json(client.create_coupon(stoken, seller, coupon, amount=3), 201, "")
+            expect_json(client.grab(ctoken, seller, coupon), 201, "")
         assert [c["left"] for c in client.list_all(stoken, seller) if c["name"] == coupon] == [2]
-        assert "undoing its SQL row" in a.logs()
         assert deployment.settle() == 0  # the persister too reaches Redis through the proxy
         result = reconcile(deployment)
         assert result.returncode == 0 and "in agreement" in result.stdout, result.stdout
     finally:
         if a is not None:
             assert a.stop() == 0  # before its Redis goes away with the proxy
-        proxy.close()
-
-
-def test_lost_creation_reply_with_redis_gone_keeps_the_coupon(start_server, tmp_path):
-    """As above, but Redis stays unreachable for longer than the undo tries (2 s): whether
-    the hash exists is unknown then, so the SQL row stays rather than leave a coupon in
-    Redis alone. Here the load had run: the coupon is whole, and serves once Redis is
-    back; SQL and Redis agree."""
-    data_dir = tmp_path / "d"
-    deployment = Deployment.for_dir(data_dir)
-    proxy = CuttingProxy(deployment.redis.port)
-    a = None
-    try:
-        a = start_server(data_dir=data_dir, options={"--redis": proxy.url})
-        client = Client(a)
-        seller, stoken = client.new_user("saler")
-        _customer, ctoken = client.new_user("customer")
-        coupon = uniq("kept")
-        proxy.arm(f"{seller}/{coupon}".encode(), refuse_for=3.0)
-        started = time.monotonic()
-        r = client.create_coupon(stoken, seller, coupon, amount=3)
-        assert proxy.cut.is_set() and proxy.dropped == b":1\r\n", proxy.dropped
-        assert r.status_code == 503 and r.headers.get("Retry-After"), describe(r)
-        assert time.monotonic() - started >= 2.0, "answered before the undo gave up"
-        assert deployment.query("select id from coupons where seller = ? and name = ?",
-                                (seller, coupon)), "the row went, the hash may have stayed"
-        assert "nor its undo: the coupon stays in SQL" in a.logs()
-        # the worker's connection comes back after its backoff (up to 2 s): grabs 503 till then
-        deadline = time.monotonic() + 10
-        while (r := client.grab(ctoken, seller, coupon)).status_code == 503:
-            assert time.monotonic() < deadline, describe(r)
-            time.sleep(0.05)
-        expect_json(r, 201, "")
-        r = client.create_coupon(stoken, seller, coupon, amount=3)
-        expect_json(r, 400, body={"errMsg": "Create failed. Maybe (username,coupon name) "
-                                            "duplicates"})
-        assert deployment.settle() == 0
-        result = reconcile(deployment)
-        assert result.returncode == 0 and "in agreement" in result.stdout, result.stdout
-    finally:
-        if a is not None:
-            assert a.stop() == 0
         proxy.close()
 
 
@@ -588,9 +558,12 @@ def hot_keys(deployment, seller, coupon):
     return key, lambda customer: f"{tag}:u:{customer}"
 
 
-def test_reconcile_says_redis_is_ahead(start_server, tmp_path):
-    """SQL lost a commit (the grant's row and its lowered remaining): Redis holds the grant
-    and the lower count, and reconcile says Redis is ahead; --repair writes it to SQL."""
+@pytest.mark.parametrize("losing_side", ["SQL", "Redis"])
+def test_reconcile_says_which_copy_is_ahead(start_server, tmp_path, losing_side):
+    """One side loses a grant and its lowered count: SQL a commit (its grant row and
+    `remaining`), or Redis its latest writes (what an asynchronous failover loses: the
+    holding and `left`). Reconcile names the other side as ahead on every line; --repair
+    gives the grant back to the side that lost it."""
     a, = start_group(start_server, tmp_path / "d", count=1)
     deployment = a.deployment
     client = Client(a)
@@ -598,51 +571,32 @@ def test_reconcile_says_redis_is_ahead(start_server, tmp_path):
     coupon, (customer, ctoken) = next(iter(amounts)), next(iter(tokens.items()))
     expect_json(client.grab(ctoken, seller, coupon), 201, "")
     assert deployment.settle() == 0
-    deployment.query("delete from grants where customer = ?", (customer,))
-    deployment.query("update coupons set remaining = 3 where seller = ? and name = ?",
-                     (seller, coupon))
+    where = f"coupon {seller}/{coupon}"
+    if losing_side == "SQL":
+        deployment.query("delete from grants where customer = ?", (customer,))
+        deployment.query("update coupons set remaining = 3 where seller = ? and name = ?",
+                         (seller, coupon))
+        expected = [f"grant in Redis, not in SQL: {where}: customer {customer} (Redis ahead)",
+                    f"remaining differs: {where}: SQL remaining 3, amount - grants 2, "
+                    "Redis left 2 (Redis ahead)"]
+    else:
+        key, holdings = hot_keys(deployment, seller, coupon)
+        deployment.redis.command("ZREM", holdings(customer), f"{seller}/{coupon}")
+        deployment.redis.command("HSET", key, "left", "3")
+        expected = [f"grant in SQL, not in Redis: {where}: customer {customer} (SQL ahead)",
+                    f"left differs: {where}: Redis left 3, amount - grants 2, "
+                    "SQL remaining 2 (SQL ahead)"]
     result = reconcile(deployment)
     assert result.returncode == 1, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    assert (f"grant in Redis, not in SQL: coupon {seller}/{coupon}: customer {customer} "
-            "(Redis ahead)") in lines, result.stdout
-    assert (f"remaining differs: coupon {seller}/{coupon}: SQL remaining 3, amount - grants 2, "
-            "Redis left 2 (Redis ahead)") in lines, result.stdout
-    assert "SQL ahead" not in result.stdout
+    assert result.stdout.splitlines() == expected + ["2 differences"], result.stdout
     result = reconcile(deployment, "--repair")
-    assert result.returncode == 1 and "2 differences, repaired" in result.stdout, result.stdout
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == expected + ["2 differences, repaired"], result.stdout
     result = reconcile(deployment)
-    assert result.returncode == 0, result.stdout
+    assert result.returncode == 0 and "in agreement" in result.stdout, result.stdout
     assert sql_grants(deployment)[(customer, seller, coupon)] == 1
     assert deployment.query("select remaining from coupons where name = ?",
                             (coupon,)) == [{"remaining": 2}]
-
-
-def test_reconcile_says_sql_is_ahead(start_server, tmp_path):
-    """Redis lost a grant SQL has (what an asynchronous failover loses): SQL holds the grant
-    and the lower count, and reconcile says SQL is ahead; --repair gives it back to Redis."""
-    a, = start_group(start_server, tmp_path / "d", count=1)
-    deployment = a.deployment
-    client = Client(a)
-    seller, _stoken, amounts, tokens = sale(client, n_coupons=1, amount=3, n_customers=1)
-    coupon, (customer, ctoken) = next(iter(amounts)), next(iter(tokens.items()))
-    expect_json(client.grab(ctoken, seller, coupon), 201, "")
-    assert deployment.settle() == 0
-    key, holdings = hot_keys(deployment, seller, coupon)
-    deployment.redis.command("ZREM", holdings(customer), f"{seller}/{coupon}")
-    deployment.redis.command("HSET", key, "left", "3")
-    result = reconcile(deployment)
-    assert result.returncode == 1, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    assert (f"grant in SQL, not in Redis: coupon {seller}/{coupon}: customer {customer} "
-            "(SQL ahead)") in lines, result.stdout
-    assert (f"left differs: coupon {seller}/{coupon}: Redis left 3, amount - grants 2, "
-            "SQL remaining 2 (SQL ahead)") in lines, result.stdout
-    assert "Redis ahead" not in result.stdout
-    result = reconcile(deployment, "--repair")
-    assert result.returncode == 1 and "2 differences, repaired" in result.stdout, result.stdout
-    result = reconcile(deployment)
-    assert result.returncode == 0, result.stdout
     r = client.grab(ctoken, seller, coupon)
     assert r.status_code == 204 and r.headers["X-Seckill-Reason"] == "already-held", describe(r)
     assert [c["left"] for c in client.list_all(ctoken, seller)] == [2]
