@@ -91,7 +91,9 @@ static const struct option_spec {
     [OPT_MYSQL_FILE] = {"--mysql-file", "SECKILL_MYSQL_FILE", "PATH",
                         "read --mysql from this file (mode 0600 or stricter)"},
     [OPT_MAX_AMOUNT] = {"--max-amount", "SECKILL_MAX_AMOUNT", "N",
-                        "the largest amount a coupon may have (default 1000000000)"},
+                        "the largest amount a coupon may have (default 1000000000; at most "
+                        "9007199254740991 = 2^53 - 1, the largest that Redis's Lua scripts "
+                        "count exactly)"},
     [OPT_MAX_BODY] = {"--max-body", "SECKILL_MAX_BODY", "BYTES",
                       "request bodies above this get 413 (default 65536)"},
     [OPT_LOG_LEVEL] = {"--log-level", "SECKILL_LOG_LEVEL", "LEVEL",
@@ -131,8 +133,10 @@ const char *sk_config_usage(void)
         "Secrets given as --jwt-secret or inside a --redis/--mysql URL are overwritten with\n"
         "'*' in the process's argument list once read; the --*-file forms keep them out of\n"
         "it altogether and are preferred.\n"
-        "`reconcile` compares Redis's hot state with SQL and reports every difference (exit 0:\n"
-        "none, 1: some); --repair also fixes them.\n"
+        "`reconcile` compares Redis's hot state with SQL and reports every difference and\n"
+        "which copy is ahead (exit 0: none, 1: some); --repair also fixes them, by the union\n"
+        "of the grants, unless that union exceeds a coupon's amount: then it repairs nothing\n"
+        "(exit 4).\n"
         "SIGTERM or SIGINT: answer what was received, make it durable, exit 0 (during start-up\n"
         "too); SIGHUP is logged and ignored. Under systemd Type=notify it reports READY=1.\n\n");
     for (int i = 0; i != OPT_COUNT && used < sizeof(usage_text); ++i) {
@@ -463,6 +467,20 @@ static void scrub_argv(int argc, char **argv)
     }
 }
 
+/* apply() answers -1 for a value of the wrong form, and this for a number above its limit,
+ * which gets a message of its own: the limit and its reason. */
+enum { APPLY_ABOVE_LIMIT = -2 };
+
+/* Whether `text` is a positive decimal integer above `limit` (even one past INT64_MAX). */
+static int digits_above(const char *text, int64_t limit)
+{
+    size_t len = strspn(text, "0123456789");
+    if (len == 0 || text[len] != '\0')
+        return 0;
+    int64_t value;
+    return parse_int(text, 0, INT64_MAX, &value) != 0 || value > limit;
+}
+
 static int apply(sk_config_t *config, option_id_t id, const char *value)
 {
     int64_t number;
@@ -496,7 +514,9 @@ static int apply(sk_config_t *config, option_id_t id, const char *value)
     case OPT_MYSQL:
         return replace_string(&config->mysql_url, value);
     case OPT_MAX_AMOUNT:
-        return parse_int(value, 1, INT64_MAX, &config->max_amount);
+        if (digits_above(value, SK_CONFIG_MAX_AMOUNT_LIMIT))
+            return APPLY_ABOVE_LIMIT;
+        return parse_int(value, 1, SK_CONFIG_MAX_AMOUNT_LIMIT, &config->max_amount);
     case OPT_MAX_BODY:
         if (parse_int(value, 1, 64LL * 1024 * 1024, &number) != 0)
             return -1;
@@ -565,10 +585,21 @@ static void set_defaults(sk_config_t *config)
     config->rate_burst = 10;
 }
 
+/* The message for APPLY_ABOVE_LIMIT (only --max-amount has such a limit); `source` is the
+ * flag or the variable. */
+static void describe_above_limit(const char *source, char *error, size_t error_size)
+{
+    snprintf(error, error_size,
+             "%s is larger than %lld (2^53 - 1), the largest amount counted exactly: Redis's "
+             "Lua scripts hold a coupon's left as a double",
+             source, SK_CONFIG_MAX_AMOUNT_LIMIT);
+}
+
 static sk_config_action_t parse_options(sk_config_t *config, int argc, char **argv, char *error,
                                         size_t error_size)
 {
     set_defaults(config);
+    int status;
     /* The environment is read only for options the command line leaves out, so that a
      * stale variable cannot stop a correct command. */
     int given[OPT_COUNT] = {0};
@@ -600,10 +631,13 @@ static sk_config_action_t parse_options(sk_config_t *config, int argc, char **ar
         if (is_file_option(i)) {
             if (read_value_file(config, i, value, options[i].env, error, error_size) != 0)
                 return SK_CONFIG_ERROR;
-        } else if (apply(config, (option_id_t)i, value) != 0) {
+        } else if ((status = apply(config, (option_id_t)i, value)) != 0) {
             /* Never echo the value: it may be a secret. */
-            snprintf(error, error_size, "invalid value in %s (%s %s)", options[i].env,
-                     options[i].flag, options[i].arg);
+            if (status == APPLY_ABOVE_LIMIT)
+                describe_above_limit(options[i].env, error, error_size);
+            else
+                snprintf(error, error_size, "invalid value in %s (%s %s)", options[i].env,
+                         options[i].flag, options[i].arg);
             return SK_CONFIG_ERROR;
         }
     }
@@ -643,9 +677,12 @@ static sk_config_action_t parse_options(sk_config_t *config, int argc, char **ar
         if (is_file_option(id)) {
             if (read_value_file(config, id, value, options[id].flag, error, error_size) != 0)
                 return SK_CONFIG_ERROR;
-        } else if (apply(config, (option_id_t)id, value) != 0) {
-            snprintf(error, error_size, "invalid value for %s (expected %s)", options[id].flag,
-                     options[id].arg);
+        } else if ((status = apply(config, (option_id_t)id, value)) != 0) {
+            if (status == APPLY_ABOVE_LIMIT)
+                describe_above_limit(options[id].flag, error, error_size);
+            else
+                snprintf(error, error_size, "invalid value for %s (expected %s)", options[id].flag,
+                         options[id].arg);
             return SK_CONFIG_ERROR;
         }
     }

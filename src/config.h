@@ -11,6 +11,13 @@
 
 #include "auth/password.h"
 
+/* The largest --max-amount: 2^53 - 1. The distributed deployment's Redis scripts count a
+ * coupon's `left` in Lua numbers, which are doubles: above 2^53 they skip integers (a grab
+ * of a coupon of 2^53 + 1 would leave 2^53 - 1 instead of 2^53). Many JSON clients read
+ * numbers as doubles too. Both deployments keep to it, so that a coupon valid in one is
+ * valid in the other. */
+#define SK_CONFIG_MAX_AMOUNT_LIMIT 9007199254740991LL
+
 typedef struct sk_config {
     char listen_host[64];
     unsigned short listen_port;

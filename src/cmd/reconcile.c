@@ -30,8 +30,34 @@ typedef struct reconcile {
     int repair;
     FILE *out;
     size_t differences;
+    size_t oversold; /* coupons whose grants, Redis's and SQL's together, exceed the amount */
     int failed;
 } reconcile_t;
+
+/* Which copy holds more of a coupon's sales, for an operator deciding what to trust. */
+typedef enum ahead {
+    AHEAD_REDIS,
+    AHEAD_SQL,
+    AHEAD_NEITHER /* both copies agree with each other, not with their grants */
+} ahead_t;
+
+static const char *const ahead_text[] = {" (Redis ahead)", " (SQL ahead)",
+                                         " (neither ahead: Redis and SQL agree on it)"};
+
+/* For counts of what is left: the copy with the lower count has recorded more grabs. */
+static ahead_t ahead_by_left(int64_t redis_left, int64_t sql_remaining)
+{
+    return redis_left < sql_remaining   ? AHEAD_REDIS
+           : redis_left > sql_remaining ? AHEAD_SQL
+                                        : AHEAD_NEITHER;
+}
+
+/* One coupon's customers on each side, each array sorted: the two are merged to find the
+ * grants one side has and the other lacks. */
+typedef struct holder_sides {
+    char **redis, **sql;
+    size_t redis_count, sql_count;
+} holder_sides_t;
 
 static int compare_strings(const void *a, const void *b)
 {
@@ -39,11 +65,93 @@ static int compare_strings(const void *a, const void *b)
 }
 
 static void report(reconcile_t *r, const char *what, const sk_sql_coupon_t *coupon,
-                   const char *detail)
+                   const char *detail, ahead_t ahead)
 {
     ++r->differences;
-    fprintf(r->out, "%s: coupon %s/%s%s%s\n", what, coupon->row.seller, coupon->row.name,
-            detail[0] ? ": " : "", detail);
+    fprintf(r->out, "%s: coupon %s/%s%s%s%s\n", what, coupon->row.seller, coupon->row.name,
+            detail[0] ? ": " : "", detail, ahead_text[ahead]);
+}
+
+static int sides_init(reconcile_t *r, const sk_sql_coupon_t *coupon, holder_sides_t *sides)
+{
+    char member[2 * 64 + 2];
+    int member_len =
+        snprintf(member, sizeof(member), "%s/%s", coupon->row.seller, coupon->row.name);
+    const redis_holders_t *holders = sk_index_find(r->redis_holders, member, (size_t)member_len);
+    sides->redis_count = holders != NULL ? holders->count : 0;
+    sides->sql_count = coupon->customer_count;
+    sides->redis = calloc(sides->redis_count + 1, sizeof(*sides->redis));
+    sides->sql = calloc(sides->sql_count + 1, sizeof(*sides->sql));
+    if (sides->redis == NULL || sides->sql == NULL) {
+        free(sides->redis);
+        free(sides->sql);
+        return -1;
+    }
+    if (sides->redis_count != 0)
+        memcpy(sides->redis, holders->customers, sides->redis_count * sizeof(char *));
+    if (sides->sql_count != 0)
+        memcpy(sides->sql, coupon->customers, sides->sql_count * sizeof(char *));
+    qsort(sides->redis, sides->redis_count, sizeof(char *), compare_strings);
+    qsort(sides->sql, sides->sql_count, sizeof(char *), compare_strings);
+    return 0;
+}
+
+static void sides_dispose(holder_sides_t *sides)
+{
+    free(sides->redis);
+    free(sides->sql);
+}
+
+/* The next customer of the merge of the two sorted sides, in *customer: returns -1 when
+ * only Redis has it, 1 when only SQL has it, 0 when both do; 2 at the end. */
+static int sides_next(const holder_sides_t *sides, size_t *i, size_t *j, const char **customer)
+{
+    if (*i == sides->redis_count && *j == sides->sql_count)
+        return 2;
+    int order = *i == sides->redis_count ? 1
+                : *j == sides->sql_count ? -1
+                                         : strcmp(sides->redis[*i], sides->sql[*j]);
+    if (order <= 0)
+        *customer = sides->redis[(*i)++];
+    if (order >= 0)
+        *customer = sides->sql[(*j)++];
+    return order < 0 ? -1 : order > 0 ? 1 : 0;
+}
+
+/* Every customer that either side says holds the coupon: each was answered 201. */
+static size_t sides_union(const holder_sides_t *sides)
+{
+    size_t i = 0, j = 0, count = 0;
+    const char *customer;
+    while (sides_next(sides, &i, &j, &customer) != 2)
+        ++count;
+    return count;
+}
+
+/* Whether the union of the two sides exceeds the amount (after a lossy Redis failover:
+ * Redis lost grants SQL had, and sold their stock again), reported. Repairing by the union
+ * would make that oversell official: such a coupon needs a person to decide which grants
+ * stand. */
+static int check_oversold(reconcile_t *r, const sk_sql_coupon_t *coupon)
+{
+    holder_sides_t sides;
+    if (sides_init(r, coupon, &sides) != 0) {
+        r->failed = 1;
+        return 0;
+    }
+    size_t union_count = sides_union(&sides);
+    int oversold = (int64_t)union_count > coupon->row.amount;
+    if (oversold) {
+        ++r->oversold;
+        fprintf(r->out,
+                "more grants than its amount: coupon %s/%s: amount %" PRId64
+                ", %zu customers hold one in Redis or SQL (Redis %zu, SQL %zu): not repairable "
+                "by the union; decide by hand which grants stand\n",
+                coupon->row.seller, coupon->row.name, coupon->row.amount, union_count,
+                sides.redis_count, sides.sql_count);
+    }
+    sides_dispose(&sides);
+    return oversold;
 }
 
 static redisReply *command(reconcile_t *r, int argc, const char **argv, const size_t *lens)
@@ -79,7 +187,7 @@ static void check_coupon(reconcile_t *r, sk_sql_coupon_t *coupon)
     freeReplyObject(hash);
     if (!in_redis) {
         snprintf(detail, sizeof(detail), "%zu grants in SQL", coupon->customer_count);
-        report(r, "missing in Redis", coupon, detail);
+        report(r, "missing in Redis", coupon, detail, AHEAD_SQL);
         if (r->repair &&
             sk_hot_state_load_coupon(r->hot, r->redis, row, (const char *const *)coupon->customers,
                                      coupon->orders, coupon->customer_count) != 0)
@@ -87,40 +195,26 @@ static void check_coupon(reconcile_t *r, sk_sql_coupon_t *coupon)
         return;
     }
 
-    redis_holders_t *holders = sk_index_find(r->redis_holders, member, (size_t)member_len);
     /* Merge the two sorted sets of customers: each side's extras are differences. */
-    size_t redis_count = holders != NULL ? holders->count : 0;
-    char **redis_customers = calloc(redis_count + 1, sizeof(*redis_customers));
-    char **sql_customers = calloc(coupon->customer_count + 1, sizeof(*sql_customers));
+    holder_sides_t sides;
     const char **only_sql = calloc(coupon->customer_count + 1, sizeof(*only_sql));
     int64_t *scores = calloc(coupon->customer_count + 1, sizeof(*scores));
-    if (redis_customers == NULL || sql_customers == NULL || only_sql == NULL || scores == NULL) {
+    if (only_sql == NULL || scores == NULL || sides_init(r, coupon, &sides) != 0) {
         r->failed = 1;
-        goto done;
+        free(only_sql);
+        free(scores);
+        return;
     }
-    if (coupon->customer_count != 0)
-        memcpy(sql_customers, coupon->customers, coupon->customer_count * sizeof(char *));
-    if (coupon->customer_count > 1)
-        qsort(sql_customers, coupon->customer_count, sizeof(char *), compare_strings);
-    for (size_t i = 0; i != redis_count; ++i)
-        redis_customers[i] = holders->customers[i];
-    if (redis_count > 1)
-        qsort(redis_customers, redis_count, sizeof(char *), compare_strings);
     size_t i = 0, j = 0, only_sql_count = 0, union_count = 0;
-    while (i < redis_count || j < coupon->customer_count) {
-        int order = i == redis_count              ? 1
-                    : j == coupon->customer_count ? -1
-                                                  : strcmp(redis_customers[i], sql_customers[j]);
-        ++union_count;
-        if (order == 0) {
-            ++i, ++j;
-        } else if (order < 0) {
-            snprintf(detail, sizeof(detail), "customer %s", redis_customers[i]);
-            report(r, "grant in Redis, not in SQL", coupon, detail);
+    const char *customer;
+    for (int step; (step = sides_next(&sides, &i, &j, &customer)) != 2; ++union_count) {
+        if (step < 0) {
+            snprintf(detail, sizeof(detail), "customer %s", customer);
+            report(r, "grant in Redis, not in SQL", coupon, detail, AHEAD_REDIS);
             if (r->repair) {
                 sk_mysql_grant_t grant = {
-                    .customer = redis_customers[i],
-                    .customer_len = strlen(redis_customers[i]),
+                    .customer = customer,
+                    .customer_len = strlen(customer),
                     .seller = row->seller,
                     .seller_len = row->seller_len,
                     .coupon = row->name,
@@ -130,13 +224,11 @@ static void check_coupon(reconcile_t *r, sk_sql_coupon_t *coupon)
                 if (sk_mysql_grant_insert(r->sql, &grant) != SK_MYSQL_OK)
                     r->failed = 1;
             }
-            ++i;
-        } else {
-            snprintf(detail, sizeof(detail), "customer %s", sql_customers[j]);
-            report(r, "grant in SQL, not in Redis", coupon, detail);
+        } else if (step > 0) {
+            snprintf(detail, sizeof(detail), "customer %s", customer);
+            report(r, "grant in SQL, not in Redis", coupon, detail, AHEAD_SQL);
             scores[only_sql_count] = (int64_t)only_sql_count + 1;
-            only_sql[only_sql_count++] = sql_customers[j];
-            ++j;
+            only_sql[only_sql_count++] = customer;
         }
     }
     if (r->repair &&
@@ -147,9 +239,10 @@ static void check_coupon(reconcile_t *r, sk_sql_coupon_t *coupon)
     if (expected < 0)
         expected = 0;
     if (redis_left != expected) {
-        snprintf(detail, sizeof(detail), "Redis left %" PRId64 ", amount - grants %" PRId64,
-                 redis_left, expected);
-        report(r, "left differs", coupon, detail);
+        snprintf(detail, sizeof(detail),
+                 "Redis left %" PRId64 ", amount - grants %" PRId64 ", SQL remaining %" PRId64,
+                 redis_left, expected, row->remaining);
+        report(r, "left differs", coupon, detail, ahead_by_left(redis_left, row->remaining));
         if (r->repair) {
             char value[24];
             int value_len = snprintf(value, sizeof(value), "%" PRId64, expected);
@@ -161,9 +254,10 @@ static void check_coupon(reconcile_t *r, sk_sql_coupon_t *coupon)
         }
     }
     if (row->remaining != expected) {
-        snprintf(detail, sizeof(detail), "SQL remaining %" PRId64 ", amount - grants %" PRId64,
-                 row->remaining, expected);
-        report(r, "remaining differs", coupon, detail);
+        snprintf(detail, sizeof(detail),
+                 "SQL remaining %" PRId64 ", amount - grants %" PRId64 ", Redis left %" PRId64,
+                 row->remaining, expected, redis_left);
+        report(r, "remaining differs", coupon, detail, ahead_by_left(redis_left, row->remaining));
         if (r->repair &&
             sk_mysql_coupon_set_remaining(r->sql, row->seller, row->seller_len, row->name,
                                           row->name_len, expected) != SK_MYSQL_OK)
@@ -178,7 +272,7 @@ static void check_coupon(reconcile_t *r, sk_sql_coupon_t *coupon)
     size_t zscore_len[] = {6, seller_key_len, row->name_len};
     redisReply *listed = command(r, 3, zscore, zscore_len);
     if (listed != NULL && listed->type == REDIS_REPLY_NIL) {
-        report(r, "not in the seller's list in Redis", coupon, "");
+        report(r, "not in the seller's list in Redis", coupon, "", AHEAD_SQL);
         if (r->repair) {
             char score[24];
             int score_len = snprintf(score, sizeof(score), "%" PRId64, row->id);
@@ -191,9 +285,7 @@ static void check_coupon(reconcile_t *r, sk_sql_coupon_t *coupon)
     }
     if (listed != NULL)
         freeReplyObject(listed);
-done:
-    free(redis_customers);
-    free(sql_customers);
+    sides_dispose(&sides);
     free(only_sql);
     free(scores);
 }
@@ -288,7 +380,8 @@ static void visit_coupon(reconcile_t *r, const redisReply *key, const char *memb
     if (sk_index_find(state->by_member, member, strlen(member)) != NULL)
         return;
     ++r->differences;
-    fprintf(r->out, "missing in SQL: coupon %s (only in Redis)\n", member);
+    fprintf(r->out, "missing in SQL: coupon %s (only in Redis)%s\n", member,
+            ahead_text[AHEAD_REDIS]);
     if (r->repair)
         fprintf(r->out, "  not repaired: create it again, or delete %s by hand\n", key->str);
 }
@@ -363,6 +456,14 @@ int sk_reconcile_run(const char *redis_url, const char *mysql_url, int repair, F
     if (r.redis_holders == NULL)
         goto done;
     scan_keys(&r, 'u', visit_holdings, NULL);
+    /* First, whether the union can be the repair at all: if one coupon's grants exceed its
+     * amount, nothing is repaired, anywhere. Such a state follows a lossy Redis failover,
+     * after which no copy is to be trusted blindly, and a repair is easier to redo from
+     * the report once a person has decided than to undo. */
+    for (size_t i = 0; i != state.count && !r.failed; ++i)
+        check_oversold(&r, state.coupons[i]);
+    if (r.oversold != 0)
+        r.repair = 0;
     for (size_t i = 0; i != state.count && !r.failed; ++i)
         check_coupon(&r, state.coupons[i]);
     if (!r.failed)
@@ -371,11 +472,20 @@ int sk_reconcile_run(const char *redis_url, const char *mysql_url, int repair, F
         fprintf(stderr, "seckill reconcile: a backend failed during the comparison\n");
         goto done;
     }
-    if (r.differences == 0)
+    if (r.oversold != 0) {
+        fprintf(out, "%zu differences; %zu coupon%s more grants than %s amount: %s\n",
+                r.differences, r.oversold, r.oversold == 1 ? " holds" : "s hold",
+                r.oversold == 1 ? "its" : "their",
+                repair ? "nothing repaired (--repair would make the oversell official)"
+                       : "--repair would refuse");
+        status = 4;
+    } else if (r.differences == 0) {
         fprintf(out, "in agreement: %zu coupons, %zu grants\n", state.count, state.grants);
-    else
+        status = 0;
+    } else {
         fprintf(out, "%zu differences%s\n", r.differences, repair ? ", repaired" : "");
-    status = r.differences == 0 ? 0 : 1;
+        status = 1;
+    }
 done:
     if (loaded)
         sk_sql_snapshot_dispose(&state);

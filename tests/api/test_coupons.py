@@ -2,13 +2,15 @@
 formats of "Conventions", and the sale window."""
 
 import json
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from seckill_harness import Client, describe, expect_204, expect_json, seg, uniq
+from seckill_harness import (Client, describe, expect_204, expect_json, free_port, seg,
+                             uniq)
 
 AMOUNT_WRONG = "Amount field wrong format."
 STOCK_WRONG = "Stock field wrong format."
@@ -134,6 +136,19 @@ def test_max_amount_option(start_server):
     for bad in (101, "101", 1000000000):
         expect_json(client.create_coupon(token, name, uniq("m"), amount=bad), 400,
                     body={"errMsg": AMOUNT_WRONG})
+
+
+@pytest.mark.parametrize("value", [2**53, 2**63 - 1, 2**64])
+def test_max_amount_above_2_53_is_refused(start_server, value):
+    """Above 2^53 - 1 the distributed deployment's Lua scripts would skip integers: refused
+    at start (both deployments), with a message naming the limit and why."""
+    srv = start_server(options={"--max-amount": value}, start=False)
+    srv.port = free_port()
+    result = subprocess.run(srv.command(), capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0, result.stderr
+    assert ("--max-amount is larger than 9007199254740991 (2^53 - 1), the largest amount "
+            "counted exactly: Redis's Lua scripts hold a coupon's left as a double"
+            in result.stderr), result.stderr
 
 
 @pytest.mark.parametrize("stock,stored", [

@@ -38,6 +38,32 @@ def test_grab_ok(server, client, seller):
     assert all(row["granted_at"] is not None for row in rows)
 
 
+def test_left_is_exact_at_the_largest_max_amount(start_server):
+    """--max-amount 2^53 - 1 (the largest allowed) and a coupon of that amount: every grab
+    leaves exactly one fewer, in the list, in SQL's `remaining` and (distributed) in Redis,
+    whose Lua scripts count in doubles."""
+    cap = 2**53 - 1
+    srv = start_server(options={"--max-amount": cap})
+    client = Client(srv)
+    seller, stoken = client.new_user("saler")
+    coupon = client.new_coupon(stoken, seller, amount=cap)
+    for grabbed in (1, 2):
+        _customer, ctoken = client.new_user("customer")
+        expect_json(client.grab(ctoken, seller, coupon), 201, "")
+        want = cap - grabbed
+        assert left_of(client, stoken, seller, coupon) == want
+        item = [c for c in client.list_all(stoken, seller) if c["name"] == coupon][0]
+        assert item["amount"] == cap, item
+        # SQL (distributed: once the persister copied the grant)
+        assert srv.coupon_rows()[(seller, coupon)]["remaining"] == want
+        if srv.deployment is not None:
+            redis = srv.deployment.redis
+            key = [k for k in redis.command("KEYS", "sk:{*}:c:*")
+                   if k.endswith(f":c:{seller}/{coupon}")][0]
+            assert redis.command("HGET", key, "left") == str(want)
+            assert redis.command("HGET", key, "amount") == str(cap)
+
+
 def test_grab_bearer_form(client, seller):
     coupon = client.new_coupon(seller[1], seller[0], amount=1)
     _, ctoken = client.new_user("customer")

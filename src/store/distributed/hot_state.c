@@ -102,6 +102,11 @@ static const char load_source[] =
     "if ARGV[2] == '1' then redis.call('HDEL', KEYS[1], 'loading') end\n"
     "return 1\n";
 
+static const char unload_source[] = "local h = redis.call('HMGET', KEYS[1], 'amount', 'left')\n"
+                                    "if h[1] and h[2] ~= h[1] then return 0 end\n"
+                                    "redis.call('DEL', KEYS[1])\n"
+                                    "return 1\n";
+
 static const char ack_source[] = "redis.call('XACK', KEYS[1], '" SK_HOT_GROUP "', unpack(ARGV))\n"
                                  "return redis.call('XDEL', KEYS[1], unpack(ARGV))\n";
 
@@ -137,6 +142,7 @@ void sk_hot_state_init(sk_hot_state_t *hot)
     }
     sk_redis_script_init(&hot->grab, grab_source);
     sk_redis_script_init(&hot->load, load_source);
+    sk_redis_script_init(&hot->unload, unload_source);
     sk_redis_script_init(&hot->ack, ack_source);
     sk_redis_script_init(&hot->rate, rate_source);
 }

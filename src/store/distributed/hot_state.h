@@ -70,6 +70,10 @@ typedef struct sk_hot_state {
      * Creates the coupon when `first` and it is absent or half-loaded (returns 0 when it
      * exists complete), adds the holders, clears the loading mark when `last`. */
     sk_redis_script_t load;
+    /* KEYS: coupon. The undo of a creation whose load call went unanswered (Redis may have
+     * run it): deletes the coupon's hash unless a grab took one already (left < amount),
+     * when the creation stands. Reply: 1 removed (or absent), 0 kept. */
+    sk_redis_script_t unload;
     /* KEYS: stream. ARGV: ids. XACK then XDEL, atomically. */
     sk_redis_script_t ack;
     /* KEYS: the user's bucket. ARGV: microseconds per token, burst tolerance in

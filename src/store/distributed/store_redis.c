@@ -29,6 +29,8 @@
 #define SEEN_FRESH_MS 3000          /* an instance silent for longer is gone: not waited for */
 #define LOGOUT_WAIT_MS 1000         /* a logout waits at most this for the other instances */
 #define LOGOUT_POLL_MS 2
+#define UNDO_RETRY_MS 200 /* between attempts at undoing a creation in Redis */
+#define UNDO_WAIT_MS 2000 /* no attempt starts later than this after the first */
 
 typedef struct cached_user {
     int64_t id;
@@ -168,6 +170,10 @@ typedef struct create_state {
     sk_store_coupon_create_t *op;
     char seller_key[SK_HOT_KEY_MAX];
     size_t seller_key_len;
+    char coupon_key[SK_HOT_KEY_MAX];
+    size_t coupon_key_len;
+    uint64_t unload_deadline;         /* loop time: no attempt at the undo starts after it */
+    h2o_timeout_entry_t unload_retry; /* on thread->undo_retry */
 } create_state_t;
 
 static void ignore_reply(void *data, redisReply *reply)
@@ -181,8 +187,9 @@ static void on_creation_undone(sk__sql_job_t *job)
     complete(job->op, SK_STORE_UNAVAILABLE);
 }
 
-/* Redis failed after the SQL row was made: take the row (and the list entry) back, so that
- * a retry can succeed. If even that fails, `seckill reconcile --repair` finishes it. */
+/* Redis failed after the SQL row was made, and holds no hash of this coupon: take the row
+ * (and the list entry) back, so that a retry can succeed. If even that fails,
+ * `seckill reconcile --repair` finishes it. */
 static void undo_creation(create_state_t *state)
 {
     sk_store_thread_t *thread = state->op->op._thread;
@@ -193,11 +200,56 @@ static void undo_creation(create_state_t *state)
     sk__sql_jobs_submit(thread, &state->op->op, SK__SQL_COUPON_DELETE, on_creation_undone);
 }
 
+static void unload_coupon(create_state_t *state);
+
+static void on_unload_retry(h2o_timeout_entry_t *entry)
+{
+    unload_coupon(H2O_STRUCT_FROM_MEMBER(create_state_t, unload_retry, entry));
+}
+
+static void on_unloaded(void *data, redisReply *reply)
+{
+    create_state_t *state = data;
+    sk_store_thread_t *thread = state->op->op._thread;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
+        if (reply->integer == 1)
+            undo_creation(state);
+        else /* a grab took one: the creation is complete in SQL and Redis, and stands */
+            complete(&state->op->op, SK_STORE_OK);
+        return;
+    }
+    /* A reply lost to a broken connection leaves it down until its reconnection (100 ms):
+     * the next attempt finds it back. */
+    if (h2o_now(thread->loop) < state->unload_deadline && !sk_signals_stop_requested()) {
+        h2o_timeout_link(thread->loop, &thread->undo_retry, &state->unload_retry);
+        return;
+    }
+    /* Whether Redis has the hash is unknown: the SQL row stays, so that no coupon can
+     * exist in Redis alone, grabbable and unknown to SQL. */
+    sk_log(SK_LOG_WARN, "store",
+           "Redis did not answer a coupon's creation, nor its undo: the coupon stays in SQL "
+           "(`seckill reconcile --repair` completes it in Redis)");
+    complete(&state->op->op, SK_STORE_UNAVAILABLE);
+}
+
+/* The load script went unanswered: it may have run. The hash goes first (unless a grab
+ * already made the coupon real), then the row; a hash left behind would be a coupon SQL
+ * does not know, grabbable, with grants that no row accounts for. */
+static void unload_coupon(create_state_t *state)
+{
+    sk_store_thread_t *thread = state->op->op._thread;
+    const char *keys[] = {state->coupon_key};
+    size_t key_lens[] = {state->coupon_key_len};
+    sk_redis_async_eval(thread->redis, &thread->store->hot.unload, 1, keys, key_lens, 0, NULL, NULL,
+                        on_unloaded, state);
+}
+
 static void on_coupon_hash_made(void *data, redisReply *reply)
 {
     create_state_t *state = data;
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        undo_creation(state);
+        state->unload_deadline = h2o_now(state->op->op._thread->loop) + UNDO_WAIT_MS;
+        unload_coupon(state);
         return;
     }
     complete(&state->op->op, SK_STORE_OK);
@@ -223,10 +275,10 @@ static void on_seller_listed(void *data, redisReply *reply)
     int member_len = snprintf(member, sizeof(member), "%.*s/%.*s", (int)op->seller.len,
                               op->seller.base, (int)op->name.len, op->name.base);
     unsigned shard = sk_hot_shard(member, (size_t)member_len);
-    char key[SK_HOT_KEY_MAX];
-    const char *key_ptrs[1] = {key};
-    size_t key_lens[1] = {sk_hot_key(key, &store->hot, shard, 'c', op->seller.base, op->seller.len,
-                                     op->name.base, op->name.len)};
+    state->coupon_key_len = sk_hot_key(state->coupon_key, &store->hot, shard, 'c', op->seller.base,
+                                       op->seller.len, op->name.base, op->name.len);
+    const char *key_ptrs[1] = {state->coupon_key};
+    size_t key_lens[1] = {state->coupon_key_len};
     const char *args[10] = {"1",
                             "1",
                             numbers[0],
@@ -255,7 +307,9 @@ static void on_coupon_inserted(sk__sql_job_t *job)
     }
     sk__redis_store_t *store = job->op->_thread->store;
     create_state_t *state = h2o_mem_alloc_pool(job->op->pool, sizeof(*state));
+    memset(state, 0, sizeof(*state));
     state->op = op;
+    state->unload_retry.cb = on_unload_retry;
     state->seller_key_len =
         sk_hot_key(state->seller_key, &store->hot, sk_hot_shard(op->seller.base, op->seller.len),
                    's', op->seller.base, op->seller.len, NULL, 0);
@@ -933,6 +987,7 @@ static sk_store_thread_t *redis_thread_create(sk_store_t *super, h2o_loop_t *loo
     }
     sk__sql_jobs_thread_init(thread, queue);
     h2o_timeout_init(loop, &thread->logout_poll, LOGOUT_POLL_MS);
+    h2o_timeout_init(loop, &thread->undo_retry, UNDO_RETRY_MS);
     return thread;
 }
 
@@ -943,6 +998,7 @@ static void redis_thread_destroy(sk_store_thread_t *thread)
         h2o_timeout_unlink(&thread->flush_grabs_entry);
     sk_redis_async_destroy(thread->redis);
     h2o_timeout_dispose(thread->loop, &thread->logout_poll);
+    h2o_timeout_dispose(thread->loop, &thread->undo_retry);
     h2o_timeout_dispose(thread->loop, &thread->flush_grabs);
     sk__sql_jobs_thread_dispose(thread);
     free(thread);

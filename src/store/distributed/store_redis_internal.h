@@ -58,6 +58,7 @@ struct sk_store_thread {
     sk_redis_async_t *redis;
     h2o_multithread_receiver_t receiver; /* SQL completions */
     h2o_timeout_t logout_poll;           /* logouts waiting for the other instances */
+    h2o_timeout_t undo_retry;            /* creations undone in Redis, waiting to try again */
     /* Grabs waiting for the end of the loop's turn, per shard (see flush_shard). */
     struct grab_batch *pending_grabs[SK_HOT_SHARDS];
     h2o_timeout_t flush_grabs;

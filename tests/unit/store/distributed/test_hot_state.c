@@ -4,8 +4,12 @@
  * script's outcomes (granted, already held, sold out, no such coupon, not started, ended,
  * loading), the holding and the stream entry a grant writes (the persister's input), a
  * batch of grabs in one call with one stream entry, and the load script: idempotent (a
- * second load of a coupon leaves its `left` and holders as they are) and adding holders.
+ * second load of a coupon leaves its `left` and holders as they are) and adding holders;
+ * the unload script (a creation's undo: the hash goes unless a grab took one);
+ * and counts exact at the largest --max-amount, 2^53 - 1 (the script's numbers are
+ * doubles, written back through redis.call and string.format('%d')).
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "redis_db.h"
 #include "store/distributed/hot_state.h"
 
@@ -281,6 +286,73 @@ static void test_add_holders_leaves_left(void **state)
     expect_grab(f, "bob", "shop", "repair", NOW, "5 4 - -");
 }
 
+static long long unload(fixture_t *f, const char *seller, const char *name)
+{
+    grab_t grab = {"nobody", seller, name};
+    key_set_t keys;
+    keys_of(f, &grab, &keys);
+    const char *key_ptrs[] = {keys.coupon};
+    size_t key_lens[] = {strlen(keys.coupon)};
+    redisReply *reply =
+        sk_redis_sync_eval(f->redis, &f->hot.unload, 1, key_ptrs, key_lens, 0, NULL, NULL);
+    assert_non_null(reply);
+    if (reply->type == REDIS_REPLY_ERROR)
+        fail_msg("unload script: %s", reply->str);
+    assert_int_equal(reply->type, REDIS_REPLY_INTEGER);
+    long long result = reply->integer;
+    freeReplyObject(reply);
+    return result;
+}
+
+/* The undo of a creation whose load call went unanswered: the hash goes (or was never
+ * made), unless a grab made the coupon real already. */
+static void test_unload_removes_an_ungrabbed_coupon(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(unload(f, "shop", "never"), 1);
+    load(f, "shop", "undone", 3, 3, NULL, 0, 0, 0);
+    assert_int_equal(unload(f, "shop", "undone"), 1);
+    expect_grab(f, "alice", "shop", "undone", NOW, "1 0 - -"); /* no such coupon */
+    load(f, "shop", "taken", 3, 3, NULL, 0, 0, 0);
+    expect_grab(f, "alice", "shop", "taken", NOW, "0 2 - -");
+    assert_int_equal(unload(f, "shop", "taken"), 0);
+    expect_grab(f, "bob", "shop", "taken", NOW, "0 1 - -");
+}
+
+/* A coupon of the largest amount --max-amount allows: the grab script reads `left` with
+ * tonumber, subtracts in a double and writes it back through redis.call's number argument
+ * (HSET) and string.format('%d') (the reply, the stream entry): every one exact there. */
+static void test_counts_exact_at_the_amount_limit(void **state)
+{
+    fixture_t *f = *state;
+    const int64_t limit = SK_CONFIG_MAX_AMOUNT_LIMIT;
+    assert_true(limit == (1LL << 53) - 1);
+    load(f, "shop", "huge", limit, limit, NULL, 0, 0, 0);
+    const char *customers[] = {"alice", "bob"};
+    for (int i = 0; i != 2; ++i) {
+        char expected[64], left[32];
+        snprintf(left, sizeof(left), "%" PRId64, limit - 1 - i);
+        snprintf(expected, sizeof(expected), "0 %s - -", left);
+        expect_grab(f, customers[i], "shop", "huge", NOW, expected);
+
+        grab_t grab = {customers[i], "shop", "huge"};
+        key_set_t keys;
+        keys_of(f, &grab, &keys);
+        const char *hget[] = {"HGET", keys.coupon, "left"};
+        redisReply *reply = sk_test_redis_db_run(f->redis, 3, hget);
+        assert_string_equal(reply->str, left);
+        freeReplyObject(reply);
+        /* the stream entry's LEFT, which the persister writes to SQL */
+        const char *range[] = {"XREVRANGE", keys.stream, "+", "-", "COUNT", "1"};
+        reply = sk_test_redis_db_run(f->redis, 6, range);
+        assert_int_equal(reply->elements, 1);
+        const char *entry = reply->element[0]->element[1]->element[1]->str;
+        snprintf(expected, sizeof(expected), "%s\nshop\nhuge\n%s\n%d\n", customers[i], left, NOW);
+        assert_true(strncmp(entry, expected, strlen(expected)) == 0);
+        freeReplyObject(reply);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +364,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_of_grabs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_holders_leaves_left, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts_exact_at_the_amount_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unload_removes_an_ungrabbed_coupon, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
