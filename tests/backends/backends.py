@@ -25,9 +25,12 @@ As a module (pytest, see fixtures.py):
                             .start() .stop() .kill() .restart() .pause() .resume()
                             .close() .url .port .pid .dir .command(*args) .cli(*args)
                             .role() .logs()
-    RedisCluster(masters=3) .start() .stop() .kill() .restart() .close() .url .ports
+    RedisCluster(masters=3, replicas=0)
+                            .start() .stop() .kill() .restart() .close() .url .ports
                             .nodes (RedisServer each) .cli(*args) .node_for_key(key)
-                            .logs()
+                            .slot_map() .masters() .logs(); with replicas, for one
+                            master: .replica_of(m) .cut_replica_off(m) .kill_master(m)
+                            .restore_replica(m) .wait_failover(m)
     RedisSentinelGroup()    a master, its replica and a Sentinel: .start() .stop()
                             .close() .url (redis-sentinel://...#seckill) .master_url
                             .master .replica .sentinel .current_master()
@@ -486,14 +489,43 @@ def _reconnect(replica, password):
 # Redis Cluster
 
 class RedisCluster:
-    """A Redis Cluster of `masters` redis-server processes (no replicas, AOF on),
-    created with `redis-cli --cluster create`."""
+    """A Redis Cluster of `masters` masters (AOF on), each with `replicas` replicas (none by
+    default), created with `redis-cli --cluster create` (the masters), then CLUSTER MEET
+    and CLUSTER REPLICATE (the replicas of master i: nodes[masters + i * replicas ...]).
 
-    def __init__(self, masters=3, aof=True, base_dir=None):
+    With replicas it is set up for failover tests: cluster-node-timeout 1000 (a dead
+    master is replaced within a few seconds), cluster-replica-validity-factor 0 (a
+    replica however far behind still takes over, as a real one cut off would), and a
+    password on every node (requirepass and masterauth, random unless given; `url`
+    carries it), which is what lets cut_replica_off() stop the replication stream.
+    Without replicas: no password, node timeout 2000, as it always was.
+
+    A failover of one master, as the tests stage it (see RedisSentinelGroup):
+
+        master = cluster.node_for_key(key)
+        replica = cluster.cut_replica_off(master)
+        cluster.kill_master(master)
+        cluster.restore_replica(master)
+        cluster.wait_failover(master)    # returns the replica, now serving the slots"""
+
+    def __init__(self, masters=3, aof=True, base_dir=None, replicas=0, password=None):
         self.dir, self._owns_dir = _make_base_dir(base_dir, "sk-cluster-")
-        self.nodes = [RedisServer(aof=aof, cluster=True,
-                                  base_dir=os.path.join(self.dir, "node%d" % index))
-                      for index in range(masters)]
+        self.replicas = replicas
+        failover = replicas > 0
+        self.password = password or (secrets.token_hex(12) if failover else None)
+        config = ["--cluster-replica-validity-factor", "0"] if failover else []
+
+        def node(index):
+            return RedisServer(aof=aof, cluster=True, password=self.password,
+                               base_dir=os.path.join(self.dir, "node%d" % index),
+                               cluster_node_timeout=1000 if failover else 2000,
+                               config=config)
+
+        self.nodes = [node(index) for index in range(masters * (1 + replicas))]
+        # master -> its replica, for the failover helpers (the first one of each master);
+        # wait_failover() turns a pair around.
+        self._replica_of = {self.nodes[index]: self.nodes[masters + index * replicas]
+                            for index in range(masters) if replicas}
         self._created = False
 
     def __repr__(self):
@@ -505,7 +537,9 @@ class RedisCluster:
 
     @property
     def url(self):
-        return "redis://" + ",".join(node.address for node in self.nodes)
+        """redis://[:password@]HOST:PORT,... naming every node (masters first)."""
+        credentials = ":%s@" % self.password if self.password else ""
+        return "redis://" + credentials + ",".join(node.address for node in self.nodes)
 
     @property
     def pids(self):
@@ -518,22 +552,33 @@ class RedisCluster:
 
     def start(self, timeout=START_TIMEOUT):
         """Start the nodes, create the cluster the first time, and wait until every node
-        reports cluster_state:ok and CLUSTER SLOTS covers all 16384 slots."""
+        reports cluster_state:ok, knows every other and CLUSTER SLOTS covers all 16384
+        slots, and every replica receives its master's stream."""
         self.launch()
         for node in self.nodes:
             node.start(timeout)  # waits; a fresh node retries on another port if needed
         if not self._created:
-            addresses = [node.address for node in self.nodes]
+            masters = self.nodes[:len(self.nodes) // (1 + self.replicas)]
             result = subprocess.run(
-                [REDIS_CLI, "--cluster", "create"] + addresses
+                [REDIS_CLI] + _cli_auth(self.password) + ["--cluster", "create"]
+                + [node.address for node in masters]
                 + ["--cluster-replicas", "0", "--cluster-yes"],
                 capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
             if result.returncode != 0 or "[OK] All 16384 slots covered" not in result.stdout:
                 raise BackendError("redis-cli --cluster create: status %d\n%s%s\n%s" % (
                     result.returncode, result.stdout, result.stderr, self.logs()))
+            for index, replica in enumerate(self.nodes[len(masters):]):
+                self._attach(replica, masters[index // self.replicas], timeout)
             self._created = True
         _wait_until(self._ready, timeout, repr(self), logs=self.logs)
         return self
+
+    def _attach(self, replica, master, timeout):
+        master_id = master.command("CLUSTER", "MYID")
+        replica.command("CLUSTER", "MEET", HOST, master.port, master.bus_port)
+        # "ERR Unknown node" until the handshake is over
+        _wait_until(lambda: replica.command("CLUSTER", "REPLICATE", master_id) == "OK",
+                    timeout, "%r: %r replicating %r" % (self, replica, master), logs=self.logs)
 
     def _ready(self):
         for node in self.nodes:
@@ -546,7 +591,7 @@ class RedisCluster:
                           for entry in node.command("CLUSTER", "SLOTS", timeout=1.0))
             if covered != CLUSTER_SLOTS:
                 return False
-        return True
+        return all(_link_up(replica) for replica in self._replica_of.values())
 
     def logs(self, lines=40):
         return "\n".join("--- %r\n%s" % (node, node.logs(lines)) for node in self.nodes)
@@ -577,18 +622,89 @@ class RedisCluster:
         if self in _open_servers:
             _open_servers.remove(self)
 
+    def _live_node(self):
+        for node in self.nodes:
+            if node.running():
+                return node
+        raise BackendError("%r: no node is running" % self)
+
     def cli(self, *args, check=True):
-        """Run `redis-cli -c` (follows MOVED/ASK) against the first node; returns stdout."""
-        return _run_cli(["-c", "-h", HOST, "-p", str(self.nodes[0].port)], args, check)
+        """Run `redis-cli -c` (follows MOVED/ASK) against the first running node; returns
+        stdout."""
+        return _run_cli(["-c", "-h", HOST, "-p", str(self._live_node().port)]
+                        + _cli_auth(self.password), args, check)
+
+    def slot_map(self, node=None):
+        """{slot range (first, last): the RedisServer serving it} as `node` (default: the
+        first running one) sees it in CLUSTER SLOTS."""
+        by_port = {server.port: server for server in self.nodes}
+        return {(int(entry[0]), int(entry[1])): by_port.get(int(entry[2][1]))
+                for entry in (node or self._live_node()).command("CLUSTER", "SLOTS",
+                                                                  timeout=2.0)}
 
     def node_for_key(self, key):
         """The RedisServer serving `key`'s slot."""
-        slot = self.nodes[0].command("CLUSTER", "KEYSLOT", key)
-        for entry in self.nodes[0].command("CLUSTER", "SLOTS"):
-            if int(entry[0]) <= slot <= int(entry[1]):
-                port = int(entry[2][1])
-                return next(node for node in self.nodes if node.port == port)
+        slot = self._live_node().command("CLUSTER", "KEYSLOT", key)
+        for (first, last), node in self.slot_map().items():
+            if first <= slot <= last:
+                return node
         raise BackendError("no node serves slot %d" % slot)
+
+    def masters(self):
+        """The running nodes that are masters now (ROLE)."""
+        if not self.replicas:
+            return list(self.nodes)
+        return [node for node in self.nodes if node.running() and node.role() == "master"]
+
+    # -- failover of one master (clusters with replicas) ------------------------------------
+
+    def replica_of(self, master):
+        """The replica the failover helpers use for `master`."""
+        try:
+            return self._replica_of[master]
+        except KeyError:
+            raise BackendError("%r: %r has no replica" % (self, master)) from None
+
+    def cut_replica_off(self, master):
+        """`master`'s replica stops receiving its writes (until restore_replica()); returns
+        the replica."""
+        replica = self.replica_of(master)
+        _cut_off(master, replica, self.password)
+        return replica
+
+    def restore_replica(self, master):
+        """The replica of `master` has the right password again."""
+        _reconnect(self.replica_of(master), self.password)
+
+    def kill_master(self, master):
+        """kill -9 `master`."""
+        master.kill()
+
+    def wait_failover(self, master, timeout=30.0):
+        """Wait until `master`'s replica says it is a master and every running node's slot
+        map gives it the slots and nothing to `master`, with cluster_state:ok everywhere;
+        returns the replica. The pair turns around: a restarted `master` rejoins as its
+        replica."""
+        replica = self.replica_of(master)
+
+        def taken_over():
+            if replica.role() != "master":
+                return False
+            for node in self.nodes:
+                if not node.running():
+                    continue
+                if "cluster_state:ok" not in node.command("CLUSTER", "INFO", timeout=2.0):
+                    return False
+                owners = set(self.slot_map(node).values())
+                if master in owners or replica not in owners:
+                    return False
+            return True
+
+        _wait_until(taken_over, timeout, "%r: failover of %r" % (self, master),
+                    logs=self.logs)
+        del self._replica_of[master]
+        self._replica_of[replica] = master
+        return replica
 
     def __enter__(self):
         return self.start()

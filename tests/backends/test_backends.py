@@ -132,6 +132,49 @@ def test_sentinel_failover_loses_what_the_cut_off_replica_missed():
     assert not any(server.running() for server in group.servers + [group.sentinel])
 
 
+def test_cluster_with_replicas_fails_over_and_moves_the_slots():
+    """A Cluster with a replica per master: the replica of a master killed after it was
+    cut off takes over that master's slots (clients are MOVED to it) without the writes
+    it missed."""
+    with RedisCluster(masters=3, replicas=1) as cluster:
+        assert len(cluster.nodes) == 6 and cluster.password
+        assert cluster.url.startswith("redis://:%s@" % cluster.password)
+        assert sorted(node.role() for node in cluster.nodes) == ["master"] * 3 + ["slave"] * 3
+        for node in cluster.nodes:
+            config = node.command("CONFIG", "GET", "cluster-*")
+            settings = dict(zip(config[0::2], config[1::2]))
+            assert settings["cluster-node-timeout"] == "1000"
+            assert settings["cluster-replica-validity-factor"] == "0"
+        key = "{coupon:7}:left"
+        master = cluster.node_for_key(key)
+        replica = cluster.replica_of(master)
+        slots = sorted(first_last for first_last, node in cluster.slot_map().items()
+                       if node is master)
+        assert slots
+        master.command("SET", key, "before")
+        assert master.command("WAIT", "1", "5000") == 1
+
+        assert cluster.cut_replica_off(master) is replica
+        master.command("SET", "{coupon:7}:missed", "1")
+        assert master.command("WAIT", "1", "200") == 0
+        cluster.kill_master(master)
+        cluster.restore_replica(master)
+        started = time.monotonic()
+        assert cluster.wait_failover(master, timeout=30) is replica
+        print("\nCluster failover: %.1f s after kill -9" % (time.monotonic() - started))
+        assert replica.role() == "master"
+        assert sorted(first_last for first_last, node in cluster.slot_map().items()
+                      if node is replica) == slots
+        assert cluster.node_for_key(key) is replica
+        assert replica in cluster.masters() and master not in cluster.masters()
+        other = next(node for node in cluster.masters() if node is not replica)
+        with pytest.raises(RedisError, match="MOVED .*:%d$" % replica.port):
+            other.command("GET", key)
+        assert cluster.cli("GET", key).strip() == "before"
+        assert replica.command("GET", "{coupon:7}:missed") is None
+        assert cluster.replica_of(replica) is master  # a restarted master would replicate
+
+
 def test_mariadb_round_trip(mariadb):
     assert mariadb.url.startswith("mysql://seckill_test:")
     assert mariadb.url.endswith("@127.0.0.1:%d/seckill_test" % mariadb.port)
