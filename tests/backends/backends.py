@@ -30,12 +30,12 @@ As a module (pytest, see fixtures.py):
                             .nodes (RedisServer each) .cli(*args) .node_for_key(key)
                             .slot_map() .masters() .logs(); with replicas, for one
                             master: .replica_of(m) .cut_replica_off(m) .kill_master(m)
-                            .restore_replica(m) .wait_failover(m)
+                            .restore_replica(m) .wait_failover(m) .revive(m)
     RedisSentinelGroup()    a master, its replica and a Sentinel: .start() .stop()
                             .close() .url (redis-sentinel://...#seckill) .master_url
                             .master .replica .sentinel .current_master()
                             .cut_replica_off() .kill_master() .restore_replica()
-                            .wait_failover() .command(*args) .logs()
+                            .wait_failover() .revive_replica() .command(*args) .logs()
     MariaDB()               .start() .stop() .kill() .restart() .pause() .resume()
                             .close() .url .port .pid .query(sql, database=None)
                             .admin(sql) .create_database(name=None) .url_for(name)
@@ -706,6 +706,15 @@ class RedisCluster:
         self._replica_of[replica] = master
         return replica
 
+    def revive(self, node, timeout=START_TIMEOUT):
+        """Start a killed node again (with its data and nodes.conf) and wait until it has
+        rejoined as a replica receiving the stream (a master replaced meanwhile learns it
+        lost its slots and resyncs from the new one)."""
+        node.start(timeout)
+        _wait_until(lambda: (node.role() == "slave" and _link_up(node)
+                             and "cluster_state:ok" in node.command("CLUSTER", "INFO")),
+                    timeout, "%r: %r rejoining" % (self, node), node.process, self.logs)
+
     def __enter__(self):
         return self.start()
 
@@ -893,6 +902,15 @@ class RedisSentinelGroup:
         _wait_until(promoted, timeout, "%r: failover" % self, logs=self.logs)
         self.master, self.replica = self.replica, self.master
         return self.master
+
+    def revive_replica(self, timeout=START_TIMEOUT):
+        """Start the replica (after a failover: the killed old master) again, as a replica
+        of the master (replicaof), and wait until it receives the stream: a full resync
+        that drops what it alone had. The Sentinel finds it again by itself."""
+        self.replica.replica_of = self.master
+        self.replica.start(timeout)
+        _wait_until(lambda: _link_up(self.replica), timeout, "%r: revived replica" % self,
+                    self.replica.process, self.logs)
 
     def logs(self, lines=40):
         return "\n".join("--- %r\n%s" % (server, server.logs(lines))

@@ -128,6 +128,10 @@ def test_sentinel_failover_loses_what_the_cut_off_replica_missed():
                 if old_replica.command("GET", "during%d" % index) is None]
         assert lost == list(range(100))
         assert group.command("SET", "after", "1") == "OK"  # the new master takes writes
+        group.revive_replica()  # the old master, now a replica of the new one
+        assert old_master.role() == "slave"
+        assert old_master.command("GET", "during0") is None  # resynced, not merged
+        assert group.command("WAIT", "1", "5000") == 1
     assert not os.path.exists(group.dir)
     assert not any(server.running() for server in group.servers + [group.sentinel])
 
@@ -172,7 +176,10 @@ def test_cluster_with_replicas_fails_over_and_moves_the_slots():
             other.command("GET", key)
         assert cluster.cli("GET", key).strip() == "before"
         assert replica.command("GET", "{coupon:7}:missed") is None
-        assert cluster.replica_of(replica) is master  # a restarted master would replicate
+        assert cluster.replica_of(replica) is master
+        cluster.revive(master)  # rejoins as the replica of its replacement
+        assert replica.command("WAIT", "1", "5000") == 1
+        assert master.command("DBSIZE") == replica.command("DBSIZE") == 1  # resynced
 
 
 def test_mariadb_round_trip(mariadb):
