@@ -6,10 +6,12 @@ nothing here depends on a server that is already running. Standard library only.
 
 As a command (CTest's `backends_start` / `backends_stop` fixtures):
 
-    backends.py start DIR   start a standalone Redis (AOF on), a three-master Redis Cluster
-                            (AOF on, no replicas) and a MariaDB with a database
-                            `seckill_test`; write DIR/env (KEY=VALUE lines) and DIR/pids;
-                            exit 0 only once all of them answer
+    backends.py start DIR [--redis-replicas N]
+                            start a standalone Redis (AOF on; with N replicas of it, AOF
+                            on too), a three-master Redis Cluster (AOF on, no replicas)
+                            and a MariaDB with a database `seckill_test`; write DIR/env
+                            (KEY=VALUE lines) and DIR/pids; exit 0 only once all of them
+                            answer (and every replica receives the stream)
     backends.py stop DIR    stop what DIR/pids names (SIGTERM, then SIGKILL) and remove
                             the data
 
@@ -18,6 +20,7 @@ DIR/env holds
     SK_TEST_REDIS_URL=redis://127.0.0.1:PORT/0
     SK_TEST_REDIS_CLUSTER_URL=redis://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3
     SK_TEST_MYSQL_URL=mysql://USER:PASSWORD@127.0.0.1:PORT/seckill_test
+    SK_TEST_REDIS_REPLICA_URLS=redis://127.0.0.1:PORT/0,...   (with --redis-replicas)
 
 As a module (pytest, see fixtures.py):
 
@@ -1221,7 +1224,7 @@ def stop_recorded(directory, timeout=STOP_TIMEOUT):
     return len(ours)
 
 
-STATE_ENTRIES = ("redis", "cluster", "mariadb", "env", "env.tmp", "pids")
+STATE_ENTRIES = ("redis", "redis-replicas", "cluster", "mariadb", "env", "env.tmp", "pids")
 
 
 def _remove_state(directory):
@@ -1233,7 +1236,28 @@ def _remove_state(directory):
             os.unlink(path)
 
 
-def command_start(directory):
+class _RedisWithReplicas:
+    """The `start` command's standalone Redis and its replicas, started in that order."""
+
+    def __init__(self, master, replicas):
+        self.master, self.replicas = master, replicas
+
+    def start(self):
+        self.master.start()
+        for replica in self.replicas:
+            replica.start()
+        _wait_until(lambda: all(_link_up(replica) for replica in self.replicas),
+                    START_TIMEOUT, "replication of %r" % self.master, logs=self.logs)
+
+    def stop(self):
+        for server in self.replicas + [self.master]:
+            server.stop()
+
+    def logs(self):
+        return "\n".join(server.logs() for server in [self.master] + self.replicas)
+
+
+def command_start(directory, redis_replicas=0):
     directory = os.path.abspath(directory)
     os.makedirs(directory, exist_ok=True)
     stop_recorded(directory)
@@ -1248,9 +1272,12 @@ def command_start(directory):
 
     spawn_listeners.append(record)
     redis = RedisServer(aof=True, base_dir=os.path.join(directory, "redis"))
+    replicas = [RedisServer(aof=True, replica_of=redis,
+                            base_dir=os.path.join(directory, "redis-replicas", str(index)))
+                for index in range(redis_replicas)]
     cluster = RedisCluster(masters=3, base_dir=os.path.join(directory, "cluster"))
     mariadb = MariaDB(base_dir=os.path.join(directory, "mariadb"))
-    servers = [mariadb, cluster, redis]
+    servers = [mariadb, cluster, _RedisWithReplicas(redis, replicas)]
     errors = []
 
     def start(server):
@@ -1278,6 +1305,9 @@ def command_start(directory):
 
     env_text = ("SK_TEST_REDIS_URL=%s\nSK_TEST_REDIS_CLUSTER_URL=%s\nSK_TEST_MYSQL_URL=%s\n"
                 % (redis.url, cluster.url, mariadb.url))
+    if replicas:
+        env_text += "SK_TEST_REDIS_REPLICA_URLS=%s\n" % ",".join(replica.url
+                                                                  for replica in replicas)
     env_tmp = os.path.join(directory, "env.tmp")
     with open(env_tmp, "w") as env_file:
         os.fchmod(env_file.fileno(), 0o600)  # holds the database password
@@ -1309,9 +1339,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("start", "stop"))
     parser.add_argument("dir")
+    parser.add_argument("--redis-replicas", type=int, default=0, metavar="N",
+                        help="start: N replicas of the standalone Redis")
     args = parser.parse_args(argv)
     if args.action == "start":
-        return command_start(args.dir)
+        return command_start(args.dir, args.redis_replicas)
     return command_stop(args.dir)
 
 

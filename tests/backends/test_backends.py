@@ -268,6 +268,30 @@ def test_command_start_restart_stop(tmp_path):
     assert not os.path.exists(directory)
 
 
+def test_command_start_with_redis_replicas(tmp_path):
+    """`start DIR --redis-replicas 1` (bench/run's REDIS_REPLICAS): the standalone Redis
+    has a replica that receives its writes; `stop DIR` ends it with the rest."""
+    directory = str(tmp_path / "backends")
+    start = run_script("start", directory, "--redis-replicas", "1")
+    assert start.returncode == 0, start.stdout + start.stderr
+    env = read_env(os.path.join(directory, "env"))
+    with open(os.path.join(directory, "pids")) as pids_file:
+        pids = [int(line) for line in pids_file]
+    assert len(pids) == 6
+    master_port = int(env["SK_TEST_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    replica_urls = env["SK_TEST_REDIS_REPLICA_URLS"].split(",")
+    assert len(replica_urls) == 1
+    replica_port = int(replica_urls[0].rsplit(":", 1)[1].split("/")[0])
+    assert redis_command(replica_port, "ROLE")[:3] == ["slave", "127.0.0.1", master_port]
+    assert redis_command(master_port, "SET", "k", "v") == "OK"
+    assert redis_command(master_port, "WAIT", "1", "5000") == 1
+    assert redis_command(replica_port, "GET", "k") == "v"
+    stop = run_script("stop", directory)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert not any(_proc_alive(pid) for pid in pids)
+    assert not os.path.exists(directory)
+
+
 def test_command_stop_leaves_other_processes_alone(tmp_path):
     directory = tmp_path / "backends"
     directory.mkdir()
