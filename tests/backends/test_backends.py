@@ -228,16 +228,25 @@ def run_script(*args):
                           text=True, timeout=120)
 
 
-def test_command_start_restart_stop(tmp_path):
-    directory = str(tmp_path / "backends")
-    first = run_script("start", directory)
-    assert first.returncode == 0, first.stdout + first.stderr
+def start_script(directory, *args):
+    """`backends.py start DIR ARGS`, asserted; returns (DIR/env as a dict, DIR/pids)."""
+    start = run_script("start", directory, *args)
+    assert start.returncode == 0, start.stdout + start.stderr
     env = read_env(os.path.join(directory, "env"))
     with open(os.path.join(directory, "pids")) as pids_file:
-        first_pids = [int(line) for line in pids_file]
+        return env, [int(line) for line in pids_file]
+
+
+def port_of(url):
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+def test_command_start_restart_stop(tmp_path):
+    directory = str(tmp_path / "backends")
+    env, first_pids = start_script(directory)
     assert len(first_pids) == 5
 
-    redis_port = int(env["SK_TEST_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    redis_port = port_of(env["SK_TEST_REDIS_URL"])
     assert redis_command(redis_port, "PING") == "PONG"
     cluster_ports = [int(address.rsplit(":", 1)[1]) for address in
                      env["SK_TEST_REDIS_CLUSTER_URL"][len("redis://"):].split(",")]
@@ -256,11 +265,8 @@ def test_command_start_restart_stop(tmp_path):
     assert rows.stdout.strip() == "seckill_test", rows.stderr
 
     # A second start on the same DIR stops the leftovers first.
-    second = run_script("start", directory)
-    assert second.returncode == 0, second.stdout + second.stderr
+    _env, second_pids = start_script(directory)
     assert not any(_proc_alive(pid) for pid in first_pids)
-    with open(os.path.join(directory, "pids")) as pids_file:
-        second_pids = [int(line) for line in pids_file]
 
     stop = run_script("stop", directory)
     assert stop.returncode == 0, stop.stdout + stop.stderr
@@ -272,16 +278,12 @@ def test_command_start_with_redis_replicas(tmp_path):
     """`start DIR --redis-replicas 1` (bench/run's REDIS_REPLICAS): the standalone Redis
     has a replica that receives its writes; `stop DIR` ends it with the rest."""
     directory = str(tmp_path / "backends")
-    start = run_script("start", directory, "--redis-replicas", "1")
-    assert start.returncode == 0, start.stdout + start.stderr
-    env = read_env(os.path.join(directory, "env"))
-    with open(os.path.join(directory, "pids")) as pids_file:
-        pids = [int(line) for line in pids_file]
+    env, pids = start_script(directory, "--redis-replicas", "1")
     assert len(pids) == 6
-    master_port = int(env["SK_TEST_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    master_port = port_of(env["SK_TEST_REDIS_URL"])
     replica_urls = env["SK_TEST_REDIS_REPLICA_URLS"].split(",")
     assert len(replica_urls) == 1
-    replica_port = int(replica_urls[0].rsplit(":", 1)[1].split("/")[0])
+    replica_port = port_of(replica_urls[0])
     assert redis_command(replica_port, "ROLE")[:3] == ["slave", "127.0.0.1", master_port]
     assert redis_command(master_port, "SET", "k", "v") == "OK"
     assert redis_command(master_port, "WAIT", "1", "5000") == 1

@@ -27,15 +27,13 @@ out, so any answer but 201 and 503 is wrong.
 
 import os
 import random
-import threading
 import time
 from collections import Counter
 
 import pytest
-import requests
 
 from seckill_harness import Client, Deployment, describe, make_users, uniq
-from test_distributed import check_sql_invariants, sql_grants
+from test_distributed import GrabStorm, check_sql_invariants, sql_grants
 
 THREADS = 8
 CUSTOMERS = 200
@@ -49,31 +47,24 @@ AFTER_RECOVERY = 0.5  # seconds of load once the service grants again
 BACKOFF = 0.05  # a customer's pause after a 503 or a broken connection
 
 
-class PairStorm:
+class PairStorm(GrabStorm):
     """Customer threads grabbing every (customer, coupon) pair of a sale once, in a random
     order, each on a random live instance, keeping every answer with its time.
 
     Each pair is grabbed once and no coupon can sell out (amount >= customers), so every
     answer but 201 and 503 with Retry-After is wrong (an already-held for a pair never
     granted, a sold-out, a 500...). A 503 or a broken connection leaves the outcome
-    unknown (the grant may stand): those pairs go to `unknown`, never retried."""
+    unknown (the grant may stand): those pairs go to `unknown`, never retried.
+    test_distributed's GrabStorm lends the rest (grab, set_live, with)."""
 
     def __init__(self, servers, seller, coupons, tokens, threads=THREADS, seed=1):
+        super().__init__(servers, seller, coupons, tokens, threads)
         pairs = [(customer, coupon) for customer in tokens for coupon in coupons]
         random.Random(seed).shuffle(pairs)
         self.slices = [pairs[index::threads] for index in range(threads)]
-        self.live = list(servers)
-        self.seller, self.tokens = seller, dict(tokens)
         self.granted = {}  # pair -> time.monotonic() of its 201
-        self.unknown = set()
         self.answers = []  # (time, status), in order
-        self.statuses = Counter()
-        self.bad = []
         self.ran_out = 0  # threads that grabbed all their pairs
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self.run, args=(index,))
-                        for index in range(threads)]
 
     def run(self, index):
         rng = random.Random(index)
@@ -89,14 +80,8 @@ class PairStorm:
                 time.sleep(0.01)
             if not live:
                 return
-            server = rng.choice(live)
-            session = sessions.setdefault(server.url, requests.Session())
-            try:
-                r = Client(server, session).grab(self.tokens[customer], self.seller, coupon)
-            except requests.RequestException:
-                sessions.pop(server.url, None)
-                with self.lock:
-                    self.unknown.add((customer, coupon))
+            r = self.grab(sessions, rng.choice(live), customer, coupon)
+            if r is None:
                 time.sleep(BACKOFF)
                 continue
             now = time.monotonic()
@@ -115,10 +100,6 @@ class PairStorm:
                 time.sleep(BACKOFF)
         with self.lock:
             self.ran_out += 1
-
-    def set_live(self, servers):
-        with self.lock:
-            self.live = list(servers)
 
     def granted_since(self, since, coupons=None):
         """The number of 201s answered after `since` (for `coupons` only, if given)."""
@@ -144,16 +125,6 @@ class PairStorm:
                 return False
             time.sleep(0.01)
         return True
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(30)
 
 
 def open_sale(client, customers=CUSTOMERS, coupons=COUPONS):
