@@ -115,9 +115,13 @@ test-fresh-root:
 bench: deps-bench build
 	bench/run
 
-# The same benchmark against the distributed deployment (Redis + MariaDB started for it).
+# The same benchmark against the distributed deployment (Redis with one replica + MariaDB
+# started for it), once without waiting for the replica and once with
+# --redis-wait-replicas 1, both as ratios to nginx in one report (issue 15).
+# `make bench-distributed WAIT_REPLICAS=0` runs only the first.
+WAIT_REPLICAS ?= 0 1
 bench-distributed: deps-bench deps-test build
-	DEPLOYMENT=distributed bench/run
+	DEPLOYMENT=distributed REDIS_REPLICAS=1 WAIT_REPLICAS="$(WAIT_REPLICAS)" bench/run
 
 clean:
 	rm -rf build build-asan build-debug build-tsan

@@ -17,7 +17,9 @@ Helpers:
 With SECKILL_DEPLOYMENT=distributed the same tests run against the distributed
 deployment: every data directory a test names becomes its own Redis (AOF on, started
 here) and its own MariaDB database (one MariaDB per session, tests/backends), so that a
-restart "on the same data dir" finds the same state. The `server` fixture is then a Fleet
+restart "on the same data dir" finds the same state. A test that wants another Redis
+(a Cluster, with replicas or not; a Sentinel group) makes the data directory's
+Deployment first: `Deployment.for_dir(data_dir, sentinel=True)`. The `server` fixture is then a Fleet
 of two instances on one deployment, and each request goes to a random one of them.
 `query()` reads MariaDB after the persisters have caught up. Tests marked
 `embedded_only` (SQLite files, the data directory) are skipped there.
@@ -92,19 +94,28 @@ class ServerDied(Exception):
 
 
 class Deployment:
-    """One Redis and one MariaDB database: the shared state of a group of instances."""
+    """One Redis and one MariaDB database: the shared state of a group of instances.
+    The Redis is a standalone server (AOF on unless `aof=False`), or with `cluster=True`
+    a three-master Cluster (`replicas=1`: with a replica per master, backends.RedisCluster),
+    or with `sentinel=True` a master, its replica and a Sentinel
+    (backends.RedisSentinelGroup; the instances get its redis-sentinel:// URL)."""
 
     _mariadb = None
     _by_dir = {}
     _count = itertools.count()
 
-    def __init__(self, key, cluster=False, aof=True):
+    def __init__(self, key, cluster=False, aof=True, sentinel=False, replicas=0):
         import backends  # tests/backends, put on sys.path below
 
+        assert not (cluster and sentinel), "a Cluster or a Sentinel group, not both"
+        assert cluster or not replicas, "replicas are for the Cluster (Sentinel has one)"
         Deployment.mariadb()
         self.cluster = cluster
+        self.sentinel = sentinel
         if cluster:
-            self.redis = backends.RedisCluster(masters=3, aof=aof).start()
+            self.redis = backends.RedisCluster(masters=3, replicas=replicas, aof=aof).start()
+        elif sentinel:
+            self.redis = backends.RedisSentinelGroup(aof=aof).start()
         else:
             self.redis = backends.RedisServer(aof=aof).start()
         atexit.register(self.redis.close)
@@ -124,7 +135,8 @@ class Deployment:
 
     @classmethod
     def for_dir(cls, data_dir, **kwargs):
-        """The deployment of `data_dir`, made (with kwargs: cluster, aof) on first use."""
+        """The deployment of `data_dir`, made (with kwargs: cluster, aof, sentinel,
+        replicas) on first use."""
         key = str(Path(data_dir).resolve())
         if key not in cls._by_dir:
             cls._by_dir[key] = cls(key, **kwargs)
@@ -136,8 +148,13 @@ class Deployment:
 
     @property
     def redis_nodes(self):
-        """Every Redis server of the deployment (the Cluster's masters, or the one)."""
-        return self.redis.nodes if self.cluster else [self.redis]
+        """Every Redis server of the deployment that is a master now (the Cluster's, the
+        one the Sentinel names, or the one)."""
+        if self.cluster:
+            return self.redis.masters()
+        if self.sentinel:
+            return [self.redis.current_master()]
+        return [self.redis]
 
     def settle(self, timeout=10.0):
         """Waits until every grant in the Redis streams has reached SQL (the persisters

@@ -6,10 +6,12 @@ nothing here depends on a server that is already running. Standard library only.
 
 As a command (CTest's `backends_start` / `backends_stop` fixtures):
 
-    backends.py start DIR   start a standalone Redis (AOF on), a three-master Redis Cluster
-                            (AOF on, no replicas) and a MariaDB with a database
-                            `seckill_test`; write DIR/env (KEY=VALUE lines) and DIR/pids;
-                            exit 0 only once all of them answer
+    backends.py start DIR [--redis-replicas N]
+                            start a standalone Redis (AOF on; with N replicas of it, AOF
+                            on too), a three-master Redis Cluster (AOF on, no replicas)
+                            and a MariaDB with a database `seckill_test`; write DIR/env
+                            (KEY=VALUE lines) and DIR/pids; exit 0 only once all of them
+                            answer (and every replica receives the stream)
     backends.py stop DIR    stop what DIR/pids names (SIGTERM, then SIGKILL) and remove
                             the data
 
@@ -18,15 +20,25 @@ DIR/env holds
     SK_TEST_REDIS_URL=redis://127.0.0.1:PORT/0
     SK_TEST_REDIS_CLUSTER_URL=redis://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3
     SK_TEST_MYSQL_URL=mysql://USER:PASSWORD@127.0.0.1:PORT/seckill_test
+    SK_TEST_REDIS_REPLICA_URLS=redis://127.0.0.1:PORT/0,...   (with --redis-replicas)
 
 As a module (pytest, see fixtures.py):
 
-    RedisServer(aof=True)   .start() .stop() .kill() .restart() .pause() .resume()
+    RedisServer(aof=True, password=None, replica_of=None)
+                            .start() .stop() .kill() .restart() .pause() .resume()
                             .close() .url .port .pid .dir .command(*args) .cli(*args)
-                            .logs()
-    RedisCluster(masters=3) .start() .stop() .kill() .restart() .close() .url .ports
+                            .role() .logs()
+    RedisCluster(masters=3, replicas=0)
+                            .start() .stop() .kill() .restart() .close() .url .ports
                             .nodes (RedisServer each) .cli(*args) .node_for_key(key)
-                            .logs()
+                            .slot_map() .masters() .logs(); with replicas, for one
+                            master: .replica_of(m) .cut_replica_off(m) .kill_master(m)
+                            .restore_replica(m) .wait_failover(m) .revive(m)
+    RedisSentinelGroup()    a master, its replica and a Sentinel: .start() .stop()
+                            .close() .url (redis-sentinel://...#seckill) .master_url
+                            .master .replica .sentinel .current_master()
+                            .cut_replica_off() .kill_master() .restore_replica()
+                            .wait_failover() .revive_replica() .command(*args) .logs()
     MariaDB()               .start() .stop() .kill() .restart() .pause() .resume()
                             .close() .url .port .pid .query(sql, database=None)
                             .admin(sql) .create_database(name=None) .url_for(name)
@@ -61,7 +73,8 @@ HOST = "127.0.0.1"
 CLUSTER_SLOTS = 16384
 STOP_TIMEOUT = 5.0
 START_TIMEOUT = 30.0
-# The process names the `stop` command agrees to signal (/proc/PID/comm).
+# The process names the `stop` command agrees to signal (/proc/PID/comm; a Sentinel is a
+# redis-server too).
 SERVER_NAMES = ("redis-server", "mariadbd")
 
 
@@ -241,22 +254,38 @@ def _read_reply(stream):
     raise ConnectionError("unexpected reply %r" % line)
 
 
-def redis_command(port, *args, host=HOST, timeout=5.0):
+def redis_command(port, *args, host=HOST, timeout=5.0, password=None):
     """Send one command to the Redis at host:port and return its reply: str, int, None or
     a list of those. An error reply raises RedisError (errors inside arrays are
-    returned as RedisError values)."""
+    returned as RedisError values). With `password`, AUTH first on the same connection."""
+    request = _encode_command(args)
+    if password is not None:
+        request = _encode_command(("AUTH", password)) + request
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(_encode_command(args))
+        sock.sendall(request)
         with sock.makefile("rb") as stream:
+            if password is not None:
+                auth = _read_reply(stream)
+                if isinstance(auth, RedisError):
+                    raise auth
             reply = _read_reply(stream)
     if isinstance(reply, RedisError):
         raise reply
     return reply
 
 
-def _redis_ready(port):
+def _info_field(info, name):
+    """The value of `name` in an INFO reply, or None."""
+    prefix = name + ":"
+    for line in info.splitlines():
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+    return None
+
+
+def _redis_ready(port, password=None):
     try:
-        return redis_command(port, "PING", timeout=1.0) == "PONG"
+        return redis_command(port, "PING", timeout=1.0, password=password) == "PONG"
     except RedisError as error:  # LOADING: still reading the AOF
         if str(error).startswith("LOADING"):
             return False
@@ -268,11 +297,19 @@ def _redis_ready(port):
 
 class RedisServer:
     """One redis-server on 127.0.0.1. `aof=True`: appendonly yes, appendfsync everysec.
-    `cluster=True`: cluster-enabled (a node of a RedisCluster)."""
+    `cluster=True`: cluster-enabled (a node of a RedisCluster), `cluster_node_timeout`
+    in ms. `password`: requirepass and masterauth (clients and replicas must AUTH;
+    `command()` and `cli()` do). `replica_of`: a RedisServer this one replicates
+    (replicaof, from its first start). `config`: more `--name value` arguments."""
 
-    def __init__(self, aof=True, base_dir=None, port=None, cluster=False):
+    def __init__(self, aof=True, base_dir=None, port=None, cluster=False, password=None,
+                 replica_of=None, cluster_node_timeout=2000, config=()):
         self.aof = aof
         self.cluster = cluster
+        self.cluster_node_timeout = cluster_node_timeout
+        self.config = [str(arg) for arg in config]
+        self.password = password
+        self.replica_of = replica_of
         self.dir, self._owns_dir = _make_base_dir(base_dir, "sk-redis-")
         self.port = port
         self.bus_port = None
@@ -285,7 +322,9 @@ class RedisServer:
 
     @property
     def url(self):
-        return "redis://%s:%d/0" % (HOST, self.port)
+        """redis://[:password@]127.0.0.1:PORT/0"""
+        credentials = ":%s@" % self.password if self.password else ""
+        return "redis://%s%s:%d/0" % (credentials, HOST, self.port)
 
     @property
     def address(self):
@@ -305,12 +344,16 @@ class RedisServer:
                 "--appendonly", "yes" if self.aof else "no",
                 "--appendfsync", "everysec",
                 "--enable-debug-command", "local"]
+        if self.password:
+            argv += ["--requirepass", self.password, "--masterauth", self.password]
+        if self.replica_of is not None:
+            argv += ["--replicaof", HOST, str(self.replica_of.port)]
         if self.cluster:
             argv += ["--cluster-enabled", "yes",
                      "--cluster-config-file", os.path.join(self.dir, "nodes.conf"),
                      "--cluster-port", str(self.bus_port),
-                     "--cluster-node-timeout", "2000"]
-        return argv
+                     "--cluster-node-timeout", str(self.cluster_node_timeout)]
+        return argv + self.config
 
     def launch(self):
         """Start the process without waiting for it; `wait_ready()` waits."""
@@ -324,8 +367,8 @@ class RedisServer:
         _register(self)
 
     def wait_ready(self, timeout=START_TIMEOUT):
-        _wait_until(lambda: _redis_ready(self.port), timeout, repr(self), self.process,
-                    self.logs)
+        _wait_until(lambda: _redis_ready(self.port, self.password), timeout, repr(self),
+                    self.process, self.logs)
 
     def start(self, timeout=START_TIMEOUT):
         """Start (or start again, on the same port with the same data) and wait until it
@@ -375,21 +418,31 @@ class RedisServer:
 
     def logs(self, lines=40):
         """The end of the server's log (and of its stdout, where early errors go)."""
-        return _logs(self.dir, ("stdout.log", "redis.log"), lines)
+        return _logs(self.dir, ("stdout.log", os.path.basename(self.log_path)), lines)
 
     def command(self, *args, timeout=5.0):
-        """One command over RESP; see redis_command."""
-        return redis_command(self.port, *args, timeout=timeout)
+        """One command over RESP (after AUTH if the server has a password); see
+        redis_command."""
+        return redis_command(self.port, *args, timeout=timeout, password=self.password)
+
+    def role(self, timeout=2.0):
+        """"master" or "slave" (the first field of ROLE)."""
+        return self.command("ROLE", timeout=timeout)[0]
 
     def cli(self, *args, check=True):
         """Run redis-cli against this server; returns its stdout (str)."""
-        return _run_cli(["-h", HOST, "-p", str(self.port)], args, check)
+        return _run_cli(["-h", HOST, "-p", str(self.port)] + _cli_auth(self.password), args,
+                        check)
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _cli_auth(password):
+    return ["-a", password, "--no-auth-warning"] if password else []
 
 
 def _run_cli(target, args, check):
@@ -403,15 +456,79 @@ def _run_cli(target, args, check):
     return result.stdout
 
 
-class RedisCluster:
-    """A Redis Cluster of `masters` redis-server processes (no replicas, AOF on),
-    created with `redis-cli --cluster create`."""
+# ---------------------------------------------------------------------------------------
+# Replication
 
-    def __init__(self, masters=3, aof=True, base_dir=None):
+def _replication(server):
+    return server.command("INFO", "replication", timeout=2.0)
+
+
+def _link_up(replica):
+    """True when `replica` receives its master's replication stream."""
+    return _info_field(_replication(replica), "master_link_status") == "up"
+
+
+def _cut_off(master, replica, password):
+    """Stop `replica` from receiving `master`'s stream until _reconnect(): a wrong
+    masterauth on the replica, then its link dropped by the master, whose requirepass
+    refuses every reconnection. (SIGSTOP on the replica is not enough: the kernel keeps
+    receiving the stream into its socket buffer, and it applies all of it on SIGCONT.)"""
+    if not password:
+        raise BackendError("cutting a replica off needs a password on the master")
+    replica.command("CONFIG", "SET", "masterauth", "wrong-" + secrets.token_hex(4))
+    master.command("CLIENT", "KILL", "TYPE", "replica")
+    _wait_until(lambda: (_info_field(_replication(master), "connected_slaves") == "0"
+                         and not _link_up(replica)),
+                10.0, "cutting %r off %r" % (replica, master))
+
+
+def _reconnect(replica, password):
+    """Undo _cut_off: the right masterauth again (the replica reconnects by itself, if its
+    master is still there)."""
+    replica.command("CONFIG", "SET", "masterauth", password)
+
+
+# ---------------------------------------------------------------------------------------
+# Redis Cluster
+
+class RedisCluster:
+    """A Redis Cluster of `masters` masters (AOF on), each with `replicas` replicas (none by
+    default), created with `redis-cli --cluster create` (the masters), then CLUSTER MEET
+    and CLUSTER REPLICATE (the replicas of master i: nodes[masters + i * replicas ...]).
+
+    With replicas it is set up for failover tests: cluster-node-timeout 1000 (a dead
+    master is replaced within a few seconds), cluster-replica-validity-factor 0 (a
+    replica however far behind still takes over, as a real one cut off would), and a
+    password on every node (requirepass and masterauth, random unless given; `url`
+    carries it), which is what lets cut_replica_off() stop the replication stream.
+    Without replicas: no password, node timeout 2000, as it always was.
+
+    A failover of one master, as the tests stage it (see RedisSentinelGroup):
+
+        master = cluster.node_for_key(key)
+        replica = cluster.cut_replica_off(master)
+        cluster.kill_master(master)
+        cluster.restore_replica(master)
+        cluster.wait_failover(master)    # returns the replica, now serving the slots"""
+
+    def __init__(self, masters=3, aof=True, base_dir=None, replicas=0, password=None):
         self.dir, self._owns_dir = _make_base_dir(base_dir, "sk-cluster-")
-        self.nodes = [RedisServer(aof=aof, cluster=True,
-                                  base_dir=os.path.join(self.dir, "node%d" % index))
-                      for index in range(masters)]
+        self.replicas = replicas
+        failover = replicas > 0
+        self.password = password or (secrets.token_hex(12) if failover else None)
+        config = ["--cluster-replica-validity-factor", "0"] if failover else []
+
+        def node(index):
+            return RedisServer(aof=aof, cluster=True, password=self.password,
+                               base_dir=os.path.join(self.dir, "node%d" % index),
+                               cluster_node_timeout=1000 if failover else 2000,
+                               config=config)
+
+        self.nodes = [node(index) for index in range(masters * (1 + replicas))]
+        # master -> its replica, for the failover helpers (the first one of each master);
+        # wait_failover() turns a pair around.
+        self._replica_of = {self.nodes[index]: self.nodes[masters + index * replicas]
+                            for index in range(masters) if replicas}
         self._created = False
 
     def __repr__(self):
@@ -423,7 +540,9 @@ class RedisCluster:
 
     @property
     def url(self):
-        return "redis://" + ",".join(node.address for node in self.nodes)
+        """redis://[:password@]HOST:PORT,... naming every node (masters first)."""
+        credentials = ":%s@" % self.password if self.password else ""
+        return "redis://" + credentials + ",".join(node.address for node in self.nodes)
 
     @property
     def pids(self):
@@ -436,22 +555,33 @@ class RedisCluster:
 
     def start(self, timeout=START_TIMEOUT):
         """Start the nodes, create the cluster the first time, and wait until every node
-        reports cluster_state:ok and CLUSTER SLOTS covers all 16384 slots."""
+        reports cluster_state:ok, knows every other and CLUSTER SLOTS covers all 16384
+        slots, and every replica receives its master's stream."""
         self.launch()
         for node in self.nodes:
             node.start(timeout)  # waits; a fresh node retries on another port if needed
         if not self._created:
-            addresses = [node.address for node in self.nodes]
+            masters = self.nodes[:len(self.nodes) // (1 + self.replicas)]
             result = subprocess.run(
-                [REDIS_CLI, "--cluster", "create"] + addresses
+                [REDIS_CLI] + _cli_auth(self.password) + ["--cluster", "create"]
+                + [node.address for node in masters]
                 + ["--cluster-replicas", "0", "--cluster-yes"],
                 capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
             if result.returncode != 0 or "[OK] All 16384 slots covered" not in result.stdout:
                 raise BackendError("redis-cli --cluster create: status %d\n%s%s\n%s" % (
                     result.returncode, result.stdout, result.stderr, self.logs()))
+            for index, replica in enumerate(self.nodes[len(masters):]):
+                self._attach(replica, masters[index // self.replicas], timeout)
             self._created = True
         _wait_until(self._ready, timeout, repr(self), logs=self.logs)
         return self
+
+    def _attach(self, replica, master, timeout):
+        master_id = master.command("CLUSTER", "MYID")
+        replica.command("CLUSTER", "MEET", HOST, master.port, master.bus_port)
+        # "ERR Unknown node" until the handshake is over
+        _wait_until(lambda: replica.command("CLUSTER", "REPLICATE", master_id) == "OK",
+                    timeout, "%r: %r replicating %r" % (self, replica, master), logs=self.logs)
 
     def _ready(self):
         for node in self.nodes:
@@ -464,7 +594,7 @@ class RedisCluster:
                           for entry in node.command("CLUSTER", "SLOTS", timeout=1.0))
             if covered != CLUSTER_SLOTS:
                 return False
-        return True
+        return all(_link_up(replica) for replica in self._replica_of.values())
 
     def logs(self, lines=40):
         return "\n".join("--- %r\n%s" % (node, node.logs(lines)) for node in self.nodes)
@@ -495,18 +625,318 @@ class RedisCluster:
         if self in _open_servers:
             _open_servers.remove(self)
 
+    def _live_node(self):
+        for node in self.nodes:
+            if node.running():
+                return node
+        raise BackendError("%r: no node is running" % self)
+
     def cli(self, *args, check=True):
-        """Run `redis-cli -c` (follows MOVED/ASK) against the first node; returns stdout."""
-        return _run_cli(["-c", "-h", HOST, "-p", str(self.nodes[0].port)], args, check)
+        """Run `redis-cli -c` (follows MOVED/ASK) against the first running node; returns
+        stdout."""
+        return _run_cli(["-c", "-h", HOST, "-p", str(self._live_node().port)]
+                        + _cli_auth(self.password), args, check)
+
+    def slot_map(self, node=None):
+        """{slot range (first, last): the RedisServer serving it} as `node` (default: the
+        first running one) sees it in CLUSTER SLOTS."""
+        by_port = {server.port: server for server in self.nodes}
+        return {(int(entry[0]), int(entry[1])): by_port.get(int(entry[2][1]))
+                for entry in (node or self._live_node()).command("CLUSTER", "SLOTS",
+                                                                  timeout=2.0)}
 
     def node_for_key(self, key):
         """The RedisServer serving `key`'s slot."""
-        slot = self.nodes[0].command("CLUSTER", "KEYSLOT", key)
-        for entry in self.nodes[0].command("CLUSTER", "SLOTS"):
-            if int(entry[0]) <= slot <= int(entry[1]):
-                port = int(entry[2][1])
-                return next(node for node in self.nodes if node.port == port)
+        slot = self._live_node().command("CLUSTER", "KEYSLOT", key)
+        for (first, last), node in self.slot_map().items():
+            if first <= slot <= last:
+                return node
         raise BackendError("no node serves slot %d" % slot)
+
+    def masters(self):
+        """The running nodes that are masters now (ROLE)."""
+        if not self.replicas:
+            return list(self.nodes)
+        return [node for node in self.nodes if node.running() and node.role() == "master"]
+
+    # -- failover of one master (clusters with replicas) ------------------------------------
+
+    def replica_of(self, master):
+        """The replica the failover helpers use for `master`."""
+        try:
+            return self._replica_of[master]
+        except KeyError:
+            raise BackendError("%r: %r has no replica" % (self, master)) from None
+
+    def cut_replica_off(self, master):
+        """`master`'s replica stops receiving its writes (until restore_replica()); returns
+        the replica."""
+        replica = self.replica_of(master)
+        _cut_off(master, replica, self.password)
+        return replica
+
+    def restore_replica(self, master):
+        """The replica of `master` has the right password again."""
+        _reconnect(self.replica_of(master), self.password)
+
+    def kill_master(self, master):
+        """kill -9 `master`."""
+        master.kill()
+
+    def wait_failover(self, master, timeout=30.0):
+        """Wait until `master`'s replica says it is a master and every running node's slot
+        map gives it the slots and nothing to `master`, with cluster_state:ok everywhere;
+        returns the replica. The pair turns around: a restarted `master` rejoins as its
+        replica."""
+        replica = self.replica_of(master)
+
+        def taken_over():
+            if replica.role() != "master":
+                return False
+            for node in self.nodes:
+                if not node.running():
+                    continue
+                if "cluster_state:ok" not in node.command("CLUSTER", "INFO", timeout=2.0):
+                    return False
+                owners = set(self.slot_map(node).values())
+                if master in owners or replica not in owners:
+                    return False
+            return True
+
+        _wait_until(taken_over, timeout, "%r: failover of %r" % (self, master),
+                    logs=self.logs)
+        del self._replica_of[master]
+        self._replica_of[replica] = master
+        return replica
+
+    def revive(self, node, timeout=START_TIMEOUT):
+        """Start a killed node again (with its data and nodes.conf) and wait until it has
+        rejoined as a replica receiving the stream (a master replaced meanwhile learns it
+        lost its slots and resyncs from the new one)."""
+        node.start(timeout)
+        _wait_until(lambda: (node.role() == "slave" and _link_up(node)
+                             and "cluster_state:ok" in node.command("CLUSTER", "INFO")),
+                    timeout, "%r: %r rejoining" % (self, node), node.process, self.logs)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Redis Sentinel
+
+def _sentinel_fields(entry):
+    """A SENTINEL MASTER / REPLICAS entry (a flat list of names and values) as a dict."""
+    return dict(zip(entry[0::2], entry[1::2]))
+
+
+class RedisSentinel(RedisServer):
+    """One Redis Sentinel (`redis-server sentinel.conf --sentinel`) on 127.0.0.1 that
+    monitors `master` under `master_name`, with the given quorum, down-after and failover
+    timeouts, and `master_password` as its auth-pass. It has no password of its own.
+    Sentinel rewrites its configuration file (known replicas, epochs), so a restart keeps
+    what it learnt."""
+
+    def __init__(self, master, master_name, master_password=None, base_dir=None, quorum=1,
+                 down_after_ms=1000, failover_timeout_ms=3000):
+        super().__init__(aof=False, base_dir=base_dir)
+        self.master = master
+        self.master_name = master_name
+        self.master_password = master_password
+        self.quorum = quorum
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.conf_path = os.path.join(self.dir, "sentinel.conf")
+        self.log_path = os.path.join(self.dir, "sentinel.log")
+
+    def __repr__(self):
+        return "RedisSentinel(port=%s, dir=%s)" % (self.port, self.dir)
+
+    def _argv(self):
+        if self._fresh:  # a port of its own yet: (re)write the configuration
+            name = self.master_name
+            lines = ["port %d" % self.port, "bind %s" % HOST, "daemonize no",
+                     "dir %s" % self.dir, "logfile %s" % self.log_path,
+                     "sentinel monitor %s %s %d %d" % (name, HOST, self.master.port,
+                                                       self.quorum),
+                     "sentinel down-after-milliseconds %s %d" % (name, self.down_after_ms),
+                     "sentinel failover-timeout %s %d" % (name, self.failover_timeout_ms),
+                     "sentinel parallel-syncs %s 1" % name]
+            if self.master_password:
+                lines.append("sentinel auth-pass %s %s" % (name, self.master_password))
+            with open(self.conf_path, "w") as conf:
+                os.fchmod(conf.fileno(), 0o600)
+                conf.write("\n".join(lines) + "\n")
+        return [REDIS_SERVER, self.conf_path, "--sentinel"]
+
+    def master_address(self):
+        """(host, port) of the master as this Sentinel names it now."""
+        host, port = self.command("SENTINEL", "get-master-addr-by-name", self.master_name,
+                                  timeout=2.0)
+        return host, int(port)
+
+    def master_fields(self):
+        """SENTINEL MASTER's fields (ip, port, flags, ...) as a dict. They name the new
+        master only once the failover is over (+switch-master), whereas
+        get-master-addr-by-name does from the promotion on."""
+        return _sentinel_fields(self.command("SENTINEL", "master", self.master_name,
+                                             timeout=2.0))
+
+    def replicas(self):
+        """The replicas this Sentinel knows, as dicts of SENTINEL REPLICAS' fields."""
+        return [_sentinel_fields(entry) for entry in
+                self.command("SENTINEL", "replicas", self.master_name, timeout=2.0)]
+
+
+class RedisSentinelGroup:
+    """A Redis master, one replica of it (replicaof) and one Sentinel watching them
+    (quorum 1, down-after-milliseconds 1000, failover-timeout 3000): the smallest
+    deployment with automatic failover. Both Redis servers run with AOF on (like
+    RedisServer) and a password (requirepass and masterauth; Sentinel's auth-pass), which
+    is what lets cut_replica_off() stop the replication stream. Every process on a free
+    loopback port, its data in a directory of its own under one temp dir.
+
+    A failover as the tests stage it:
+
+        group.cut_replica_off()   # the replica stops receiving the master's writes
+        ...                       # writes acknowledged by the master alone
+        group.kill_master()       # kill -9
+        group.restore_replica()   # the right password again
+        group.wait_failover()     # Sentinel promoted the replica: those writes are gone
+
+    `master` and `replica` are the RedisServers in those roles as last seen (swapped by
+    wait_failover()); current_master() asks the Sentinel."""
+
+    def __init__(self, aof=True, base_dir=None, master_name="seckill", password=None,
+                 down_after_ms=1000, failover_timeout_ms=3000):
+        self.dir, self._owns_dir = _make_base_dir(base_dir, "sk-sentinel-")
+        self.master_name = master_name
+        self.password = password or secrets.token_hex(12)
+        self.master = RedisServer(aof=aof, base_dir=os.path.join(self.dir, "redis0"),
+                                  password=self.password)
+        self.replica = RedisServer(aof=aof, base_dir=os.path.join(self.dir, "redis1"),
+                                   password=self.password, replica_of=self.master)
+        self.servers = [self.master, self.replica]
+        self.sentinel = RedisSentinel(self.master, master_name, self.password,
+                                      base_dir=os.path.join(self.dir, "sentinel"),
+                                      down_after_ms=down_after_ms,
+                                      failover_timeout_ms=failover_timeout_ms)
+
+    def __repr__(self):
+        return "RedisSentinelGroup(master=%s, replica=%s, sentinel=%s, dir=%s)" % (
+            self.master.port, self.replica.port, self.sentinel.port, self.dir)
+
+    @property
+    def url(self):
+        """The service's URL: redis-sentinel://PASSWORD@127.0.0.1:PORT/0#MASTERNAME"""
+        return "redis-sentinel://%s@%s:%d/0#%s" % (self.password, HOST, self.sentinel.port,
+                                                  self.master_name)
+
+    @property
+    def master_url(self):
+        """redis://:PASSWORD@127.0.0.1:PORT/0 of the master the Sentinel names now."""
+        return self.current_master().url
+
+    @property
+    def pids(self):
+        return [server.pid for server in self.servers + [self.sentinel]]
+
+    def start(self, timeout=START_TIMEOUT):
+        """Start the master, then the replica, then the Sentinel; wait until the replica
+        receives the stream and the Sentinel knows both and finds its quorum."""
+        _register(self)
+        self.master.start(timeout)
+        self.replica.start(timeout)
+        _wait_until(lambda: _link_up(self.replica), timeout, "%r: replication" % self,
+                    logs=self.logs)
+        self.sentinel.start(timeout)
+        _wait_until(self._watched, timeout, "%r: the Sentinel" % self, self.sentinel.process,
+                    self.logs)
+        return self
+
+    def _watched(self):
+        if self.sentinel.master_address() != (HOST, self.master.port):
+            return False
+        replicas = [fields for fields in self.sentinel.replicas()
+                    if int(fields["port"]) == self.replica.port]
+        if not replicas or replicas[0]["flags"] != "slave" \
+                or replicas[0]["master-link-status"] != "ok":
+            return False
+        return self.sentinel.command("SENTINEL", "ckquorum", self.master_name).startswith("OK")
+
+    def current_master(self):
+        """The RedisServer the Sentinel names as master now."""
+        host, port = self.sentinel.master_address()
+        for server in self.servers:
+            if (host, port) == (HOST, server.port):
+                return server
+        raise BackendError("%r: the Sentinel names %s:%d, not one of ours" % (self, host, port))
+
+    def command(self, *args, timeout=5.0):
+        """One command on the master (as last seen)."""
+        return self.master.command(*args, timeout=timeout)
+
+    def cut_replica_off(self):
+        """The replica stops receiving the master's writes (until restore_replica()):
+        everything the master acknowledges from now on exists on the master alone."""
+        _cut_off(self.master, self.replica, self.password)
+
+    def restore_replica(self):
+        """The replica's password is right again."""
+        _reconnect(self.replica, self.password)
+
+    def kill_master(self):
+        """kill -9 the master."""
+        self.master.kill()
+
+    def wait_failover(self, timeout=30.0):
+        """Wait until the Sentinel has switched to the replica as master (+switch-master:
+        the failover is over) and the replica says it is one (ROLE); swaps `master` and
+        `replica`; returns the new master."""
+        def promoted():
+            fields = self.sentinel.master_fields()
+            return (int(fields["port"]) == self.replica.port and fields["flags"] == "master"
+                    and self.sentinel.master_address() == (HOST, self.replica.port)
+                    and self.replica.role() == "master")
+
+        _wait_until(promoted, timeout, "%r: failover" % self, logs=self.logs)
+        self.master, self.replica = self.replica, self.master
+        return self.master
+
+    def revive_replica(self, timeout=START_TIMEOUT):
+        """Start the replica (after a failover: the killed old master) again, as a replica
+        of the master (replicaof), and wait until it receives the stream: a full resync
+        that drops what it alone had. The Sentinel finds it again by itself."""
+        self.replica.replica_of = self.master
+        self.replica.start(timeout)
+        _wait_until(lambda: _link_up(self.replica), timeout, "%r: revived replica" % self,
+                    self.replica.process, self.logs)
+
+    def logs(self, lines=40):
+        return "\n".join("--- %r\n%s" % (server, server.logs(lines))
+                         for server in self.servers + [self.sentinel])
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """Stop the Sentinel first (no failover while the servers go), then the servers."""
+        self.sentinel.stop(timeout)
+        for server in self.servers:
+            server.stop(timeout)
+
+    def kill(self):
+        for server in [self.sentinel] + self.servers:
+            server.kill()
+
+    def close(self):
+        self.stop()
+        for server in [self.sentinel] + self.servers:
+            server.close()
+        if self._owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self in _open_servers:
+            _open_servers.remove(self)
 
     def __enter__(self):
         return self.start()
@@ -794,7 +1224,7 @@ def stop_recorded(directory, timeout=STOP_TIMEOUT):
     return len(ours)
 
 
-STATE_ENTRIES = ("redis", "cluster", "mariadb", "env", "env.tmp", "pids")
+STATE_ENTRIES = ("redis", "redis-replicas", "cluster", "mariadb", "env", "env.tmp", "pids")
 
 
 def _remove_state(directory):
@@ -806,7 +1236,28 @@ def _remove_state(directory):
             os.unlink(path)
 
 
-def command_start(directory):
+class _RedisWithReplicas:
+    """The `start` command's standalone Redis and its replicas, started in that order."""
+
+    def __init__(self, master, replicas):
+        self.master, self.replicas = master, replicas
+
+    def start(self):
+        self.master.start()
+        for replica in self.replicas:
+            replica.start()
+        _wait_until(lambda: all(_link_up(replica) for replica in self.replicas),
+                    START_TIMEOUT, "replication of %r" % self.master, logs=self.logs)
+
+    def stop(self):
+        for server in self.replicas + [self.master]:
+            server.stop()
+
+    def logs(self):
+        return "\n".join(server.logs() for server in [self.master] + self.replicas)
+
+
+def command_start(directory, redis_replicas=0):
     directory = os.path.abspath(directory)
     os.makedirs(directory, exist_ok=True)
     stop_recorded(directory)
@@ -821,9 +1272,12 @@ def command_start(directory):
 
     spawn_listeners.append(record)
     redis = RedisServer(aof=True, base_dir=os.path.join(directory, "redis"))
+    replicas = [RedisServer(aof=True, replica_of=redis,
+                            base_dir=os.path.join(directory, "redis-replicas", str(index)))
+                for index in range(redis_replicas)]
     cluster = RedisCluster(masters=3, base_dir=os.path.join(directory, "cluster"))
     mariadb = MariaDB(base_dir=os.path.join(directory, "mariadb"))
-    servers = [mariadb, cluster, redis]
+    servers = [mariadb, cluster, _RedisWithReplicas(redis, replicas)]
     errors = []
 
     def start(server):
@@ -851,6 +1305,9 @@ def command_start(directory):
 
     env_text = ("SK_TEST_REDIS_URL=%s\nSK_TEST_REDIS_CLUSTER_URL=%s\nSK_TEST_MYSQL_URL=%s\n"
                 % (redis.url, cluster.url, mariadb.url))
+    if replicas:
+        env_text += "SK_TEST_REDIS_REPLICA_URLS=%s\n" % ",".join(replica.url
+                                                                  for replica in replicas)
     env_tmp = os.path.join(directory, "env.tmp")
     with open(env_tmp, "w") as env_file:
         os.fchmod(env_file.fileno(), 0o600)  # holds the database password
@@ -882,9 +1339,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("start", "stop"))
     parser.add_argument("dir")
+    parser.add_argument("--redis-replicas", type=int, default=0, metavar="N",
+                        help="start: N replicas of the standalone Redis")
     args = parser.parse_args(argv)
     if args.action == "start":
-        return command_start(args.dir)
+        return command_start(args.dir, args.redis_replicas)
     return command_stop(args.dir)
 
 

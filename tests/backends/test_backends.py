@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from backends import (MariaDB, RedisCluster, RedisServer, _proc_alive, free_port,
-                      redis_command)
+from backends import (MariaDB, RedisCluster, RedisError, RedisSentinelGroup, RedisServer,
+                      _proc_alive, free_port, redis_command)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "backends.py")
@@ -89,6 +89,99 @@ def test_cluster_restart_keeps_data():
             assert cluster.cli("GET", "k%d" % index).strip() == str(index)
 
 
+def test_sentinel_failover_loses_what_the_cut_off_replica_missed():
+    """The staged failover of RedisSentinelGroup: writes the master acknowledged while its
+    replica was cut off are missing on the replica Sentinel promotes; earlier ones are
+    there."""
+    with RedisSentinelGroup() as group:
+        old_master, old_replica = group.master, group.replica
+        assert group.current_master() is old_master
+        assert group.url == "redis-sentinel://%s@127.0.0.1:%d/0#seckill" % (
+            group.password, group.sentinel.port)
+        assert group.master_url == "redis://:%s@127.0.0.1:%d/0" % (group.password,
+                                                                   old_master.port)
+        with pytest.raises(RedisError, match="NOAUTH"):
+            redis_command(old_master.port, "GET", "x")
+        assert old_replica.command("CONFIG", "GET", "appendonly") == ["appendonly", "yes"]
+        group.command("SET", "before", "1")
+        assert group.command("WAIT", "1", "5000") == 1
+        assert old_replica.command("GET", "before") == "1"
+
+        group.cut_replica_off()
+        for index in range(100):
+            group.command("SET", "during%d" % index, str(index))
+        assert group.command("WAIT", "1", "200") == 0, "the replica still acknowledges"
+        time.sleep(1.5)  # the replica retries its master every second: it must still fail
+        assert old_replica.command("GET", "during0") is None
+        assert "master_link_status:down" in old_replica.command("INFO", "replication")
+
+        group.kill_master()
+        group.restore_replica()
+        started = time.monotonic()
+        assert group.wait_failover(timeout=30) is old_replica
+        print("\nSentinel failover: %.1f s after kill -9" % (time.monotonic() - started))
+        assert (group.master, group.replica) == (old_replica, old_master)
+        assert group.current_master() is old_replica and old_replica.role() == "master"
+        assert group.master_url.endswith(":%d/0" % old_replica.port)
+        assert old_replica.command("GET", "before") == "1"
+        lost = [index for index in range(100)
+                if old_replica.command("GET", "during%d" % index) is None]
+        assert lost == list(range(100))
+        assert group.command("SET", "after", "1") == "OK"  # the new master takes writes
+        group.revive_replica()  # the old master, now a replica of the new one
+        assert old_master.role() == "slave"
+        assert old_master.command("GET", "during0") is None  # resynced, not merged
+        assert group.command("WAIT", "1", "5000") == 1
+    assert not os.path.exists(group.dir)
+    assert not any(server.running() for server in group.servers + [group.sentinel])
+
+
+def test_cluster_with_replicas_fails_over_and_moves_the_slots():
+    """A Cluster with a replica per master: the replica of a master killed after it was
+    cut off takes over that master's slots (clients are MOVED to it) without the writes
+    it missed."""
+    with RedisCluster(masters=3, replicas=1) as cluster:
+        assert len(cluster.nodes) == 6 and cluster.password
+        assert cluster.url.startswith("redis://:%s@" % cluster.password)
+        assert sorted(node.role() for node in cluster.nodes) == ["master"] * 3 + ["slave"] * 3
+        for node in cluster.nodes:
+            config = node.command("CONFIG", "GET", "cluster-*")
+            settings = dict(zip(config[0::2], config[1::2]))
+            assert settings["cluster-node-timeout"] == "1000"
+            assert settings["cluster-replica-validity-factor"] == "0"
+        key = "{coupon:7}:left"
+        master = cluster.node_for_key(key)
+        replica = cluster.replica_of(master)
+        slots = sorted(first_last for first_last, node in cluster.slot_map().items()
+                       if node is master)
+        assert slots
+        master.command("SET", key, "before")
+        assert master.command("WAIT", "1", "5000") == 1
+
+        assert cluster.cut_replica_off(master) is replica
+        master.command("SET", "{coupon:7}:missed", "1")
+        assert master.command("WAIT", "1", "200") == 0
+        cluster.kill_master(master)
+        cluster.restore_replica(master)
+        started = time.monotonic()
+        assert cluster.wait_failover(master, timeout=30) is replica
+        print("\nCluster failover: %.1f s after kill -9" % (time.monotonic() - started))
+        assert replica.role() == "master"
+        assert sorted(first_last for first_last, node in cluster.slot_map().items()
+                      if node is replica) == slots
+        assert cluster.node_for_key(key) is replica
+        assert replica in cluster.masters() and master not in cluster.masters()
+        other = next(node for node in cluster.masters() if node is not replica)
+        with pytest.raises(RedisError, match="MOVED .*:%d$" % replica.port):
+            other.command("GET", key)
+        assert cluster.cli("GET", key).strip() == "before"
+        assert replica.command("GET", "{coupon:7}:missed") is None
+        assert cluster.replica_of(replica) is master
+        cluster.revive(master)  # rejoins as the replica of its replacement
+        assert replica.command("WAIT", "1", "5000") == 1
+        assert master.command("DBSIZE") == replica.command("DBSIZE") == 1  # resynced
+
+
 def test_mariadb_round_trip(mariadb):
     assert mariadb.url.startswith("mysql://seckill_test:")
     assert mariadb.url.endswith("@127.0.0.1:%d/seckill_test" % mariadb.port)
@@ -135,16 +228,25 @@ def run_script(*args):
                           text=True, timeout=120)
 
 
-def test_command_start_restart_stop(tmp_path):
-    directory = str(tmp_path / "backends")
-    first = run_script("start", directory)
-    assert first.returncode == 0, first.stdout + first.stderr
+def start_script(directory, *args):
+    """`backends.py start DIR ARGS`, asserted; returns (DIR/env as a dict, DIR/pids)."""
+    start = run_script("start", directory, *args)
+    assert start.returncode == 0, start.stdout + start.stderr
     env = read_env(os.path.join(directory, "env"))
     with open(os.path.join(directory, "pids")) as pids_file:
-        first_pids = [int(line) for line in pids_file]
+        return env, [int(line) for line in pids_file]
+
+
+def port_of(url):
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+def test_command_start_restart_stop(tmp_path):
+    directory = str(tmp_path / "backends")
+    env, first_pids = start_script(directory)
     assert len(first_pids) == 5
 
-    redis_port = int(env["SK_TEST_REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    redis_port = port_of(env["SK_TEST_REDIS_URL"])
     assert redis_command(redis_port, "PING") == "PONG"
     cluster_ports = [int(address.rsplit(":", 1)[1]) for address in
                      env["SK_TEST_REDIS_CLUSTER_URL"][len("redis://"):].split(",")]
@@ -163,15 +265,32 @@ def test_command_start_restart_stop(tmp_path):
     assert rows.stdout.strip() == "seckill_test", rows.stderr
 
     # A second start on the same DIR stops the leftovers first.
-    second = run_script("start", directory)
-    assert second.returncode == 0, second.stdout + second.stderr
+    _env, second_pids = start_script(directory)
     assert not any(_proc_alive(pid) for pid in first_pids)
-    with open(os.path.join(directory, "pids")) as pids_file:
-        second_pids = [int(line) for line in pids_file]
 
     stop = run_script("stop", directory)
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert not any(_proc_alive(pid) for pid in second_pids)
+    assert not os.path.exists(directory)
+
+
+def test_command_start_with_redis_replicas(tmp_path):
+    """`start DIR --redis-replicas 1` (bench/run's REDIS_REPLICAS): the standalone Redis
+    has a replica that receives its writes; `stop DIR` ends it with the rest."""
+    directory = str(tmp_path / "backends")
+    env, pids = start_script(directory, "--redis-replicas", "1")
+    assert len(pids) == 6
+    master_port = port_of(env["SK_TEST_REDIS_URL"])
+    replica_urls = env["SK_TEST_REDIS_REPLICA_URLS"].split(",")
+    assert len(replica_urls) == 1
+    replica_port = port_of(replica_urls[0])
+    assert redis_command(replica_port, "ROLE")[:3] == ["slave", "127.0.0.1", master_port]
+    assert redis_command(master_port, "SET", "k", "v") == "OK"
+    assert redis_command(master_port, "WAIT", "1", "5000") == 1
+    assert redis_command(replica_port, "GET", "k") == "v"
+    stop = run_script("stop", directory)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert not any(_proc_alive(pid) for pid in pids)
     assert not os.path.exists(directory)
 
 

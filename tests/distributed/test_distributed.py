@@ -126,13 +126,8 @@ class GrabStorm:
             server = rng.choice(live)
             customer = rng.choice(list(self.tokens))
             coupon = rng.choice(self.coupons)
-            session = sessions.setdefault(server.url, requests.Session())
-            try:
-                r = Client(server, session).grab(self.tokens[customer], self.seller, coupon)
-            except requests.RequestException:
-                sessions.pop(server.url, None)
-                with self.lock:
-                    self.unknown.add((customer, coupon))
+            r = self.grab(sessions, server, customer, coupon)
+            if r is None:
                 continue
             with self.lock:
                 self.statuses[r.status_code] += 1
@@ -146,6 +141,18 @@ class GrabStorm:
                         self.bad.append(describe(r))
                 elif r.status_code != 204:
                     self.bad.append(describe(r))
+
+    def grab(self, sessions, server, customer, coupon):
+        """One grab on `server`, on its Session in `sessions`; None when the connection
+        broke (the outcome is unknown, and recorded so)."""
+        session = sessions.setdefault(server.url, requests.Session())
+        try:
+            return Client(server, session).grab(self.tokens[customer], self.seller, coupon)
+        except requests.RequestException:
+            sessions.pop(server.url, None)
+            with self.lock:
+                self.unknown.add((customer, coupon))
+            return None
 
     def set_live(self, servers):
         with self.lock:
