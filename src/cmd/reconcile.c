@@ -395,7 +395,7 @@ static void settle_streams(reconcile_t *r)
         int sql_failed = 0;
         sk_store_counters_t counters = {0};
         long written = sk_persister_step(r->hot, r->redis, r->sql, consumer, 5000, SK_PERSIST_CLAIM,
-                                         &counters, &sql_failed);
+                                         0, &counters, &sql_failed);
         if (written < 0) {
             r->failed = 1;
             return;

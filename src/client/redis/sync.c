@@ -303,6 +303,36 @@ redisReply *sk_redis_sync_eval(sk_redis_sync_t *client, const sk_redis_script_t 
     return execute(client, -1);
 }
 
+int sk_redis_sync_fence(sk_redis_sync_t *client, const char *fence_key, size_t fence_key_len,
+                        int replicas, unsigned timeout_ms)
+{
+    const char *incr[] = {"INCR", fence_key};
+    size_t incr_len[] = {4, fence_key_len};
+    redisReply *reply = sk_redis_sync_command(client, NULL, 0, 2, incr, incr_len);
+    int ok = reply != NULL && reply->type == REDIS_REPLY_INTEGER;
+    if (reply != NULL)
+        freeReplyObject(reply);
+    /* The connection that ran the INCR: the one of the slot's node now (execute leaves the
+     * map pointing at the node that answered after MOVED, and reconnects in place). */
+    redisContext *c =
+        ok && client->map_known ? client->conns[client->map.slot_node[client->command.slot]] : NULL;
+    if (c == NULL)
+        return -1;
+    char replicas_text[16], timeout_text[16];
+    snprintf(replicas_text, sizeof(replicas_text), "%d", replicas);
+    snprintf(timeout_text, sizeof(timeout_text), "%u", timeout_ms);
+    const char *wait[] = {"WAIT", replicas_text, timeout_text};
+    size_t wait_len[] = {4, strlen(replicas_text), strlen(timeout_text)};
+    reply = redisCommandArgv(c, 3, wait, wait_len);
+    int acknowledged =
+        reply != NULL && reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : -1;
+    if (reply == NULL)
+        close_node(client, client->map.slot_node[client->command.slot]);
+    else
+        freeReplyObject(reply);
+    return acknowledged;
+}
+
 size_t sk_redis_sync_master_count(sk_redis_sync_t *client)
 {
     if (!client->map_known)

@@ -30,6 +30,14 @@ redisReply *sk_redis_sync_eval(sk_redis_sync_t *client, const sk_redis_script_t 
                                int numkeys, const char **keys, const size_t *keylens, int nargs,
                                const char **args, const size_t *arglens);
 
+/* Makes sure that what the master of `fence_key`'s slot holds now is on `replicas`
+ * replicas: INCR fence_key, then WAIT replicas timeout_ms on the same connection (the
+ * INCR's place in the replication stream comes after every write the master ran before
+ * it, on any connection). Returns how many replicas acknowledged, or -1 when the node
+ * failed. */
+int sk_redis_sync_fence(sk_redis_sync_t *client, const char *fence_key, size_t fence_key_len,
+                        int replicas, unsigned timeout_ms);
+
 /* The masters, for commands that concern every node (INFO persistence, SCAN, DBSIZE). */
 size_t sk_redis_sync_master_count(sk_redis_sync_t *client);
 redisReply *sk_redis_sync_command_on_master(sk_redis_sync_t *client, size_t master, int argc,

@@ -16,6 +16,8 @@
  *                          `g` per grant: "CUSTOMER\nSELLER\nNAME\nLEFT\nT\nORDER" (LEFT
  *                          after the grant, T Unix seconds, ORDER the grab order:
  *                          Redis's clock in microseconds; no name holds a newline)
+ *   sk:{T}:f               counter: the persister's fence (--redis-wait-replicas),
+ *                          INCRed before a WAIT so that the WAIT covers the shard
  *   sk:{T}:s:SELLER        sorted set: the seller's coupon names scored by SQL id
  *                          (creation order); T is the seller's shard
  *   sk:ready               present once the hot state is complete (loaded or born here)

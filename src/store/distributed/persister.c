@@ -18,6 +18,7 @@
 #define IDLE_SLEEP_USEC 20000
 #define FAILURE_SLEEP_USEC 200000
 #define STOP_GRACE_USEC 1000000 /* a stopping persister starts no step after this */
+#define FENCE_WAIT_MS 500       /* the replicas get this long to hold what was read */
 
 struct sk_persister {
     sk_persister_config_t config;
@@ -266,8 +267,30 @@ static int compare_order(const void *a, const void *b)
     return (left->order > right->order) - (left->order < right->order);
 }
 
+/* Whether the replicas hold every entry read from the shards that gave some. */
+static int replicas_hold(const step_batch_t *batch, const sk_hot_state_t *hot,
+                         sk_redis_sync_t *redis, int wait_replicas)
+{
+    for (unsigned shard = 0; shard != SK_HOT_SHARDS; ++shard) {
+        if (batch->id_count[shard] == 0)
+            continue;
+        char fence[SK_HOT_KEY_MAX];
+        size_t fence_len = sk_hot_key(fence, hot, shard, 'f', NULL, 0, NULL, 0);
+        int acknowledged =
+            sk_redis_sync_fence(redis, fence, fence_len, wait_replicas, FENCE_WAIT_MS);
+        if (acknowledged < wait_replicas) {
+            sk_log(SK_LOG_WARN, "persister",
+                   "%d of %d Redis replicas hold the grants read (WAIT %d ms): not writing "
+                   "them to SQL yet",
+                   acknowledged < 0 ? 0 : acknowledged, wait_replicas, FENCE_WAIT_MS);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 long sk_persister_step(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql,
-                       const char *consumer, unsigned claim_idle_ms, int flags,
+                       const char *consumer, unsigned claim_idle_ms, int flags, int wait_replicas,
                        sk_store_counters_t *counters, int *sql_failed)
 {
     step_batch_t batch = {0};
@@ -285,6 +308,9 @@ long sk_persister_step(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mys
                                                       shard, consumer, claim_idle_ms) != 0)
             goto done;
     }
+    if (batch.grant_count != 0 && wait_replicas > 0 &&
+        !replicas_hold(&batch, hot, redis, wait_replicas))
+        goto done; /* pending still: read again at the next step */
     if (batch.grant_count != 0) {
         int64_t started = sk_store_monotonic_usec();
         atomic_store_explicit(&counters->backlog, batch.grant_count, memory_order_relaxed);
@@ -424,7 +450,7 @@ static void *persister_main(void *arg)
         int sql_failed = 0;
         long written =
             sk_persister_step(config->hot, redis, sql, config->consumer, config->claim_idle_ms,
-                              flags, config->counters, &sql_failed);
+                              flags, config->wait_replicas, config->counters, &sql_failed);
         if (written < 0) {
             own_pending = 1; /* what was read stays pending on this consumer: re-read it */
             if (sql_failed) {

@@ -51,12 +51,15 @@ void sk_persister_stop(sk_persister_t *persister);
 #define SK_PERSIST_OWN_PENDING 1 /* re-read what this consumer was given and did not ack */
 #define SK_PERSIST_CLAIM 2       /* claim what others left pending for claim_idle_ms */
 
-/* Reads every shard's stream once and writes what it read to SQL, then acknowledges it:
+/* Reads every shard's stream once and writes what it read to SQL, then acknowledges it.
+ * With `wait_replicas` > 0 nothing is written to SQL before that many replicas hold what
+ * was read (sk_redis_sync_fence): a grant the master alone held, answered 503 and then
+ * lost in a failover, must not reach SQL either. Also
  * the persister's step, also used by `seckill reconcile` and tests. Returns the number of
  * entries written, or -1 when a backend failed (*sql_failed tells which one; the entries
  * stay pending). */
 long sk_persister_step(const sk_hot_state_t *hot, sk_redis_sync_t *redis, sk_mysql_t *sql,
-                       const char *consumer, unsigned claim_idle_ms, int flags,
+                       const char *consumer, unsigned claim_idle_ms, int flags, int wait_replicas,
                        sk_store_counters_t *counters, int *sql_failed);
 
 #endif

@@ -118,7 +118,7 @@ static void grab(fixture_t *f, const char *customer, const char *name)
 static long step(fixture_t *f, const char *consumer, unsigned claim_idle_ms, int flags,
                  int *sql_failed)
 {
-    return sk_persister_step(&f->hot, f->redis, f->sql, consumer, claim_idle_ms, flags,
+    return sk_persister_step(&f->hot, f->redis, f->sql, consumer, claim_idle_ms, flags, 0,
                              &f->counters, sql_failed);
 }
 
