@@ -133,12 +133,18 @@ static int ask_sentinel(const sk_redis_config_t *config, size_t index, uint64_t 
     return status;
 }
 
-/* Asks the Sentinels from `*next` on; on success *next is the one that answered. */
+/* Asks the Sentinels from `*next` on; on success *next is the one that answered. Gives up
+ * between two Sentinels once *stopping (when not NULL) is set. */
 static int resolve_from(const sk_redis_config_t *config, size_t *next, uint64_t timeout_ms,
-                        sk_redis_node_addr_t *master, char *err, size_t errlen)
+                        const _Atomic int *stopping, sk_redis_node_addr_t *master, char *err,
+                        size_t errlen)
 {
     char why[512] = "no Sentinel is configured";
     for (size_t tried = 0; tried < config->seed_count; ++tried) {
+        if (stopping != NULL && atomic_load(stopping)) {
+            snprintf(why, sizeof(why), "stopping");
+            break;
+        }
         size_t index = (*next + tried) % config->seed_count;
         if (ask_sentinel(config, index, timeout_ms, master, why, sizeof(why)) == 0) {
             *next = index;
@@ -153,7 +159,7 @@ int sk_redis_sentinel_resolve(const sk_redis_config_t *config, uint64_t timeout_
                               sk_redis_node_addr_t *master, char *err, size_t errlen)
 {
     size_t next = 0;
-    return resolve_from(config, &next, timeout_ms, master, err, errlen);
+    return resolve_from(config, &next, timeout_ms, NULL, master, err, errlen);
 }
 
 /*
@@ -183,8 +189,10 @@ static void check_master(sk_redis_sentinel_t *sentinel)
 {
     sk_redis_node_addr_t master;
     char err[512];
-    if (resolve_from(&sentinel->config, &sentinel->next, ASK_TIMEOUT_MS, &master, err,
-                     sizeof(err)) != 0) {
+    if (resolve_from(&sentinel->config, &sentinel->next, ASK_TIMEOUT_MS, &sentinel->stopping,
+                     &master, err, sizeof(err)) != 0) {
+        if (atomic_load(&sentinel->stopping))
+            return;
         sk_log(SK_LOG_WARN, "sentinel", "no master for \"%s\": %s", sentinel->config.master_name,
                err);
         return;
@@ -206,7 +214,8 @@ static void check_master(sk_redis_sentinel_t *sentinel)
 static redisContext *subscribe(sk_redis_sentinel_t *sentinel)
 {
     const sk_redis_config_t *config = &sentinel->config;
-    for (size_t tried = 0; tried < config->seed_count; ++tried) {
+    for (size_t tried = 0; tried < config->seed_count && !atomic_load(&sentinel->stopping);
+         ++tried) {
         size_t index = (sentinel->next + tried) % config->seed_count;
         redisContext *c = connect_node(&config->seeds[index], ASK_TIMEOUT_MS);
         if (c == NULL)

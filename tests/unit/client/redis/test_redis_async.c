@@ -26,7 +26,9 @@
 #include "fixture.h"
 #include "redis_server.h"
 #include "client/redis/async.h"
+#include "client/redis/sentinel.h"
 #include "client/redis/sync.h"
+#include "util/error.h"
 
 #define TIMEOUT_MS 300
 
@@ -681,6 +683,48 @@ static void test_wait_replicas(void **state)
     sk_test_redis_server_cleanup(&master);
 }
 
+/* Behind Sentinels that do not answer: resolve says so, the watcher knows no master, and a
+ * client's commands fail fast (NULL) instead of waiting; stopping the watcher is quick. */
+static void test_sentinel_unreachable(void **state)
+{
+    test_loop_t *t = *state;
+    sk_test_redis_server_t server = {0};
+    assert_int_equal(sk_test_redis_server_start(&server), 0);
+    char url[128];
+    snprintf(url, sizeof(url), "redis-sentinel://127.0.0.1:%d#nobody", server.port);
+    sk_test_redis_server_cleanup(&server); /* a port where nobody listens */
+    sk_redis_config_t config;
+    char err[256] = "";
+    assert_int_equal(sk_redis_config_parse(url, &config, err, sizeof(err)), 0);
+    sk_redis_node_addr_t master;
+    assert_int_equal(sk_redis_sentinel_resolve(&config, 500, &master, err, sizeof(err)),
+                     SK_EUNAVAILABLE);
+    assert_non_null(strstr(err, "does not answer"));
+
+    sk_redis_sentinel_t *sentinel = sk_redis_sentinel_start(&config);
+    assert_non_null(sentinel);
+    sk_redis_async_options_t options = {
+        .connections_per_node = 1, .timeout_ms = 1000, .sentinel = sentinel};
+    sk_redis_async_t *client = sk_redis_async_create(t->loop, &config, &options);
+    assert_non_null(client);
+    tally_t tally = {0};
+    const char *ping[] = {"PING"};
+    uint64_t issued_at = now_ms();
+    command(client, &tally, 1, ping);
+    assert_int_equal(sk_test_run_until(t->loop, &tally.answered, 1), 1);
+    assert_int_equal(tally.nulls, 1);
+    assert_true(now_ms() - issued_at < 500);
+    assert_int_equal(sk_redis_sentinel_generation(sentinel), 0);
+    sk_redis_async_destroy(client);
+    uint64_t stop_at = now_ms();
+    sk_redis_sentinel_stop(sentinel);
+    assert_true(now_ms() - stop_at < 1500);
+
+    /* A Sentinel URL without a watcher is refused. */
+    options.sentinel = NULL;
+    assert_null(sk_redis_async_create(t->loop, &config, &options));
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -694,6 +738,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_destroy_with_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_replicas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sentinel_unreachable, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
