@@ -19,7 +19,7 @@ JOBS := $(shell nproc)
 # sqlite3 (the command-line shell) is for the reader: README's Storage section runs it.
 BUILD_PACKAGES := cmake make gcc libc6-dev pkg-config libh2o-evloop-dev libh2o-dev-common \
                   libssl-dev libsqlite3-dev libjansson-dev libsodium-dev libhiredis-dev \
-                  libmariadb-dev sqlite3
+                  libmariadb-dev zlib1g-dev sqlite3
 TEST_PACKAGES := libcmocka-dev python3 python3-pytest python3-requests sqlite3 clang \
                  libclang-rt-14-dev redis-server mariadb-server docker-compose debootstrap gdb
 # What bench/run and bench/*.py call besides the build: wrk, nginx, sqlite3, curl,
