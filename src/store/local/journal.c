@@ -33,6 +33,9 @@ enum {
     STMT_INSERT_REVOKED,
     STMT_SET_REMAINING,
     STMT_PRUNE_REVOKED,
+    STMT_APPLY_USER,
+    STMT_APPLY_COUPON,
+    STMT_APPLY_GRANT,
     STMT_COUNT
 };
 
@@ -52,6 +55,16 @@ static const char *const statement_sql[STMT_COUNT] = {
                             "VALUES (?1, ?2)",
     [STMT_SET_REMAINING] = "UPDATE coupons SET remaining = ?2 WHERE id = ?1",
     [STMT_PRUNE_REVOKED] = "DELETE FROM revoked_tokens WHERE expires_at < ?1",
+    /* sk_journal_apply's: a replay finds its rows there and changes nothing, and a coupon
+     * applied after some of its grants (logs of two workers) starts with them taken. */
+    [STMT_APPLY_USER] = "INSERT OR IGNORE INTO users (id, username, kind, password_hash, "
+                        "created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [STMT_APPLY_COUPON] = "INSERT OR IGNORE INTO coupons (id, seller, name, amount, remaining, "
+                          "stock, description, start_at, end_at, created_at) "
+                          "VALUES (?1, ?2, ?3, ?4, ?4 - (SELECT count(*) FROM grants "
+                          "WHERE seller = ?2 AND coupon = ?3), ?5, ?6, ?7, ?8, ?9)",
+    [STMT_APPLY_GRANT] = "INSERT OR IGNORE INTO grants (id, customer, seller, coupon, granted_at) "
+                         "VALUES (?5, ?1, ?2, ?3, ?4)",
 };
 
 static const char schema_sql[] = "CREATE TABLE IF NOT EXISTS users ("
@@ -108,6 +121,7 @@ struct sk_journal {
     void (*after_batch)(void *data);
     void *after_batch_data;
     int stopping; /* guarded by lock */
+    int applying; /* inside sk_journal_apply: the idempotent statements */
 
     /* Grants of one batch, summed per coupon so each coupon's row is updated once. */
     struct coupon_take {
@@ -180,18 +194,21 @@ static int prune_revoked(sk_journal_t *journal, int64_t cutoff)
 static int write_entry(sk_journal_t *journal, sk_journal_entry_t *entry)
 {
     sqlite3_stmt *stmt;
+    int which;
     switch (entry->kind) {
     case SK_JOURNAL_USER:
-        stmt = journal->statements[STMT_INSERT_USER];
+        which = journal->applying ? STMT_APPLY_USER : STMT_INSERT_USER;
+        stmt = journal->statements[which];
         sqlite3_bind_int64(stmt, 1, entry->u.user.id);
         bind_text(stmt, 2, entry->u.user.username);
         sqlite3_bind_text(stmt, 3, entry->u.user.kind == SK_USER_SELLER ? "saler" : "customer", -1,
                           SQLITE_STATIC);
         sqlite3_bind_text(stmt, 4, entry->u.user.password_hash, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 5, entry->u.user.created_at);
-        return step_reset(journal, STMT_INSERT_USER);
+        return step_reset(journal, which);
     case SK_JOURNAL_COUPON:
-        stmt = journal->statements[STMT_INSERT_COUPON];
+        which = journal->applying ? STMT_APPLY_COUPON : STMT_INSERT_COUPON;
+        stmt = journal->statements[which];
         sqlite3_bind_int64(stmt, 1, entry->u.coupon.id);
         bind_text(stmt, 2, entry->u.coupon.seller);
         bind_text(stmt, 3, entry->u.coupon.name);
@@ -201,17 +218,20 @@ static int write_entry(sk_journal_t *journal, sk_journal_entry_t *entry)
         bind_time(stmt, 7, entry->u.coupon.start_at);
         bind_time(stmt, 8, entry->u.coupon.end_at);
         sqlite3_bind_int64(stmt, 9, entry->u.coupon.created_at);
-        return step_reset(journal, STMT_INSERT_COUPON);
+        return step_reset(journal, which);
     case SK_JOURNAL_GRANT:
-        stmt = journal->statements[STMT_INSERT_GRANT];
+        which = journal->applying ? STMT_APPLY_GRANT : STMT_INSERT_GRANT;
+        stmt = journal->statements[which];
         bind_text(stmt, 1, entry->u.grant.customer);
         bind_text(stmt, 2, entry->u.grant.seller);
         bind_text(stmt, 3, entry->u.grant.coupon);
         sqlite3_bind_int64(stmt, 4, entry->u.grant.granted_at);
         sqlite3_bind_int64(stmt, 5, entry->u.grant.id);
-        if (step_reset(journal, STMT_INSERT_GRANT) != 0)
+        if (step_reset(journal, which) != 0)
             return SK_EIO;
-        add_take(journal, entry->u.grant.coupon_id);
+        /* A grant replayed (its row is there) was taken when it was first applied. */
+        if (sqlite3_changes(journal->db) == 1)
+            add_take(journal, entry->u.grant.coupon_id);
         return 0;
     case SK_JOURNAL_REVOKE:
         stmt = journal->statements[STMT_INSERT_REVOKED];
@@ -260,6 +280,33 @@ static void commit_batch(sk_journal_t *journal, sk_journal_entry_t *batch, size_
 
     sk_store_counters_batch(&journal->counters, size,
                             (uint64_t)(sk_store_monotonic_usec() - started));
+}
+
+int sk_journal_apply(sk_journal_t *journal, sk_journal_entry_t *batch, size_t size)
+{
+    int64_t started = sk_store_monotonic_usec();
+    assert(!journal->thread_started && "the journal thread owns the connection");
+    journal->applying = 1;
+    journal->take_count = 0;
+    /* Unlike a batch of the journal's own, one failed statement fails all of it: the caller
+     * keeps its logs until they are applied in full. */
+    int status = step_reset(journal, STMT_BEGIN);
+    for (sk_journal_entry_t *entry = batch; status == 0 && entry != NULL; entry = entry->next)
+        status = write_entry(journal, entry);
+    if (status == 0)
+        status = write_takes(journal);
+    if (status == 0)
+        status = step_reset(journal, STMT_COMMIT);
+    journal->applying = 0;
+    if (status != 0) {
+        if (!sqlite3_get_autocommit(journal->db))
+            step_reset(journal, STMT_ROLLBACK);
+        atomic_fetch_add_explicit(&journal->counters.failures, 1, memory_order_relaxed);
+        return SK_EIO;
+    }
+    sk_store_counters_batch(&journal->counters, size,
+                            (uint64_t)(sk_store_monotonic_usec() - started));
+    return 0;
 }
 
 static void *journal_main(void *arg)
@@ -455,8 +502,9 @@ sk_journal_t *sk_journal_open(const char *path, int sync_commits, int64_t revoca
             goto fail;
         }
     }
-    if (load_deployment_id(journal, path) != 0 || prune_revoked(journal, revocation_cutoff) != 0 ||
-        load_rows(journal, hooks) != 0)
+    if (load_deployment_id(journal, path) != 0 ||
+        (hooks->before_load != NULL && hooks->before_load(hooks->data, journal) != 0) ||
+        prune_revoked(journal, revocation_cutoff) != 0 || load_rows(journal, hooks) != 0)
         goto fail;
     journal->after_batch = hooks->after_batch;
     journal->after_batch_data = hooks->data;

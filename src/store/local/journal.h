@@ -74,6 +74,10 @@ typedef struct sk_journal_hooks {
     /* On the journal thread, after the on_committed calls of a batch: lets the store wake
      * each worker once per batch instead of once per entry. */
     void (*after_batch)(void *data);
+    /* When not NULL: called by sk_journal_open once the schema is there, before the expired
+     * revocations are pruned and the rows loaded, so that what it applies (the store's
+     * logs, through sk_journal_apply) is pruned and loaded too. Nonzero fails the open. */
+    int (*before_load)(void *data, sk_journal_t *journal);
 } sk_journal_hooks_t;
 
 /*
@@ -97,6 +101,18 @@ int sk_journal_fix_remaining(sk_journal_t *journal, int64_t coupon_id, int64_t r
 /* Queues `entry` for the next transaction. Thread-safe; never blocks on the disk. Returns
  * SK_EUNAVAILABLE (and does not queue) once the journal is stopping. */
 int sk_journal_submit(sk_journal_t *journal, sk_journal_entry_t *entry);
+
+/*
+ * Writes `batch` (`size` entries linked by `next`) in one transaction, idempotently: a user,
+ * coupon, grant or revocation whose row is there already is left as it is, a grant takes
+ * one from its coupon's `remaining` only when its row is new, and a coupon row made after
+ * some of its grants starts with those taken. So a batch may be applied twice, and
+ * batches in any order. Entries' status and on_committed are not used. Returns 0, or
+ * SK_EIO (logged) when the transaction was rolled back: nothing of it was written. Only on
+ * the thread that owns the connection (the opener during before_load, then one thread at a
+ * time), and never once sk_journal_submit was called.
+ */
+int sk_journal_apply(sk_journal_t *journal, sk_journal_entry_t *batch, size_t size);
 
 /* Commits everything queued, stops the thread and closes the database. */
 void sk_journal_close(sk_journal_t *journal);

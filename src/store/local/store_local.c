@@ -959,8 +959,8 @@ sk_store_t *sk_store_local_create(const char *db_path, int sync_commits)
     store->prune_interval_ms = sk_revocations_prune_interval_ms();
     atomic_init(&store->prune_due_ms, monotonic_ms() + store->prune_interval_ms / 2);
 
-    sk_journal_hooks_t hooks = {store,      load_user,    load_coupon,
-                                load_grant, load_revoked, ring_doorbells};
+    sk_journal_hooks_t hooks = {store,        load_user,      load_coupon, load_grant,
+                                load_revoked, ring_doorbells, NULL};
     store->journal =
         sk_journal_open(db_path, sync_commits, unix_now() - SK_STORE_REVOCATION_GRACE, &hooks);
     if (store->journal == NULL)

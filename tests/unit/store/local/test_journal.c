@@ -4,7 +4,10 @@
  * kept across opens), entries of every kind committed and handed back by the load hooks
  * in id order, each entry's on_committed and the after_batch hook, a failed statement
  * failing its own entry only, revocations pruned at open, fix_remaining, and a submit
- * after close refused. The file is inspected through a second SQLite connection.
+ * after close refused; sk_journal_apply (the grant log's applier) idempotent (a batch twice
+ * changes nothing), independent of order (a coupon after its grants), all or nothing (one
+ * refused row rolls back the batch), and the before_load hook applying before the prune
+ * and the load. The file is inspected through a second SQLite connection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -116,7 +119,8 @@ static void after_batch(void *data)
 static sk_journal_t *open_journal(fixture_t *f, loaded_t *loaded, int64_t revocation_cutoff)
 {
     memset(loaded, 0, sizeof(*loaded));
-    sk_journal_hooks_t hooks = {loaded, on_user, on_coupon, on_grant, on_revoked, after_batch};
+    sk_journal_hooks_t hooks = {loaded,     on_user,     on_coupon, on_grant,
+                                on_revoked, after_batch, NULL};
     sk_journal_t *journal = sk_journal_open(f->path, 0, revocation_cutoff, &hooks);
     assert_non_null(journal);
     return journal;
@@ -288,6 +292,166 @@ static void test_fix_remaining(void **state)
     assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 7"), 3);
 }
 
+static sk_journal_entry_t coupon_entry(int64_t id, const char *name, int64_t amount)
+{
+    sk_journal_entry_t entry = {.kind = SK_JOURNAL_COUPON};
+    entry.u.coupon.id = id;
+    entry.u.coupon.amount = amount;
+    entry.u.coupon.stock = 1;
+    entry.u.coupon.start_at = entry.u.coupon.end_at = SK_STORE_NO_TIME;
+    entry.u.coupon.created_at = 1700000000;
+    entry.u.coupon.seller = h2o_iovec_init(H2O_STRLIT("shop"));
+    entry.u.coupon.name = h2o_iovec_init(name, strlen(name));
+    entry.u.coupon.description = h2o_iovec_init(H2O_STRLIT("d"));
+    return entry;
+}
+
+static sk_journal_entry_t grant_entry(int64_t id, const char *customer, int64_t coupon_id,
+                                      const char *coupon)
+{
+    sk_journal_entry_t entry = {.kind = SK_JOURNAL_GRANT};
+    entry.u.grant.id = id;
+    entry.u.grant.coupon_id = coupon_id;
+    entry.u.grant.granted_at = 1700000001;
+    entry.u.grant.customer = h2o_iovec_init(customer, strlen(customer));
+    entry.u.grant.seller = h2o_iovec_init(H2O_STRLIT("shop"));
+    entry.u.grant.coupon = h2o_iovec_init(coupon, strlen(coupon));
+    return entry;
+}
+
+/* Links entries[0..count) in order and applies them. */
+static int apply(sk_journal_t *journal, sk_journal_entry_t *entries, size_t count)
+{
+    for (size_t i = 0; i != count; ++i)
+        entries[i].next = i + 1 != count ? &entries[i + 1] : NULL;
+    return sk_journal_apply(journal, entries, count);
+}
+
+static void test_apply_is_idempotent(void **state)
+{
+    fixture_t *f = *state;
+    loaded_t loaded;
+    sk_journal_t *journal = open_journal(f, &loaded, 0);
+    int unused[2] = {0, 0};
+    sk_journal_entry_t batch[5] = {user_entry(1, "shop", SK_USER_SELLER, unused),
+                                   coupon_entry(1, "c1", 5), grant_entry(1, "alice", 1, "c1"),
+                                   grant_entry(2, "bob", 1, "c1"),
+                                   (sk_journal_entry_t){.kind = SK_JOURNAL_REVOKE}};
+    batch[4].u.revoke.jti = "jti";
+    batch[4].u.revoke.expires_at = 2000000000;
+    assert_int_equal(apply(journal, batch, 5), 0);
+    assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 1"), 3);
+    /* A replay, as after a crash between the commit and the deletion of the logs. */
+    assert_int_equal(apply(journal, batch, 5), 0);
+    assert_int_equal(apply(journal, batch + 2, 1), 0);
+    assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 1"), 3);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM grants"), 2);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM users"), 1);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM coupons"), 1);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM revoked_tokens"), 1);
+    /* A new grant next to replayed ones is still taken once. */
+    sk_journal_entry_t more[2] = {grant_entry(2, "bob", 1, "c1"), grant_entry(3, "carol", 1, "c1")};
+    assert_int_equal(apply(journal, more, 2), 0);
+    assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 1"), 2);
+    sk_store_stats_t stats;
+    sk_journal_stats(journal, &stats);
+    assert_int_equal(stats.journal_batches, 4);
+    assert_int_equal(stats.journal_ops, 13);
+    assert_int_equal(stats.journal_failures, 0);
+    sk_journal_close(journal);
+}
+
+static void test_apply_coupon_after_its_grants(void **state)
+{
+    fixture_t *f = *state;
+    loaded_t loaded;
+    sk_journal_t *journal = open_journal(f, &loaded, 0);
+    /* Two workers' logs: one grant applied before the coupon's row exists... */
+    sk_journal_entry_t early[1] = {grant_entry(1, "alice", 4, "late")};
+    assert_int_equal(apply(journal, early, 1), 0);
+    /* ...then the coupon, and a grant after it in the same batch. */
+    sk_journal_entry_t rest[2] = {coupon_entry(4, "late", 10), grant_entry(2, "bob", 4, "late")};
+    assert_int_equal(apply(journal, rest, 2), 0);
+    assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 4"), 8);
+    /* And replaying both changes nothing. */
+    assert_int_equal(apply(journal, rest, 2), 0);
+    assert_int_equal(apply(journal, early, 1), 0);
+    assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 4"), 8);
+    sk_journal_close(journal);
+}
+
+static void test_apply_fails_as_a_whole(void **state)
+{
+    fixture_t *f = *state;
+    loaded_t loaded;
+    sk_journal_t *journal = open_journal(f, &loaded, 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER refuse BEFORE INSERT ON grants "
+                                  "WHEN NEW.customer = 'bad' BEGIN SELECT RAISE(ABORT, 'no'); END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    int unused[2] = {0, 0};
+    sk_journal_entry_t batch[3] = {user_entry(1, "shop", SK_USER_SELLER, unused),
+                                   coupon_entry(1, "c1", 5), grant_entry(1, "bad", 1, "c1")};
+    assert_int_equal(apply(journal, batch, 3), SK_EIO);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM users"), 0);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM coupons"), 0);
+    sk_store_stats_t stats;
+    sk_journal_stats(journal, &stats);
+    assert_int_equal(stats.journal_failures, 1);
+    /* The connection is usable again: the same rows without the refused one commit. */
+    assert_int_equal(apply(journal, batch, 2), 0);
+    assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 1"), 5);
+    sk_journal_close(journal);
+}
+
+typedef struct before_load_state {
+    loaded_t loaded;
+    int calls;
+} before_load_state_t;
+
+static int apply_before_load(void *data, sk_journal_t *journal)
+{
+    before_load_state_t *state = data;
+    ++state->calls;
+    /* Nothing is loaded yet. */
+    assert_int_equal(state->loaded.count, 0);
+    int unused[2] = {0, 0};
+    sk_journal_entry_t batch[3] = {user_entry(5, "late", SK_USER_CUSTOMER, unused),
+                                   {.kind = SK_JOURNAL_REVOKE},
+                                   {.kind = SK_JOURNAL_REVOKE}};
+    batch[1].u.revoke.jti = "expired";
+    batch[1].u.revoke.expires_at = 1000;
+    batch[2].u.revoke.jti = "live";
+    batch[2].u.revoke.expires_at = 9000;
+    return apply(journal, batch, 3);
+}
+
+static void test_before_load_applies_first(void **state)
+{
+    fixture_t *f = *state;
+    before_load_state_t data;
+    memset(&data, 0, sizeof(data));
+    sk_journal_hooks_t hooks = {&data.loaded, on_user,     on_coupon, on_grant,
+                                on_revoked,   after_batch, NULL};
+    /* The hook gets the loaded rows' data pointer: give it one that holds both. */
+    hooks.data = &data;
+    _Static_assert(offsetof(before_load_state_t, loaded) == 0, "loaded first");
+    hooks.before_load = apply_before_load;
+    sk_journal_t *journal = sk_journal_open(f->path, 0, 5000, &hooks);
+    assert_non_null(journal);
+    assert_int_equal(data.calls, 1);
+    /* What it applied was loaded, and the expired revocation pruned like any other. */
+    assert_int_equal(data.loaded.count, 2);
+    assert_string_equal(data.loaded.rows[0], "u 5 late customer hash");
+    assert_string_equal(data.loaded.rows[1], "r live 9000");
+    sk_journal_close(journal);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM revoked_tokens"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +460,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_statement_fails_its_entry_only, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fix_remaining, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_coupon_after_its_grants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_fails_as_a_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_before_load_applies_first, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
