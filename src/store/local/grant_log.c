@@ -569,10 +569,12 @@ int sk_grant_log_writer_flush(sk_grant_log_writer_t *writer, int64_t now_ms)
         status = write_turn(writer, now_ms);
     if (status == 0) {
         writer->segment_bytes += writer->used;
-        atomic_store_explicit(&writer->current->end, writer->segment_bytes, memory_order_release);
+        /* Counted before the reader can see them, so that it never applies more than were
+         * counted as written. */
         if (writer->options.written != NULL)
             atomic_fetch_add_explicit(writer->options.written, writer->pending,
                                       memory_order_relaxed);
+        atomic_store_explicit(&writer->current->end, writer->segment_bytes, memory_order_release);
         writer->turn_sequence = writer->next_sequence;
     } else {
         writer->next_sequence = writer->turn_sequence;
