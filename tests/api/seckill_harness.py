@@ -7,7 +7,7 @@ temporary data directory, waits for GET /healthz, and stops it with SIGTERM.
 
 Helpers:
 - Server: one service process (start, stop, kill -9, restart on the same data dir, read
-  its SQLite database read-only, read its logs).
+  its SQLite database read-only once the copy caught up with the grant logs, read its logs).
 - Client: register / login / create coupon / grab / list, one requests.Session.
 - expect_json / expect_204: assert status, exact errMsg and the response conventions of
   API.md (Content-Type, Content-Length, errMsg key, empty 204).
@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import socket
 import sqlite3
@@ -359,9 +360,28 @@ class Server:
 
     # -- database -----------------------------------------------------------------------
 
+    def settle(self, timeout=10.0):
+        """Embedded: waits until the SQLite copy holds every change the grant logs hold
+        (the applier runs behind the workers; /metrics' seckill_journal_backlog counts what
+        it has still to apply, and counts a change before the change is answered). Returns
+        the backlog left: 0, or what remained after `timeout`. A stopped server has none."""
+        deadline = time.monotonic() + timeout
+        while self.alive():
+            try:
+                text = requests.get(self.url + "/metrics", timeout=TIMEOUT).text
+            except requests.RequestException:
+                return None
+            match = re.search(r"^seckill_journal_backlog (\d+)$", text, re.M)
+            backlog = int(match.group(1)) if match else 0
+            if backlog == 0 or time.monotonic() > deadline:
+                return backlog
+            time.sleep(0.02)
+        return 0
+
     def query(self, sql, args=()):
         if self.deployment is not None:
             return self.deployment.query(sql, args)
+        self.settle()
         conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
         try:
             conn.row_factory = sqlite3.Row

@@ -180,12 +180,16 @@ def test_generated_secret_and_private_data_dir(start_server, tmp_path):
         mode = stat.S_IMODE(os.stat(path).st_mode)
         assert mode == 0o600, f"{path.name} mode {oct(mode)}"
     assert SECRET not in "".join(p.read_text(errors="replace") for p in others)
-    # the database holds password hashes: its files are private too
+    # the database holds password hashes: its files are private too, and so are the grant
+    # logs (seckill.db-log/, whose records hold them as well)
     databases = [p for p in data_dir.iterdir() if p.name.startswith("seckill.db")]
     assert databases
     for path in databases:
         mode = stat.S_IMODE(os.stat(path).st_mode)
-        assert mode == 0o600, f"{path.name} mode {oct(mode)}"
+        assert mode == (0o700 if path.is_dir() else 0o600), f"{path.name} mode {oct(mode)}"
+        for inner in path.iterdir() if path.is_dir() else ():
+            mode = stat.S_IMODE(os.stat(inner).st_mode)
+            assert mode == 0o600, f"{path.name}/{inner.name} mode {oct(mode)}"
     # the generated secret is kept: a token of the first run is valid after a restart
     srv.start()
     assert [c["name"] for c in client.list_all(token, name)] == [coupon]

@@ -3,22 +3,29 @@
  *
  * Users and coupons live in lock-free-read indexes and are never freed while the store
  * lives: results can point at them, and a reader never meets freed memory. A change is
- * made in memory first, under the lock of the one user or coupon it touches, then handed
- * to the journal; the operation completes when the journal has committed it, and is undone
- * in memory if the commit failed. So the hot path, a grab, holds one coupon lock for a
- * few dozen instructions and never waits for the disk.
+ * made in memory first, under the lock of the one user or coupon it touches, then appended
+ * to the worker thread's own grant log (grant_log.h); at the end of the loop turn the
+ * turn's records are written with one write(2), and only then do their operations complete
+ * (or are undone in memory, if the write failed). So the hot path, a grab, holds one
+ * coupon lock for a few dozen instructions and hands nothing to another thread; SQLite is
+ * a copy the applier (log_applier.h) keeps behind the logs.
  */
 #include "store/local/store_local.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "util/index.h"
+#include "store/local/grant_log.h"
 #include "store/local/journal.h"
+#include "store/local/log_applier.h"
 #include "store/revocations.h"
 #include "store/store_internal.h"
 #include "util/error.h"
@@ -66,6 +73,9 @@ typedef struct local_store {
     sk_index_t *users, *coupons;
     sk_revocations_t *revoked;
     sk_journal_t *journal;
+    sk_log_applier_t *applier; /* owns the journal's connection once started */
+    _Atomic int drained;       /* sk_store_drain ran: every change is refused */
+    char log_dir[PATH_MAX];
     _Atomic int64_t next_user_id, next_coupon_id, next_grant_id;
     char deployment_id[SK_STORE_DEPLOYMENT_ID_LEN + 1];
     /* The periodic prune of revocations: every worker's timer fires, the one that moves
@@ -89,20 +99,20 @@ static int load_interrupted(local_store_t *store)
 }
 
 /*
- * A worker thread's side of the store. Completions from the journal thread queue on
- * `completed`; the journal rings the doorbell (one h2o message, which wakes the worker's
- * loop) once per batch, not once per operation: a wake-up is a write(2) and an epoll
- * round, more than the rest of a grant costs.
+ * A worker thread's side of the store: its grant log, and the changes of the current loop
+ * turn, whose records wait in the log's buffer. A zero-length h2o timeout ends the turn:
+ * h2o runs timeouts after the turn's I/O callbacks (and runs a zero timeout linked during
+ * the turn in that same turn), so the records of every request read in one epoll round go
+ * out in one write.
  */
 struct sk_store_thread {
     local_store_t *store;
-    h2o_multithread_receiver_t receiver;
-    h2o_multithread_message_t doorbell;
-    pthread_mutex_t completed_lock;
-    h2o_linklist_t completed; /* guarded by completed_lock, of sk_store_op_t._message.link */
-    int doorbell_rung;        /* guarded by completed_lock */
-    sk_store_thread_t *next;  /* in local_store_t.threads */
+    sk_grant_log_writer_t *log;
+    sk_journal_entry_t *turn, **turn_tail; /* this turn's changes, in order */
+    sk_store_thread_t *next;               /* in local_store_t.threads */
     h2o_loop_t *loop;
+    h2o_timeout_t turn_timeout;
+    h2o_timeout_entry_t turn_timer;
     h2o_timeout_t prune_timeout;
     h2o_timeout_entry_t prune_timer;
 };
@@ -247,49 +257,31 @@ static void holders_remove(local_coupon_t *coupon, local_user_t *user)
     --coupon->holder_count;
 }
 
-/* ---- completion: from the journal thread back to the worker that started the op ---- */
+/* ---- completion: at the end of the worker's loop turn ---- */
 
-/* On the journal thread: queue `op` for its worker; ring_doorbells() wakes it. */
+/* On the worker, once the turn's log write returned (or failed): the answer may go out. */
 static void post_completion(sk_store_op_t *op)
 {
-    sk_store_thread_t *thread = op->_thread;
-    pthread_mutex_lock(&thread->completed_lock);
-    h2o_linklist_insert(&thread->completed, &op->_message.link);
-    pthread_mutex_unlock(&thread->completed_lock);
+    op->on_done(op);
 }
 
-static void ring_doorbells(void *data)
+/* Writes the turn's records with one write(2) and completes their operations, in order. */
+static void end_turn(sk_store_thread_t *thread)
 {
-    local_store_t *store = data;
-    pthread_mutex_lock(&store->all_lock);
-    for (sk_store_thread_t *thread = store->threads; thread != NULL; thread = thread->next) {
-        pthread_mutex_lock(&thread->completed_lock);
-        int ring = !thread->doorbell_rung && !h2o_linklist_is_empty(&thread->completed);
-        thread->doorbell_rung |= ring;
-        pthread_mutex_unlock(&thread->completed_lock);
-        if (ring)
-            h2o_multithread_send_message(&thread->receiver, &thread->doorbell);
+    sk_journal_entry_t *entry = thread->turn;
+    thread->turn = NULL;
+    thread->turn_tail = &thread->turn;
+    int status = sk_grant_log_writer_flush(thread->log, (int64_t)h2o_now(thread->loop));
+    for (sk_journal_entry_t *next; entry != NULL; entry = next) {
+        next = entry->next; /* on_committed may free or reuse the entry */
+        entry->status = status == 0 ? 0 : SK_EIO;
+        entry->on_committed(entry);
     }
-    pthread_mutex_unlock(&store->all_lock);
 }
 
-/* On the worker: the doorbell rang, run every queued completion. */
-static void on_doorbell(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+static void on_turn_end(h2o_timeout_entry_t *timer)
 {
-    sk_store_thread_t *thread = H2O_STRUCT_FROM_MEMBER(sk_store_thread_t, receiver, receiver);
-    h2o_linklist_t completed;
-    h2o_linklist_init_anchor(&completed);
-    while (!h2o_linklist_is_empty(messages))
-        h2o_linklist_unlink(messages->next);
-    pthread_mutex_lock(&thread->completed_lock);
-    h2o_linklist_insert_list(&completed, &thread->completed);
-    thread->doorbell_rung = 0;
-    pthread_mutex_unlock(&thread->completed_lock);
-    while (!h2o_linklist_is_empty(&completed)) {
-        sk_store_op_t *op = H2O_STRUCT_FROM_MEMBER(sk_store_op_t, _message.link, completed.next);
-        h2o_linklist_unlink(&op->_message.link);
-        op->on_done(op);
-    }
+    end_turn(H2O_STRUCT_FROM_MEMBER(sk_store_thread_t, turn_timer, timer));
 }
 
 static void complete_now(sk_store_op_t *op, sk_store_result_t result)
@@ -339,13 +331,24 @@ static void remember_user(local_store_t *store, local_user_t *user)
     pthread_mutex_unlock(&store->all_lock);
 }
 
-/* Hands `entry` to the journal; SK_EUNAVAILABLE once the store was drained. */
-static int submit(local_store_t *store, sk_journal_entry_t *entry)
+/* Appends `entry` to the thread's log for the end of this turn, when its on_committed runs;
+ * SK_EUNAVAILABLE once the store was drained. Its strings are copied now. */
+static int submit(sk_store_thread_t *thread, sk_journal_entry_t *entry)
 {
-    return store->journal != NULL ? sk_journal_submit(store->journal, entry) : SK_EUNAVAILABLE;
+    if (atomic_load_explicit(&thread->store->drained, memory_order_relaxed))
+        return SK_EUNAVAILABLE;
+    int status = sk_grant_log_writer_append(thread->log, entry);
+    if (status != 0)
+        return status;
+    entry->next = NULL;
+    *thread->turn_tail = entry;
+    thread->turn_tail = &entry->next;
+    if (!h2o_timeout_is_linked(&thread->turn_timer))
+        h2o_timeout_link(thread->loop, &thread->turn_timeout, &thread->turn_timer);
+    return 0;
 }
 
-/* A user or coupon goes live once its row is committed, and dies when it could not be. */
+/* A user or coupon goes live once its record is written, and dies when it could not be. */
 static void on_creation_committed(sk_journal_entry_t *entry)
 {
     sk_store_op_t *op = entry->data;
@@ -385,7 +388,7 @@ static void local_user_register(sk_store_thread_t *thread, sk_store_user_registe
     entry->u.user.username = user->name;
     entry->u.user.kind = op->kind;
     entry->u.user.password_hash = user->password_hash;
-    if (submit(store, entry) != 0) {
+    if (submit(thread, entry) != 0) {
         atomic_store(&user->state, ENTRY_DEAD);
         complete_now(&op->op, SK_STORE_UNAVAILABLE);
     }
@@ -482,7 +485,7 @@ static void local_coupon_create(sk_store_thread_t *thread, sk_store_coupon_creat
     entry->u.coupon.seller = seller->name;
     entry->u.coupon.name = coupon->name;
     entry->u.coupon.description = coupon->description;
-    if (pushed != 0 || submit(store, entry) != 0) {
+    if (pushed != 0 || submit(thread, entry) != 0) {
         atomic_store(&coupon->state, ENTRY_DEAD);
         complete_now(&op->op, SK_STORE_UNAVAILABLE);
     }
@@ -542,7 +545,7 @@ typedef struct grab_state {
     local_user_t *customer;
 } grab_state_t;
 
-/* Gives back what a grab took, when its journal entry could not be written. */
+/* Gives back what a grab took, when its record could not be written. */
 static void undo_grab(local_coupon_t *coupon, local_user_t *customer)
 {
     pthread_mutex_lock(&coupon->lock);
@@ -639,7 +642,7 @@ static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
     entry->u.grant.customer = customer->name;
     entry->u.grant.seller = coupon->seller->name;
     entry->u.grant.coupon = coupon->name;
-    if (submit(store, entry) != 0) {
+    if (submit(thread, entry) != 0) {
         undo_grab(coupon, customer);
         complete_now(&op->op, SK_STORE_UNAVAILABLE);
     }
@@ -667,7 +670,7 @@ static void local_revoke(sk_store_thread_t *thread, sk_store_revoke_t *op)
     sk_journal_entry_t *entry = new_entry(&op->op, SK_JOURNAL_REVOKE, on_revoke_committed);
     entry->u.revoke.jti = op->jti;
     entry->u.revoke.expires_at = op->expires_at;
-    if (submit(store, entry) != 0)
+    if (submit(thread, entry) != 0)
         complete_now(&op->op, SK_STORE_UNAVAILABLE);
 }
 
@@ -704,7 +707,7 @@ static void on_prune_committed(sk_journal_entry_t *entry)
 }
 
 /* On a worker, when its prune timer fires: the first worker past the due time prunes the
- * memory set and hands the SQL delete to the journal. */
+ * memory set and hands the SQL delete to the applier. */
 static void prune_revocations(local_store_t *store)
 {
     /* Due again after half an interval: whichever worker's timer (one interval long) fires
@@ -727,7 +730,7 @@ static void prune_revocations(local_store_t *store)
     entry->on_committed = on_prune_committed;
     entry->data = store;
     entry->u.prune.cutoff = cutoff;
-    if (submit(store, entry) != 0)
+    if (atomic_load(&store->drained) || sk_log_applier_submit(store->applier, entry) != 0)
         atomic_store(&store->prune_in_flight, 0);
 }
 
@@ -747,15 +750,20 @@ static sk_store_thread_t *local_thread_create(sk_store_t *super, h2o_loop_t *loo
     if (thread == NULL)
         return NULL;
     local_store_t *store = (local_store_t *)super;
+    (void)queue; /* every completion is the thread's own, at the end of its turn */
     thread->store = store;
-    /* The journal completes through the queue; the loop only runs the prune timer. */
+    thread->log = sk_log_applier_writer_create(store->applier);
+    if (thread->log == NULL) {
+        free(thread);
+        return NULL;
+    }
+    thread->turn_tail = &thread->turn;
     thread->loop = loop;
+    h2o_timeout_init(loop, &thread->turn_timeout, 0);
+    thread->turn_timer.cb = on_turn_end;
     h2o_timeout_init(loop, &thread->prune_timeout, store->prune_interval_ms);
     thread->prune_timer.cb = on_prune_timer;
     h2o_timeout_link(loop, &thread->prune_timeout, &thread->prune_timer);
-    pthread_mutex_init(&thread->completed_lock, NULL);
-    h2o_linklist_init_anchor(&thread->completed);
-    h2o_multithread_register_receiver(queue, &thread->receiver, on_doorbell);
     pthread_mutex_lock(&store->all_lock);
     thread->next = store->threads;
     store->threads = thread;
@@ -774,11 +782,15 @@ static void local_thread_destroy(sk_store_thread_t *thread)
         }
     }
     pthread_mutex_unlock(&store->all_lock);
+    if (thread->turn != NULL)
+        end_turn(thread);
+    if (h2o_timeout_is_linked(&thread->turn_timer))
+        h2o_timeout_unlink(&thread->turn_timer);
+    h2o_timeout_dispose(thread->loop, &thread->turn_timeout);
     if (h2o_timeout_is_linked(&thread->prune_timer))
         h2o_timeout_unlink(&thread->prune_timer);
     h2o_timeout_dispose(thread->loop, &thread->prune_timeout);
-    h2o_multithread_unregister_receiver(thread->receiver.queue, &thread->receiver);
-    pthread_mutex_destroy(&thread->completed_lock);
+    sk_log_applier_writer_release(store->applier, thread->log);
     free(thread);
 }
 
@@ -792,16 +804,16 @@ static void local_stats(sk_store_t *super, sk_store_stats_t *out)
 {
     local_store_t *store = (local_store_t *)super;
     memset(out, 0, sizeof(*out));
-    if (store->journal != NULL)
-        sk_journal_stats(store->journal, out);
+    sk_log_applier_stats(store->applier, out);
 }
 
+/* Refuses new changes and applies every written one to SQLite. The logs already hold every
+ * acknowledged change; what SQLite refuses stays in them for the next start. */
 static int local_drain(sk_store_t *super)
 {
     local_store_t *store = (local_store_t *)super;
-    sk_journal_close(store->journal);
-    store->journal = NULL;
-    return 0;
+    atomic_store(&store->drained, 1);
+    return sk_log_applier_stop(store->applier) == 0 ? 0 : SK_EIO;
 }
 
 static void free_user(local_user_t *user)
@@ -815,6 +827,7 @@ static void free_user(local_user_t *user)
 static void local_destroy(sk_store_t *super)
 {
     local_store_t *store = (local_store_t *)super;
+    sk_log_applier_destroy(store->applier);
     if (store->journal != NULL)
         sk_journal_close(store->journal);
     /* Every coupon and user is reachable from the all-coupons list and the user index. */
@@ -836,6 +849,13 @@ static void local_destroy(sk_store_t *super)
 }
 
 /* ---- the load at start ---- */
+
+/* Before the load: what the logs hold beyond SQLite goes into it first. */
+static int recover_logs(void *data, sk_journal_t *journal)
+{
+    local_store_t *store = data;
+    return sk_log_applier_recover(journal, store->log_dir);
+}
 
 static int load_user(void *data, int64_t id, const char *username, sk_user_kind_t kind,
                      const char *password_hash)
@@ -959,8 +979,13 @@ sk_store_t *sk_store_local_create(const char *db_path, int sync_commits)
     store->prune_interval_ms = sk_revocations_prune_interval_ms();
     atomic_init(&store->prune_due_ms, monotonic_ms() + store->prune_interval_ms / 2);
 
-    sk_journal_hooks_t hooks = {store,        load_user,      load_coupon, load_grant,
-                                load_revoked, ring_doorbells, NULL};
+    snprintf(store->log_dir, sizeof(store->log_dir), "%s-log", db_path);
+    if (mkdir(store->log_dir, 0700) != 0 && errno != EEXIST) {
+        sk_log(SK_LOG_ERROR, "store", "mkdir(%s) failed: %s", store->log_dir, strerror(errno));
+        goto fail;
+    }
+    sk_journal_hooks_t hooks = {store,        load_user, load_coupon, load_grant,
+                                load_revoked, NULL,      recover_logs};
     store->journal =
         sk_journal_open(db_path, sync_commits, unix_now() - SK_STORE_REVOCATION_GRACE, &hooks);
     if (store->journal == NULL)
@@ -986,6 +1011,10 @@ sk_store_t *sk_store_local_create(const char *db_path, int sync_commits)
                 goto fail;
         }
     }
+    sk_log_applier_options_t applier_options = {.sync_commits = sync_commits};
+    store->applier = sk_log_applier_start(store->journal, store->log_dir, &applier_options);
+    if (store->applier == NULL)
+        goto fail;
     sk_log(SK_LOG_INFO, "store", "loaded %zu users, %zu coupons from %s",
            sk_index_count(store->users), sk_index_count(store->coupons), db_path);
     return &store->super;

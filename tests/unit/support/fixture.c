@@ -1,6 +1,7 @@
 /* Shared unit-test fixtures (see fixture.h). */
 #include "fixture.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,10 +59,25 @@ void sk_test_store_close(sk_test_store_t *t)
     sk_test_loop_destroy(t->loop, t->queue);
     static const char *const names[] = {"seckill.db", "seckill.db-wal", "seckill.db-shm",
                                         "seckill.db-journal"};
-    char path[160];
+    char path[512];
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", t->dir, names[i]);
         unlink(path);
     }
+    /* The grant log's segments: none after a clean close, some after a test's crash. */
+    char log_dir[192];
+    snprintf(log_dir, sizeof(log_dir), "%s/seckill.db-log", t->dir);
+    DIR *listing = opendir(log_dir);
+    if (listing != NULL) {
+        struct dirent *item;
+        while ((item = readdir(listing)) != NULL) {
+            if (item->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", log_dir, item->d_name);
+            unlink(path);
+        }
+        closedir(listing);
+    }
+    rmdir(log_dir);
     rmdir(t->dir);
 }
