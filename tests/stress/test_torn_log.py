@@ -26,9 +26,9 @@ import zlib
 import pytest
 
 import test_crash as crash
-from seckill_harness import DISTRIBUTED, Client, describe, make_users
+from seckill_harness import Client, describe, make_users
 
-pytestmark = pytest.mark.skipif(DISTRIBUTED, reason="the grant logs are the embedded store's")
+pytestmark = pytest.mark.embedded_only  # the grant logs are the embedded store's
 
 KIND_GRANT = 3
 HEADER = 16  # u32 checksum, u32 payload length, u64 sequence
