@@ -79,7 +79,7 @@ typedef struct local_store {
     _Atomic int64_t next_user_id, next_coupon_id, next_grant_id;
     char deployment_id[SK_STORE_DEPLOYMENT_ID_LEN + 1];
     /* The periodic prune of revocations: every worker's timer fires, the one that moves
-     * prune_due_ms runs it; one SQL delete at a time goes through the journal. */
+     * prune_due_ms runs it; one SQL delete at a time goes through the applier. */
     unsigned prune_interval_ms;
     _Atomic int64_t prune_due_ms;
     _Atomic int prune_in_flight;
@@ -87,7 +87,6 @@ typedef struct local_store {
     pthread_mutex_t all_lock;
     local_coupon_t *all_coupons; /* guarded by all_lock */
     local_user_t *all_users;     /* guarded by all_lock */
-    sk_store_thread_t *threads;  /* guarded by all_lock */
     size_t loaded_rows;          /* the load at start, on the opening thread only */
 } local_store_t;
 
@@ -109,7 +108,6 @@ struct sk_store_thread {
     local_store_t *store;
     sk_grant_log_writer_t *log;
     sk_journal_entry_t *turn, **turn_tail; /* this turn's changes, in order */
-    sk_store_thread_t *next;               /* in local_store_t.threads */
     h2o_loop_t *loop;
     h2o_timeout_t turn_timeout;
     h2o_timeout_entry_t turn_timer;
@@ -764,24 +762,12 @@ static sk_store_thread_t *local_thread_create(sk_store_t *super, h2o_loop_t *loo
     h2o_timeout_init(loop, &thread->prune_timeout, store->prune_interval_ms);
     thread->prune_timer.cb = on_prune_timer;
     h2o_timeout_link(loop, &thread->prune_timeout, &thread->prune_timer);
-    pthread_mutex_lock(&store->all_lock);
-    thread->next = store->threads;
-    store->threads = thread;
-    pthread_mutex_unlock(&store->all_lock);
     return thread;
 }
 
 static void local_thread_destroy(sk_store_thread_t *thread)
 {
     local_store_t *store = thread->store;
-    pthread_mutex_lock(&store->all_lock);
-    for (sk_store_thread_t **link = &store->threads; *link != NULL; link = &(*link)->next) {
-        if (*link == thread) {
-            *link = thread->next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&store->all_lock);
     if (thread->turn != NULL)
         end_turn(thread);
     if (h2o_timeout_is_linked(&thread->turn_timer))
