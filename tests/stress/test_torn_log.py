@@ -17,6 +17,8 @@ of the last segment of one worker's log, in the format of src/store/local/grant_
 The segment's own records before them are left as they are; a partial record the kill
 itself left at the end (the kill fell inside a write) is cut off first, which is what
 recovery does to it anyway. After the restart no segment of the old logs is left.
+
+Also: test_crash's kill -9 check with --sync-commits 1 (fdatasync per worker turn).
 """
 
 import random
@@ -121,4 +123,23 @@ def test_torn_log_tail(start_server, tmp_path, cut):
     holders = crash.check_after_restart(srv, sellers, everyone, amounts, outcomes, before)
     assert holders[target] == {"torn_kept"}, holders[target]
     crash.finish_sale(srv, everyone, amounts, holders)
+    assert srv.stop() == 0, srv.logs()[-3000:]
+
+
+def test_kill9_with_sync_commits(start_server, tmp_path):
+    """test_crash's kill -9 check with --sync-commits 1, where each worker turn's write is
+    followed by fdatasync before its answers and each new segment's name is synced into
+    the directory: a kill -9 cannot tell it from 0, but every answer still waits for a
+    write that recovery then finds."""
+    seed = random.randrange(1 << 30)
+    print(f"\nseed {seed}")
+    rng = random.Random(seed)
+    srv = start_server(data_dir=tmp_path / "data", options={"--sync-commits": "1"})
+    sellers, customers, amounts = crash.populate(srv, rng, "sync")
+    before = crash.snapshot(srv)
+    outcomes = crash.run_load(srv, customers, amounts, rng, rng.uniform(0.3, 1.0), srv.kill)
+    assert srv.proc.returncode == -9
+    srv.start()
+    holders = crash.check_after_restart(srv, sellers, customers, amounts, outcomes, before)
+    crash.finish_sale(srv, customers, amounts, holders)
     assert srv.stop() == 0, srv.logs()[-3000:]
