@@ -6,7 +6,8 @@
  * restart, the SQL tables themselves (rows and remaining = amount - grants), the repair of a
  * `remaining` edited by hand, the undo of a grant, coupon or registration whose grant-log
  * write failed (a full disk, injected), a kill -9 of the store (its logs left unapplied,
- * recovered at the next open), and flash sales on
+ * recovered at the next open), a grab answered only once its record is in the log file
+ * (never inside the start call), and flash sales on
  * four threads (each with its own h2o loop and store thread) that must grant exactly each
  * coupon's amount. Completions arrive either before the start call returns or through the
  * thread's h2o queue; every wait is bounded. Also: user ids (in lookups, lists, and the
@@ -30,6 +31,8 @@
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/local/grant_log.h"
@@ -926,6 +929,73 @@ static void test_ready_and_stats(void **state)
     assert_int_equal(stats.journal_ops, 7);
 }
 
+/* ---- the answer waits for the log ---- */
+
+/* Bytes in the store's grant log directory, all segments together. */
+static long long log_bytes(harness_t *h)
+{
+    char dir[192], path[512];
+    snprintf(dir, sizeof(dir), "%s/seckill.db-log", h->dir);
+    DIR *listing = opendir(dir);
+    assert_non_null(listing);
+    long long total = 0;
+    struct dirent *item;
+    while ((item = readdir(listing)) != NULL) {
+        struct stat info;
+        snprintf(path, sizeof(path), "%s/%s", dir, item->d_name);
+        if (item->d_name[0] != '.' && stat(path, &info) == 0)
+            total += info.st_size;
+    }
+    closedir(listing);
+    return total;
+}
+
+typedef struct logged_completion {
+    completion_t completion;
+    harness_t *h;
+    long long bytes_at_answer;
+} logged_completion_t;
+
+static void note_log_at_answer(sk_store_op_t *op)
+{
+    logged_completion_t *logged = op->data;
+    logged->bytes_at_answer = log_bytes(logged->h);
+    count_done(op);
+}
+
+static void test_answer_comes_after_the_write(void **state)
+{
+    harness_t *h = *state;
+    assert_int_equal(do_register(h, "s", SK_USER_SELLER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "c", SK_USER_CUSTOMER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_create(h, "s", "x", 3), SK_STORE_OK);
+    long long before = log_bytes(h);
+
+    sk_store_grab_t op;
+    logged_completion_t logged;
+    memset(&op, 0, sizeof(op));
+    memset(&logged, 0, sizeof(logged));
+    prepare_op(h, &op.op, &logged.completion);
+    op.op.on_done = note_log_at_answer;
+    op.op.data = &logged;
+    logged.h = h;
+    op.customer = h2o_iovec_init(H2O_STRLIT("c"));
+    op.seller = h2o_iovec_init(H2O_STRLIT("s"));
+    op.name = h2o_iovec_init(H2O_STRLIT("x"));
+    op.now = (int64_t)time(NULL);
+    op.customer_id = user_id(h, "c");
+    sk_store_grab(h->store, h->thread, &op);
+    /* Taken in memory, but not answered before the turn's write. */
+    assert_int_equal(logged.completion.calls, 0);
+    assert_int_equal(log_bytes(h), before);
+    wait_done(h, &logged.completion);
+    assert_int_equal(op.op.result, SK_STORE_OK);
+    assert_int_equal(logged.completion.before_return, 0);
+    /* When the answer was given, the grant's record was in the file already. */
+    assert_true(logged.bytes_at_answer > before);
+    assert_int_equal(logged.bytes_at_answer, log_bytes(h));
+}
+
 /* ---- restart ---- */
 
 static void build_sale(harness_t *h, int64_t now)
@@ -1451,6 +1521,7 @@ int main(void)
         STORE_TEST(test_expired_revocations_pruned_at_start),
         STORE_TEST(test_expired_revocations_pruned_periodically),
         STORE_TEST(test_ready_and_stats),
+        STORE_TEST(test_answer_comes_after_the_write),
         STORE_TEST(test_reload_after_restart),
         STORE_TEST(test_tampered_remaining_is_fixed),
         STORE_TEST(test_failed_grant_is_undone),
