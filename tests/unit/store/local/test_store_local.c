@@ -32,7 +32,9 @@
 #include <stdatomic.h>
 #include <time.h>
 #include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/local/grant_log.h"
@@ -1162,6 +1164,56 @@ static void test_tampered_remaining_is_fixed(void **state)
                     "five,2|two,0|same,3");
 }
 
+/* ---- kill -9 ---- */
+
+static void test_kill_9_loses_nothing_answered(void **state)
+{
+    harness_t *h = *state;
+    harness_close_store(h);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        /* A store of its own in the same directory; every op below was answered when the
+         * process dies, most of them before the applier's next round. */
+        harness_open_store(h);
+        do_register(h, "s", SK_USER_SELLER, HASH_A);
+        do_create(h, "s", "x", 50);
+        char name[16];
+        for (int i = 0; i != 40; ++i) {
+            snprintf(name, sizeof(name), "c%d", i);
+            if (do_register(h, name, SK_USER_CUSTOMER, HASH_B) != SK_STORE_OK ||
+                do_grab(h, name, "s", "x") != SK_STORE_OK)
+                _exit(1);
+        }
+        do_revoke(h, "jti", (int64_t)time(NULL) + 3600);
+        kill(getpid(), SIGKILL);
+        _exit(2);
+    }
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    char log_dir[192];
+    snprintf(log_dir, sizeof(log_dir), "%s/seckill.db-log", h->dir);
+    DIR *listing = opendir(log_dir);
+    assert_non_null(listing);
+    int segments = 0;
+    for (struct dirent *item; (item = readdir(listing)) != NULL;)
+        segments += item->d_name[0] != '.';
+    closedir(listing);
+    /* The segment it was writing was never closed, so never deleted. */
+    assert_true(segments >= 1);
+    printf("SQLite held %lld of 40 grants at the kill\n",
+           (long long)sql_int(h->db_path, "SELECT count(*) FROM grants"));
+
+    harness_open_store(h);
+    assert_int_equal(listed_left(h, "s", "x"), 10);
+    assert_int_equal(do_grab(h, "c7", "s", "x"), SK_STORE_ALREADY_HELD);
+    assert_int_equal(sk_store_is_revoked(h->store, "jti"), 1);
+    assert_int_equal(sql_int(h->db_path, "SELECT count(*) FROM grants"), 40);
+    assert_int_equal(sql_int(h->db_path, "SELECT remaining FROM coupons"), 10);
+    assert_int_equal(sql_int(h->db_path, "SELECT count(*) FROM users"), 41);
+}
+
 /* ---- the grant log refusing a write ---- */
 
 static void test_failed_grant_is_undone(void **state)
@@ -1524,6 +1576,7 @@ int main(void)
         STORE_TEST(test_answer_comes_after_the_write),
         STORE_TEST(test_reload_after_restart),
         STORE_TEST(test_tampered_remaining_is_fixed),
+        STORE_TEST(test_kill_9_loses_nothing_answered),
         STORE_TEST(test_failed_grant_is_undone),
         STORE_TEST(test_failed_coupon_create_is_undone),
         STORE_TEST(test_failed_register_is_undone),
