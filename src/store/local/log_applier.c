@@ -633,6 +633,8 @@ static int recover_segment(sk_journal_t *journal, const char *dir, const sk_gran
                            uint64_t limit_sequence, entries_t *entries, uint64_t *next_sequence,
                            size_t *applied)
 {
+    *next_sequence = file->first_sequence;
+    *applied = 0;
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir, file->name);
     char *bytes;
@@ -642,8 +644,6 @@ static int recover_segment(sk_journal_t *journal, const char *dir, const sk_gran
         return status;
     size_t offset = 0;
     sk_grant_log_stop_t stop = SK_GRANT_LOG_END;
-    *next_sequence = file->first_sequence;
-    *applied = 0;
     entries->limit = RECOVERY_BATCH;
     do {
         entries->count = 0;
@@ -684,7 +684,7 @@ int sk_log_applier_recover(sk_journal_t *journal, const char *dir)
             sk_log(SK_LOG_WARN, "applier",
                    "%s/%s: records %" PRIu64 " to %" PRIu64 " of writer %u are missing", dir,
                    file->name, expected, file->first_sequence - 1, file->writer_id);
-        size_t applied;
+        size_t applied = 0;
         status = recover_segment(journal, dir, file,
                                  same_writer_next ? files[i + 1].first_sequence : UINT64_MAX,
                                  &entries, &expected, &applied);
