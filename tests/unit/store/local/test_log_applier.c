@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -285,7 +286,7 @@ static void test_stop_applies_everything_written(void **state)
 
 static void on_pruned(sk_journal_entry_t *entry)
 {
-    *(int *)entry->data = entry->status == 0 ? 1 : -1;
+    atomic_store((_Atomic int *)entry->data, entry->status == 0 ? 1 : -1);
 }
 
 static void test_prune_goes_through_the_applier(void **state)
@@ -303,13 +304,13 @@ static void test_prune_goes_through_the_applier(void **state)
     assert_int_equal(sk_grant_log_writer_append(writer, &revoke), 0);
     assert_int_equal(sk_grant_log_writer_flush(writer, 0), 0);
     wait_applied(applier);
-    int done = 0;
+    _Atomic int done = 0;
     sk_journal_entry_t prune = {.kind = SK_JOURNAL_PRUNE, .on_committed = on_pruned, .data = &done};
     prune.u.prune.cutoff = 500;
     assert_int_equal(sk_log_applier_submit(applier, &prune), 0);
-    for (int i = 0; i != 10000 && done == 0; ++i)
+    for (int i = 0; i != 10000 && atomic_load(&done) == 0; ++i)
         usleep(1000);
-    assert_int_equal(done, 1);
+    assert_int_equal(atomic_load(&done), 1);
     assert_int_equal(sql_number(f, "SELECT count(*) FROM revoked_tokens WHERE jti = 'new'"), 1);
     assert_int_equal(sql_number(f, "SELECT count(*) FROM revoked_tokens"), 1);
     sk_log_applier_writer_release(applier, writer);
