@@ -135,6 +135,9 @@ typedef struct sk_store_stats {
     uint64_t commit_usec_buckets[8]; /* commits of <=100us, <=300us, <=1ms, <=3ms, <=10ms, <=30ms,
                                         <=100ms, more */
     uint64_t commit_usec_sum;
+    /* Embedded: every change written to the grant logs longer ago than this is in SQLite
+     * (0 when nothing waits). */
+    uint64_t journal_lag_usec;
     uint64_t redis_errors, sql_errors; /* failed calls to each backend (distributed only) */
 } sk_store_stats_t;
 

@@ -84,8 +84,10 @@ struct sk_log_applier {
     int stopping, stopped;    /* guarded by lock */
     int stop_status;          /* the last round's, once stopped */
     _Atomic uint64_t written, applied;
-    int64_t caught_up_usec; /* when a round last began that applied all there was */
-    entries_t entries;      /* the thread's */
+    /* When a round last began that applied all there was: everything written before it is
+     * in SQLite. Written by the thread, read by stats. */
+    _Atomic int64_t caught_up_usec;
+    entries_t entries; /* the thread's */
 };
 
 /* ---- entries of one transaction ---- */
@@ -254,10 +256,12 @@ static void drop_segment(sk_log_applier_t *applier, slot_t *slot, sk_grant_log_s
  */
 static int collect(sk_log_applier_t *applier, slot_t *slot, entries_t *entries)
 {
-    slot->round_offset = slot->offset;
-    slot->round_sequence = slot->next_sequence;
-    slot->round_records = 0;
     for (;;) {
+        /* Set again after a drop: the round must not move the next segment's offset to
+         * where the dropped one ended. */
+        slot->round_offset = slot->offset;
+        slot->round_sequence = slot->next_sequence;
+        slot->round_records = 0;
         sk_grant_log_segment_t *segment = sk_grant_log_writer_first_segment(slot->writer);
         if (segment == NULL)
             return 0;
@@ -382,11 +386,12 @@ static int64_t run_round(sk_log_applier_t *applier, int *more)
         }
         atomic_fetch_add_explicit(&applier->applied, records, memory_order_release);
         int64_t now = sk_store_monotonic_usec();
-        if (records != 0 && now - applier->caught_up_usec > MAX_LAG_USEC)
+        int64_t caught_up = atomic_load_explicit(&applier->caught_up_usec, memory_order_relaxed);
+        if (records != 0 && now - caught_up > MAX_LAG_USEC)
             sk_log(SK_LOG_WARN, "applier", "the SQLite copy was %lld ms behind the logs",
-                   (long long)((now - applier->caught_up_usec) / 1000));
+                   (long long)((now - caught_up) / 1000));
         if (!*more)
-            applier->caught_up_usec = started;
+            atomic_store_explicit(&applier->caught_up_usec, started, memory_order_relaxed);
     }
     for (sk_journal_entry_t *entry = side, *next; entry != NULL; entry = next) {
         next = entry->next; /* on_committed may reuse the entry */
@@ -415,7 +420,6 @@ static void *applier_main(void *arg)
     sk_log_applier_t *applier = arg;
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), APPLIER_NICE) != 0)
         sk_log(SK_LOG_WARN, "applier", "setpriority(%d) failed: %s", APPLIER_NICE, strerror(errno));
-    applier->caught_up_usec = sk_store_monotonic_usec();
     int status = 0;
     for (;;) {
         pthread_mutex_lock(&applier->lock);
@@ -466,6 +470,7 @@ sk_log_applier_t *sk_log_applier_start(sk_journal_t *journal, const char *dir,
         options->segment_ms ? options->segment_ms : DEFAULT_SEGMENT_MS;
     applier->writer_options.written = &applier->written;
     applier->interval_ms = options->interval_ms ? options->interval_ms : DEFAULT_INTERVAL_MS;
+    atomic_init(&applier->caught_up_usec, sk_store_monotonic_usec());
     pthread_mutex_init(&applier->lock, NULL);
     pthread_condattr_t attributes;
     pthread_condattr_init(&attributes);
@@ -550,6 +555,9 @@ void sk_log_applier_stats(sk_log_applier_t *applier, sk_store_stats_t *out)
     uint64_t applied = atomic_load_explicit(&applier->applied, memory_order_acquire);
     uint64_t written = atomic_load_explicit(&applier->written, memory_order_acquire);
     out->journal_backlog = written - applied;
+    int64_t behind = sk_store_monotonic_usec() -
+                     atomic_load_explicit(&applier->caught_up_usec, memory_order_relaxed);
+    out->journal_lag_usec = out->journal_backlog != 0 && behind > 0 ? (uint64_t)behind : 0;
 }
 
 int sk_log_applier_stop(sk_log_applier_t *applier)

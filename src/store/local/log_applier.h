@@ -58,7 +58,8 @@ void sk_log_applier_writer_release(sk_log_applier_t *applier, sk_grant_log_write
 int sk_log_applier_submit(sk_log_applier_t *applier, sk_journal_entry_t *entry);
 
 /* The journal counters for /metrics: the backlog is the records written to the logs and
- * not applied yet; batches, commit times and failures are the applier's transactions. */
+ * not applied yet, the lag how long ago the last round began that left none behind (0
+ * without backlog); batches, commit times and failures are the applier's transactions. */
 void sk_log_applier_stats(sk_log_applier_t *applier, sk_store_stats_t *out);
 
 /*

@@ -1,9 +1,9 @@
 /*
  * Tests of src/store/local/log_applier.c with real grant logs and a real SQLite file in a
  * fresh temporary directory: the applier copies what writers flush into SQLite behind them
- * (backlog counted at the flush, zero once applied), deletes segments it has applied once
- * their writer moved on, applies everything written before a stop, frees released writers
- * with their files; recovery applies every segment, drops a torn tail and the records a
+ * (backlog counted at the flush, zero once applied, and the lag behind it), deletes segments it has
+ * applied once their writer moved on, applies everything written before a stop, frees released
+ * writers with their files; recovery applies every segment, drops a torn tail and the records a
  * later segment voids, replays what SQLite has already without counting it twice, and
  * deletes the segments.
  */
@@ -118,6 +118,7 @@ static int teardown(void **state)
     rmdir(f->log_dir);
     empty_dir(f->dir);
     rmdir(f->dir);
+    sk_grant_log__fail_flushes(0);
     free(f);
     return 0;
 }
@@ -256,17 +257,32 @@ static void test_stop_applies_everything_written(void **state)
     sk_log_applier_t *applier = sk_log_applier_start(f->journal, f->log_dir, &options);
     assert_non_null(applier);
     sk_grant_log_writer_t *writer = sk_log_applier_writer_create(applier);
+    /* Most likely the thread's first round (empty) is over by then, and the next is a
+     * minute away. */
+    usleep(20000);
     append_coupon(writer, 1, "big", 10);
     append_grants(writer, 1, 3);
     assert_int_equal(sk_grant_log_writer_flush(writer, 0), 0);
+    /* While the records wait (unless that first round came after the flush and took
+     * them), the lag counts from the last round that left nothing behind, which began
+     * before the flush. */
+    sk_store_stats_t stats;
+    usleep(50000);
+    sk_log_applier_stats(applier, &stats);
+    if (stats.journal_backlog != 0) {
+        assert_int_equal(stats.journal_backlog, 4);
+        assert_true(stats.journal_lag_usec >= 50000);
+    } else {
+        assert_int_equal(stats.journal_lag_usec, 0);
+    }
     /* Appended but never flushed: not written, so not applied either. */
     append_grants(writer, 4, 1);
     assert_int_equal(sk_log_applier_stop(applier), 0);
     assert_int_equal(sql_number(f, "SELECT count(*) FROM grants"), 3);
     assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 1"), 7);
-    sk_store_stats_t stats;
     sk_log_applier_stats(applier, &stats);
     assert_int_equal(stats.journal_backlog, 0);
+    assert_int_equal(stats.journal_lag_usec, 0);
     /* After the stop no new writer, no prune; a release frees the writer, its open segment
      * stays for the next start's recovery. */
     assert_null(sk_log_applier_writer_create(applier));
@@ -313,6 +329,34 @@ static void test_prune_goes_through_the_applier(void **state)
     assert_int_equal(atomic_load(&done), 1);
     assert_int_equal(sql_number(f, "SELECT count(*) FROM revoked_tokens WHERE jti = 'new'"), 1);
     assert_int_equal(sql_number(f, "SELECT count(*) FROM revoked_tokens"), 1);
+    sk_log_applier_writer_release(applier, writer);
+    sk_log_applier_destroy(applier);
+}
+
+static void test_segment_dropped_before_its_successor_has_data(void **state)
+{
+    fixture_t *f = *state;
+    open_journal(f);
+    sk_log_applier_t *applier = start(f, 100); /* past one grant: the next write rotates */
+    sk_grant_log_writer_t *writer = sk_log_applier_writer_create(applier);
+    append_coupon(writer, 1, "big", 10);
+    append_grants(writer, 1, 1);
+    assert_int_equal(sk_grant_log_writer_flush(writer, 0), 0);
+    wait_applied(applier);
+    /* The next write starts segment 3 and fails: segment 1 is finished and applied, segment
+     * 3 listed and empty. Rounds go by and drop segment 1... */
+    sk_grant_log__fail_flushes(1);
+    append_grants(writer, 2, 1);
+    assert_int_equal(sk_grant_log_writer_flush(writer, 0), SK_EIO);
+    for (int i = 0; i != 1000 && segment_count(f->log_dir) != 1; ++i)
+        usleep(1000);
+    usleep(50000);
+    /* ...and segment 3's records, written now, are read from its start. */
+    append_grants(writer, 3, 2);
+    assert_int_equal(sk_grant_log_writer_flush(writer, 0), 0);
+    wait_applied(applier);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM grants"), 3);
+    assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 1"), 7);
     sk_log_applier_writer_release(applier, writer);
     sk_log_applier_destroy(applier);
 }
@@ -439,6 +483,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_applies_behind_and_deletes_segments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_applies_everything_written, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_goes_through_the_applier, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_dropped_before_its_successor_has_data, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_recover_drops_a_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_drops_voided_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_replays_without_counting_twice, setup,
