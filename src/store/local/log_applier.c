@@ -157,7 +157,7 @@ static sk_journal_entry_t *sort_entries(entries_t *entries, sk_journal_entry_t *
     if (total == 0)
         return NULL;
     if (total > entries->sorted_capacity) {
-        sk_journal_entry_t **grown = realloc(entries->sorted, total * sizeof(*grown));
+        sk_journal_entry_t **grown = realloc(entries->sorted, total * sizeof(sk_journal_entry_t *));
         if (grown == NULL)
             return NULL;
         entries->sorted = grown;
@@ -168,7 +168,7 @@ static sk_journal_entry_t *sort_entries(entries_t *entries, sk_journal_entry_t *
         entries->sorted[n++] = &entries->items[i];
     for (sk_journal_entry_t *entry = side; entry != NULL; entry = entry->next)
         entries->sorted[n++] = entry;
-    qsort(entries->sorted, n, sizeof(entries->sorted[0]), compare_entries);
+    qsort(entries->sorted, n, sizeof(sk_journal_entry_t *), compare_entries);
     for (size_t i = 0; i != n; ++i)
         entries->sorted[i]->next = i + 1 != n ? entries->sorted[i + 1] : NULL;
     return entries->sorted[0];
@@ -490,30 +490,28 @@ sk_log_applier_t *sk_log_applier_start(sk_journal_t *journal, const char *dir,
 
 sk_grant_log_writer_t *sk_log_applier_writer_create(sk_log_applier_t *applier)
 {
+    pthread_mutex_lock(&applier->lock);
+    int refused = applier->stopping || applier->stopped;
+    unsigned id = applier->next_writer_id++;
+    pthread_mutex_unlock(&applier->lock);
+    if (refused)
+        return NULL;
     slot_t *slot = calloc(1, sizeof(*slot));
     if (slot == NULL)
         return NULL;
     slot->fd = -1;
     slot->next_sequence = 1;
-    pthread_mutex_lock(&applier->lock);
-    unsigned id = applier->next_writer_id++;
-    pthread_mutex_unlock(&applier->lock);
     slot->writer = sk_grant_log_writer_create(applier->dir, id, &applier->writer_options);
     if (slot->writer == NULL) {
         free(slot);
         return NULL;
     }
+    /* Listed even if a stop came meanwhile: the last rounds, or the release after the stop,
+     * take care of it like of any other. */
     pthread_mutex_lock(&applier->lock);
-    int stopped = applier->stopping || applier->stopped;
-    if (!stopped) {
-        slot->next = applier->slots;
-        applier->slots = slot;
-    }
+    slot->next = applier->slots;
+    applier->slots = slot;
     pthread_mutex_unlock(&applier->lock);
-    if (stopped) {
-        free_slot(slot);
-        return NULL;
-    }
     return slot->writer;
 }
 
