@@ -240,8 +240,11 @@ static void unload_coupon(create_state_t *state)
     sk_store_thread_t *thread = state->op->op._thread;
     const char *keys[] = {state->coupon_key};
     size_t key_lens[] = {state->coupon_key_len};
-    sk_redis_async_eval(thread->redis, &thread->store->hot.unload, 1, keys, key_lens, 0, NULL, NULL,
-                        on_unloaded, state);
+    /* Replicated: "a grab took one" then means the replicas have the coupon as well (this
+     * WAIT follows the load script's write in the replication stream), so its 201 holds
+     * through a failover like any other. */
+    sk_redis_async_eval_replicated(thread->redis, &thread->store->hot.unload, 1, keys, key_lens, 0,
+                                   NULL, NULL, on_unloaded, state);
 }
 
 static void on_coupon_hash_made(void *data, redisReply *reply)
