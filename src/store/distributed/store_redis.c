@@ -22,7 +22,9 @@
  * until the replicas answer (Redis blocks the client that sent it), so the commands of the
  * next turns go to the others meanwhile. */
 #define REDIS_CONNECTIONS_PER_NODE 1
+#ifndef REDIS_CONNECTIONS_PER_NODE_WAITING /* -D for the A/B of bench/NOTES-distributed.md */
 #define REDIS_CONNECTIONS_PER_NODE_WAITING 4
+#endif
 #define REDIS_TIMEOUT_MS 2000
 #define CLAIM_IDLE_MS 10000         /* a pending grant older than this: its instance died */
 #define REVOCATIONS_MAXLEN "100000" /* older revocations come from SQL at start */
