@@ -236,6 +236,20 @@ static int write_takes(sk_journal_t *journal)
     return 0;
 }
 
+/*
+ * Whether the statement that just failed failed alone: a constraint violation that SQLite
+ * undid by itself, inside a transaction that is still open, is that entry's own fault (a
+ * row planted behind the store's back) and the rest of the batch may commit. Any other
+ * failure (disk full, an I/O error, no memory, a trigger's ROLLBACK) may have rolled the
+ * whole transaction back, after which every further statement would commit on its own in
+ * autocommit: the batch stops there and fails as a whole.
+ */
+static int failed_alone(sk_journal_t *journal)
+{
+    return (sqlite3_errcode(journal->db) & 0xff) == SQLITE_CONSTRAINT &&
+           !sqlite3_get_autocommit(journal->db);
+}
+
 /* Writes one batch in one transaction; sets every entry's status. */
 static void commit_batch(sk_journal_t *journal, sk_journal_entry_t *batch, size_t size)
 {
@@ -243,8 +257,11 @@ static void commit_batch(sk_journal_t *journal, sk_journal_entry_t *batch, size_
     int status = step_reset(journal, STMT_BEGIN);
 
     journal->take_count = 0;
-    for (sk_journal_entry_t *entry = batch; status == 0 && entry != NULL; entry = entry->next)
+    for (sk_journal_entry_t *entry = batch; status == 0 && entry != NULL; entry = entry->next) {
         entry->status = write_entry(journal, entry);
+        if (entry->status != 0 && !failed_alone(journal))
+            status = entry->status;
+    }
     if (status == 0)
         status = write_takes(journal);
     if (status == 0)

@@ -5,7 +5,8 @@
  * Group commit: worker threads hand entries to the journal without waiting; the journal
  * thread takes everything queued, writes it in one transaction, and only then calls each
  * entry's on_committed (on the journal thread), which is when the client may be told.
- * A failed statement fails its own entry only; a failed commit fails the whole batch.
+ * A statement that violates a constraint fails its own entry only; any other failure
+ * (a statement's or the commit's) fails the whole batch, and nothing of it is written.
  */
 #ifndef SK_STORE_LOCAL_JOURNAL_H
 #define SK_STORE_LOCAL_JOURNAL_H

@@ -2,9 +2,10 @@
  * Tests of src/store/local/journal.c on its own, without the local store above it, on a
  * fresh SQLite file in a temporary directory: the schema and the deployment id (made once,
  * kept across opens), entries of every kind committed and handed back by the load hooks
- * in id order, each entry's on_committed and the after_batch hook, a failed statement
- * failing its own entry only, revocations pruned at open, fix_remaining, and a submit
- * after close refused. The file is inspected through a second SQLite connection.
+ * in id order, each entry's on_committed and the after_batch hook, a constraint
+ * violation failing its own entry only, a statement that rolled the transaction back
+ * failing its whole batch, revocations pruned at open, fix_remaining, and a submit after
+ * close refused. The file is inspected through a second SQLite connection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -263,6 +264,92 @@ static void test_failed_statement_fails_its_entry_only(void **state)
     assert_int_equal(sql_number(f, "SELECT id FROM users WHERE username = 'carol'"), 3);
 }
 
+/* Entries that a blocker's on_committed submits, on the journal thread: they are all queued
+ * before the thread takes its next batch, so they are written in one transaction. */
+typedef struct follow_up {
+    sk_journal_t *journal;
+    sk_journal_entry_t *entries;
+    size_t count, submitted;
+    int blocker_status;
+    int statuses[2];
+} follow_up_t;
+
+static void submit_follow_up(sk_journal_entry_t *entry)
+{
+    /* On the journal thread, where a cmocka assert cannot fail the test: counted instead. */
+    follow_up_t *follow = entry->data;
+    follow->blocker_status = entry->status;
+    for (size_t i = 0; i != follow->count; ++i)
+        follow->submitted += sk_journal_submit(follow->journal, &follow->entries[i]) == 0;
+}
+
+static sk_journal_entry_t grant_entry(int64_t id, const char *customer, int *statuses)
+{
+    sk_journal_entry_t entry = {
+        .kind = SK_JOURNAL_GRANT, .status = 1, .on_committed = count_committed, .data = statuses};
+    entry.u.grant.id = id;
+    entry.u.grant.coupon_id = 1;
+    entry.u.grant.granted_at = 1700000001;
+    entry.u.grant.customer = h2o_iovec_init(customer, strlen(customer));
+    entry.u.grant.seller = h2o_iovec_init(H2O_STRLIT("shop"));
+    entry.u.grant.coupon = h2o_iovec_init(H2O_STRLIT("c1"));
+    return entry;
+}
+
+/* A statement after which SQLite has rolled the transaction back (here a trigger's
+ * RAISE(ROLLBACK); disk full or an I/O error may do the same) stops its batch: nothing of
+ * the batch is written, neither the entries before it (rolled back) nor those after it,
+ * which would otherwise commit one by one in autocommit while reported failed. */
+static void test_rolled_back_statement_stops_the_batch(void **state)
+{
+    fixture_t *f = *state;
+    loaded_t loaded;
+    sk_journal_t *journal = open_journal(f, &loaded, 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER poison BEFORE INSERT ON grants "
+                                  "WHEN NEW.customer = 'poison' "
+                                  "BEGIN SELECT RAISE(ROLLBACK, 'injected failure'); END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    follow_up_t follow = {.journal = journal};
+    sk_journal_entry_t batch[4];
+    batch[0] = grant_entry(1, "alice", follow.statuses);
+    batch[1] = grant_entry(2, "poison", follow.statuses);
+    batch[2] = grant_entry(3, "bob", follow.statuses);
+    batch[3] = user_entry(9, "carol", SK_USER_CUSTOMER, follow.statuses);
+    follow.entries = batch;
+    follow.count = 4;
+    sk_journal_entry_t coupon = {
+        .kind = SK_JOURNAL_COUPON, .on_committed = submit_follow_up, .data = &follow};
+    coupon.u.coupon.id = 1;
+    coupon.u.coupon.amount = 5;
+    coupon.u.coupon.stock = 1;
+    coupon.u.coupon.start_at = coupon.u.coupon.end_at = SK_STORE_NO_TIME;
+    coupon.u.coupon.seller = h2o_iovec_init(H2O_STRLIT("shop"));
+    coupon.u.coupon.name = h2o_iovec_init(H2O_STRLIT("c1"));
+    coupon.u.coupon.description = h2o_iovec_init(H2O_STRLIT("d"));
+    assert_int_equal(sk_journal_submit(journal, &coupon), 0);
+    /* A close refuses submits at once: wait for both batches first (at most ~10 s). */
+    for (int i = 0; atomic_load(&loaded.batches) < 2 && i < 1000; ++i)
+        usleep(10000);
+    sk_journal_close(journal);
+
+    assert_int_equal(atomic_load(&loaded.batches), 2);
+    assert_int_equal(follow.blocker_status, 0);
+    assert_int_equal(follow.submitted, 4);
+    assert_int_equal(follow.statuses[0], 0);
+    assert_int_equal(follow.statuses[1], 4);
+    for (size_t i = 0; i != 4; ++i)
+        assert_int_equal(batch[i].status, SK_EIO);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM grants"), 0);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM users"), 0);
+    assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 1"), 5);
+}
+
 static void test_fix_remaining(void **state)
 {
     fixture_t *f = *state;
@@ -294,6 +381,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_and_deployment_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_committed_and_loaded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_statement_fails_its_entry_only, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rolled_back_statement_stops_the_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fix_remaining, setup, teardown),
     };
