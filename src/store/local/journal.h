@@ -61,15 +61,17 @@ struct sk_journal_entry {
 };
 
 /* The store's side: what the load at start hands back, row by row, in id order (grants in
- * grant order), and what runs after each committed batch. */
+ * grant order), and what runs after each committed batch. Names and descriptions come with
+ * their length, byte for byte as stored (a description may hold a NUL); they and the
+ * NUL-terminated strings are valid only during the call. */
 typedef struct sk_journal_hooks {
     void *data;
-    int (*on_user)(void *data, int64_t id, const char *username, sk_user_kind_t kind,
+    int (*on_user)(void *data, int64_t id, h2o_iovec_t username, sk_user_kind_t kind,
                    const char *password_hash);
-    int (*on_coupon)(void *data, int64_t id, const char *seller, const char *name,
-                     const char *description, int64_t amount, int64_t remaining, int64_t stock,
+    int (*on_coupon)(void *data, int64_t id, h2o_iovec_t seller, h2o_iovec_t name,
+                     h2o_iovec_t description, int64_t amount, int64_t remaining, int64_t stock,
                      int64_t start_at, int64_t end_at);
-    int (*on_grant)(void *data, const char *customer, const char *seller, const char *coupon,
+    int (*on_grant)(void *data, h2o_iovec_t customer, h2o_iovec_t seller, h2o_iovec_t coupon,
                     int64_t id);
     int (*on_revoked)(void *data, const char *jti, int64_t expires_at);
     /* On the journal thread, after the on_committed calls of a batch: lets the store wake

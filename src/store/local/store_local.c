@@ -837,53 +837,57 @@ static void local_destroy(sk_store_t *super)
 
 /* ---- the load at start ---- */
 
-static int load_user(void *data, int64_t id, const char *username, sk_user_kind_t kind,
+/* A name as the API admits it: at most SK_STORE_MAX_NAME bytes, and no NUL, which the
+ * coupon index keys use as their separator. */
+static int name_is_valid(h2o_iovec_t name)
+{
+    return name.len <= SK_STORE_MAX_NAME && memchr(name.base, '\0', name.len) == NULL;
+}
+
+static int load_user(void *data, int64_t id, h2o_iovec_t username, sk_user_kind_t kind,
                      const char *password_hash)
 {
     local_store_t *store = data;
     if (load_interrupted(store))
         return SK_ECANCELED;
-    size_t len = strlen(username);
-    if (len > SK_STORE_MAX_NAME) {
-        sk_log(SK_LOG_WARN, "store", "skipping user %lld: name longer than %d bytes", (long long)id,
+    if (!name_is_valid(username)) {
+        sk_log(SK_LOG_WARN, "store",
+               "skipping user %lld: name longer than %d bytes or holding a NUL", (long long)id,
                SK_STORE_MAX_NAME);
         return 0;
     }
-    local_user_t *user =
-        user_create(id, h2o_iovec_init(username, len), kind, password_hash, ENTRY_LIVE);
+    local_user_t *user = user_create(id, username, kind, password_hash, ENTRY_LIVE);
     if (user == NULL)
         return SK_ENOMEM;
     remember_user(store, user);
-    if (sk_index_insert(store->users, username, len, user, NULL) != user)
+    if (sk_index_insert(store->users, username.base, username.len, user, NULL) != user)
         return SK_ENOMEM;
     if (id >= atomic_load(&store->next_user_id))
         atomic_store(&store->next_user_id, id + 1);
     return 0;
 }
 
-static int load_coupon(void *data, int64_t id, const char *seller_name, const char *name,
-                       const char *description, int64_t amount, int64_t remaining, int64_t stock,
+static int load_coupon(void *data, int64_t id, h2o_iovec_t seller_name, h2o_iovec_t name,
+                       h2o_iovec_t description, int64_t amount, int64_t remaining, int64_t stock,
                        int64_t start_at, int64_t end_at)
 {
     local_store_t *store = data;
     if (load_interrupted(store))
         return SK_ECANCELED;
-    local_user_t *seller = find_live_user(store, h2o_iovec_init(seller_name, strlen(seller_name)));
-    h2o_iovec_t name_iov = h2o_iovec_init(name, strlen(name));
-    if (seller == NULL || name_iov.len > SK_STORE_MAX_NAME) {
+    local_user_t *seller = find_live_user(store, seller_name);
+    if (seller == NULL || !name_is_valid(name)) {
         sk_log(SK_LOG_WARN, "store", "skipping coupon %lld: unknown seller or bad name",
                (long long)id);
         return 0;
     }
-    local_coupon_t *coupon =
-        coupon_create(seller, id, name_iov, h2o_iovec_init(description, strlen(description)),
-                      amount, amount, stock, start_at, end_at, ENTRY_LIVE);
+    local_coupon_t *coupon = coupon_create(seller, id, name, description, amount, amount, stock,
+                                           start_at, end_at, ENTRY_LIVE);
     if (coupon == NULL)
         return SK_ENOMEM;
     coupon->loaded_remaining = remaining;
     char key[2 * SK_STORE_MAX_NAME + 1];
-    if (sk_index_insert(store->coupons, key, coupon_key(key, seller->name, name_iov), coupon,
-                        NULL) != coupon ||
+    if (sk_index_insert(store->coupons, key, coupon_key(key, seller->name, name), coupon, NULL) !=
+            coupon ||
         array_push(&seller->coupons, coupon) != 0) {
         free(coupon);
         return SK_ENOMEM;
@@ -894,18 +898,18 @@ static int load_coupon(void *data, int64_t id, const char *seller_name, const ch
     return 0;
 }
 
-static int load_grant(void *data, const char *customer_name, const char *seller,
-                      const char *coupon_name, int64_t id)
+static int load_grant(void *data, h2o_iovec_t customer_name, h2o_iovec_t seller,
+                      h2o_iovec_t coupon_name, int64_t id)
 {
     local_store_t *store = data;
     if (load_interrupted(store))
         return SK_ECANCELED;
     if (id >= atomic_load(&store->next_grant_id))
         atomic_store(&store->next_grant_id, id + 1);
-    local_user_t *customer =
-        find_live_user(store, h2o_iovec_init(customer_name, strlen(customer_name)));
-    local_coupon_t *coupon = find_coupon(store, h2o_iovec_init(seller, strlen(seller)),
-                                         h2o_iovec_init(coupon_name, strlen(coupon_name)));
+    local_user_t *customer = find_live_user(store, customer_name);
+    local_coupon_t *coupon = name_is_valid(seller) && name_is_valid(coupon_name)
+                                 ? find_coupon(store, seller, coupon_name)
+                                 : NULL;
     if (customer == NULL || coupon == NULL) {
         sk_log(SK_LOG_WARN, "store", "skipping a grant of an unknown customer or coupon");
         return 0;

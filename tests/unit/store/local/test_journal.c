@@ -2,10 +2,10 @@
  * Tests of src/store/local/journal.c on its own, without the local store above it, on a
  * fresh SQLite file in a temporary directory: the schema and the deployment id (made once,
  * kept across opens), entries of every kind committed and handed back by the load hooks
- * in id order, each entry's on_committed and the after_batch hook, a constraint
- * violation failing its own entry only, a statement that rolled the transaction back
- * failing its whole batch, revocations pruned at open, fix_remaining, and a submit after
- * close refused. The file is inspected through a second SQLite connection.
+ * in id order (a description's NUL kept), each entry's on_committed and the after_batch
+ * hook, a constraint violation failing its own entry only, a statement that rolled the
+ * transaction back failing its whole batch, revocations pruned at open, fix_remaining,
+ * and a submit after close refused. The file is inspected through a second SQLite connection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,33 +69,51 @@ static void add_row(loaded_t *loaded, const char *row)
     snprintf(loaded->rows[loaded->count++], sizeof(loaded->rows[0]), "%s", row);
 }
 
-static int on_user(void *data, int64_t id, const char *username, sk_user_kind_t kind,
+static int on_user(void *data, int64_t id, h2o_iovec_t username, sk_user_kind_t kind,
                    const char *password_hash)
 {
     char row[160];
-    snprintf(row, sizeof(row), "u %lld %s %s %s", (long long)id, username,
+    snprintf(row, sizeof(row), "u %lld %.*s %s %s", (long long)id, (int)username.len, username.base,
              kind == SK_USER_SELLER ? "seller" : "customer", password_hash);
     add_row(data, row);
     return 0;
 }
 
-static int on_coupon(void *data, int64_t id, const char *seller, const char *name,
-                     const char *description, int64_t amount, int64_t remaining, int64_t stock,
+/* A description's bytes, a NUL shown as "\\0" (the load must not stop at one). */
+static const char *escaped(h2o_iovec_t text, char *out, size_t size)
+{
+    size_t used = 0;
+    for (size_t i = 0; i != text.len && used + 3 < size; ++i) {
+        if (text.base[i] == '\0') {
+            out[used++] = '\\';
+            out[used++] = '0';
+        } else {
+            out[used++] = text.base[i];
+        }
+    }
+    out[used] = '\0';
+    return out;
+}
+
+static int on_coupon(void *data, int64_t id, h2o_iovec_t seller, h2o_iovec_t name,
+                     h2o_iovec_t description, int64_t amount, int64_t remaining, int64_t stock,
                      int64_t start_at, int64_t end_at)
 {
-    char row[160];
-    snprintf(row, sizeof(row), "c %lld %s/%s %s %lld %lld %lld %s %lld", (long long)id, seller,
-             name, description, (long long)amount, (long long)remaining, (long long)stock,
-             start_at == SK_STORE_NO_TIME ? "-" : "set", (long long)end_at);
+    char row[160], text[64];
+    snprintf(row, sizeof(row), "c %lld %.*s/%.*s %s %lld %lld %lld %s %lld", (long long)id,
+             (int)seller.len, seller.base, (int)name.len, name.base,
+             escaped(description, text, sizeof(text)), (long long)amount, (long long)remaining,
+             (long long)stock, start_at == SK_STORE_NO_TIME ? "-" : "set", (long long)end_at);
     add_row(data, row);
     return 0;
 }
 
-static int on_grant(void *data, const char *customer, const char *seller, const char *coupon,
+static int on_grant(void *data, h2o_iovec_t customer, h2o_iovec_t seller, h2o_iovec_t coupon,
                     int64_t id)
 {
     char row[160];
-    snprintf(row, sizeof(row), "g %lld %s %s/%s", (long long)id, customer, seller, coupon);
+    snprintf(row, sizeof(row), "g %lld %.*s %.*s/%.*s", (long long)id, (int)customer.len,
+             customer.base, (int)seller.len, seller.base, (int)coupon.len, coupon.base);
     add_row(data, row);
     return 0;
 }
@@ -203,7 +221,7 @@ static void test_batch_committed_and_loaded(void **state)
     entries[2].u.coupon.created_at = 1700000000;
     entries[2].u.coupon.seller = h2o_iovec_init(H2O_STRLIT("shop"));
     entries[2].u.coupon.name = h2o_iovec_init(H2O_STRLIT("c1"));
-    entries[2].u.coupon.description = h2o_iovec_init(H2O_STRLIT("ten off"));
+    entries[2].u.coupon.description = h2o_iovec_init(H2O_STRLIT("ten\0off"));
     entries[3] = (sk_journal_entry_t){
         .kind = SK_JOURNAL_GRANT, .on_committed = count_committed, .data = statuses};
     entries[3].u.grant.id = 1;
@@ -235,7 +253,8 @@ static void test_batch_committed_and_loaded(void **state)
     assert_int_equal(loaded.count, 5);
     assert_string_equal(loaded.rows[0], "u 1 shop seller hash");
     assert_string_equal(loaded.rows[1], "u 2 alice customer hash");
-    assert_string_equal(loaded.rows[2], "c 1 shop/c1 ten off 5 4 10 - 1800000000");
+    /* byte for byte: the NUL inside the description is kept */
+    assert_string_equal(loaded.rows[2], "c 1 shop/c1 ten\\0off 5 4 10 - 1800000000");
     assert_string_equal(loaded.rows[3], "g 1 alice shop/c1");
     assert_string_equal(loaded.rows[4], "r jti-live 2000000000");
     sk_journal_close(journal);
