@@ -316,9 +316,12 @@ char *sk_metrics_render(sk_metrics_t *metrics, const sk_store_stats_t *stats,
            "# HELP seckill_journal_ops_total Changes committed.\n"
            "# TYPE seckill_journal_ops_total counter\nseckill_journal_ops_total %llu\n"
            "# HELP seckill_journal_failures_total Transactions that failed (backend errors).\n"
-           "# TYPE seckill_journal_failures_total counter\nseckill_journal_failures_total %llu\n",
+           "# TYPE seckill_journal_failures_total counter\nseckill_journal_failures_total %llu\n"
+           "# HELP seckill_grabs_waiting Grabs waiting for the outcome of a grant not committed "
+           "yet, which decides their answer.\n"
+           "# TYPE seckill_grabs_waiting gauge\nseckill_grabs_waiting %llu\n",
            (unsigned long long)stats->journal_backlog, (unsigned long long)stats->journal_ops,
-           (unsigned long long)stats->journal_failures);
+           (unsigned long long)stats->journal_failures, (unsigned long long)stats->grabs_waiting);
     append(&out,
            "# HELP seckill_backend_errors_total Calls to a backend of the distributed deployment "
            "that failed (unreachable, timed out, or an error).\n"

@@ -136,6 +136,7 @@ typedef struct sk_store_stats {
                                         <=100ms, more */
     uint64_t commit_usec_sum;
     uint64_t redis_errors, sql_errors; /* failed calls to each backend (distributed only) */
+    uint64_t grabs_waiting; /* grabs waiting for a pending grant's outcome (embedded only) */
 } sk_store_stats_t;
 
 /* Per worker thread: completions are delivered through `queue`, the queue of the worker's

@@ -5,7 +5,9 @@
  * in grab order, revocations and the revocation epoch, the reload of all of it after a
  * restart, the SQL tables themselves (rows and remaining = amount - grants), the repair of a
  * `remaining` edited by hand, the undo of a grant or registration the journal could not
- * write (a row planted behind the store's back makes the INSERT fail), and flash sales on
+ * write (a row planted behind the store's back makes the INSERT fail), no answer given from
+ * a grant still pending (grabs wait for its outcome while the test holds the database's
+ * write lock), and flash sales on
  * four threads (each with its own h2o loop and store thread) that must grant exactly each
  * coupon's amount. Completions arrive either before the start call returns or through the
  * thread's h2o queue; every wait is bounded. Also: user ids (in lookups, lists, and the
@@ -1088,6 +1090,130 @@ static void test_failed_grant_is_undone(void **state)
     assert_int_equal(list.count, 1);
 }
 
+/* A grab started without waiting for it; wait with sk_test_run_until on its calls. */
+typedef struct started_grab {
+    sk_store_grab_t op;
+    completion_t completion;
+} started_grab_t;
+
+static void start_grab(harness_t *h, started_grab_t *grab, const char *customer, const char *seller,
+                       const char *name)
+{
+    memset(grab, 0, sizeof(*grab));
+    prepare_op(h, &grab->op.op, &grab->completion);
+    grab->op.customer = h2o_iovec_init(customer, strlen(customer));
+    grab->op.seller = h2o_iovec_init(seller, strlen(seller));
+    grab->op.name = h2o_iovec_init(name, strlen(name));
+    grab->op.now = (int64_t)time(NULL);
+    grab->op.customer_id = user_id(h, customer);
+    sk_store_grab(h->store, h->thread, &grab->op);
+    grab->completion.started = 1;
+}
+
+static uint64_t grabs_waiting(harness_t *h)
+{
+    sk_store_stats_t stats;
+    sk_store_stats(h->store, &stats);
+    return stats.grabs_waiting;
+}
+
+/* Holds the database's write lock: the journal waits for it (its busy timeout is 5 s), so
+ * what is submitted meanwhile stays pending. */
+static sqlite3 *hold_write_lock(harness_t *h)
+{
+    sqlite3 *lock = sql_open(h->db_path);
+    assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    return lock;
+}
+
+/* Runs `sql` in the held transaction, commits and closes. */
+static void release_write_lock(sqlite3 *lock, const char *sql)
+{
+    char *error = NULL;
+    if (sqlite3_exec(lock, sql, NULL, NULL, &error) != SQLITE_OK)
+        fail_msg("%s: %s", sql, error ? error : "?");
+    sqlite3_close(lock);
+}
+
+/*
+ * A grant not committed yet is never the ground for an answer that its failure would make
+ * false: while c1's grant of the last unit is pending, c1 grabbing again is not answered
+ * ALREADY_HELD, nor c2 SOLD_OUT. They wait for its outcome; it fails (a row planted behind
+ * the store's back while the test held the write lock), and then c2 gets the unit. The
+ * holdings list never shows the pending grant.
+ */
+static void test_no_answer_from_a_pending_grant(void **state)
+{
+    harness_t *h = *state;
+    assert_int_equal(do_register(h, "s", SK_USER_SELLER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "c1", SK_USER_CUSTOMER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "c2", SK_USER_CUSTOMER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_create(h, "s", "x", 1), SK_STORE_OK);
+
+    sqlite3 *lock = hold_write_lock(h);
+    started_grab_t first, again, other;
+    start_grab(h, &first, "c1", "s", "x");
+    start_grab(h, &again, "c1", "s", "x");
+    start_grab(h, &other, "c2", "s", "x");
+    h2o_evloop_run(h->loop, 0);
+    assert_int_equal(first.completion.calls + again.completion.calls + other.completion.calls, 0);
+    assert_int_equal(grabs_waiting(h), 2);
+    sk_store_coupon_list_t list;
+    assert_int_equal(do_list(h, "c1", 1, &list), SK_STORE_OK);
+    assert_int_equal(list.count, 0);
+
+    release_write_lock(lock, "INSERT INTO grants (id, customer, seller, coupon, granted_at) "
+                             "VALUES (1000, 'c1', 's', 'x', 1); COMMIT");
+    assert_int_equal(sk_test_run_until(h->loop, &first.completion.calls, 1), 1);
+    assert_int_equal(sk_test_run_until(h->loop, &again.completion.calls, 1), 1);
+    assert_int_equal(sk_test_run_until(h->loop, &other.completion.calls, 1), 1);
+    assert_int_equal(first.op.op.result, SK_STORE_UNAVAILABLE);
+    /* c1 again: taken after the failure and failed too, or sold out once c2 committed. */
+    assert_true(again.op.op.result == SK_STORE_UNAVAILABLE ||
+                again.op.op.result == SK_STORE_SOLD_OUT);
+    assert_int_equal(other.op.op.result, SK_STORE_OK);
+    assert_int_equal(grabs_waiting(h), 0);
+
+    assert_int_equal(do_list(h, "c1", 1, &list), SK_STORE_OK);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(do_list(h, "c2", 1, &list), SK_STORE_OK);
+    assert_int_equal(list.count, 1);
+    assert_int_equal(listed_left(h, "s", "x"), 0);
+    /* Sold out for good now: every answer is final. */
+    assert_int_equal(do_grab(h, "c1", "s", "x"), SK_STORE_SOLD_OUT);
+    assert_int_equal(do_grab(h, "c2", "s", "x"), SK_STORE_SOLD_OUT);
+    assert_int_equal(sql_int(h->db_path, "SELECT count(*) FROM grants WHERE customer = 'c2'"), 1);
+}
+
+/* A customer grabbing again while its grant of that coupon is pending waits too, and is
+ * ALREADY_HELD once the grant committed; other customers are not held up meanwhile. */
+static void test_grab_again_waits_for_a_pending_grant(void **state)
+{
+    harness_t *h = *state;
+    assert_int_equal(do_register(h, "s", SK_USER_SELLER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "c1", SK_USER_CUSTOMER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "c2", SK_USER_CUSTOMER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_create(h, "s", "x", 5), SK_STORE_OK);
+
+    sqlite3 *lock = hold_write_lock(h);
+    started_grab_t first, again, other;
+    start_grab(h, &first, "c1", "s", "x");
+    start_grab(h, &again, "c1", "s", "x");
+    start_grab(h, &other, "c2", "s", "x"); /* neither held nor sold out: taken at once */
+    h2o_evloop_run(h->loop, 0);
+    assert_int_equal(grabs_waiting(h), 1);
+    release_write_lock(lock, "COMMIT");
+    assert_int_equal(sk_test_run_until(h->loop, &again.completion.calls, 1), 1);
+    assert_int_equal(sk_test_run_until(h->loop, &first.completion.calls, 1), 1);
+    assert_int_equal(sk_test_run_until(h->loop, &other.completion.calls, 1), 1);
+    assert_int_equal(first.op.op.result, SK_STORE_OK);
+    assert_int_equal(again.op.op.result, SK_STORE_ALREADY_HELD);
+    assert_int_equal(other.op.op.result, SK_STORE_OK);
+    assert_int_equal(grabs_waiting(h), 0);
+    assert_int_equal(do_grab(h, "c1", "s", "x"), SK_STORE_ALREADY_HELD);
+    assert_int_equal(listed_left(h, "s", "x"), 3);
+}
+
 static void test_failed_coupon_create_is_undone(void **state)
 {
     harness_t *h = *state;
@@ -1413,6 +1539,8 @@ int main(void)
         STORE_TEST(test_reload_after_restart),
         STORE_TEST(test_tampered_remaining_is_fixed),
         STORE_TEST(test_failed_grant_is_undone),
+        STORE_TEST(test_no_answer_from_a_pending_grant),
+        STORE_TEST(test_grab_again_waits_for_a_pending_grant),
         STORE_TEST(test_failed_coupon_create_is_undone),
         STORE_TEST(test_failed_register_is_undone),
         STORE_TEST(test_failed_register_retry_does_not_leak),
