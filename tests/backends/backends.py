@@ -807,6 +807,7 @@ class RedisSentinelGroup:
         group.restore_replica()   # the right password again
         group.wait_failover()     # Sentinel promoted the replica: those writes are gone
 
+    or by hand, with both servers up: group.failover(), then group.wait_demoted().
     `master` and `replica` are the RedisServers in those roles as last seen (swapped by
     wait_failover()); current_master() asks the Sentinel."""
 
@@ -905,6 +906,29 @@ class RedisSentinelGroup:
         _wait_until(promoted, timeout, "%r: failover" % self, logs=self.logs)
         self.master, self.replica = self.replica, self.master
         return self.master
+
+    def failover(self, timeout=30.0):
+        """A manual failover (SENTINEL FAILOVER): the Sentinel promotes the replica while
+        the master stays up. Waits as wait_failover() does and returns the new master. The
+        old master (`replica` from then on) goes on being a master, with no replica, until
+        the Sentinel demotes it by itself (+convert-to-slave, at its first INFO more than
+        8 s after the switch: about 10 s later; wait_demoted())."""
+        reply = self.sentinel.command("SENTINEL", "FAILOVER", self.master_name, timeout=2.0)
+        if reply != "OK":
+            raise BackendError("%r: SENTINEL FAILOVER answered %r" % (self, reply))
+        return self.wait_failover(timeout)
+
+    def wait_demoted(self, timeout=30.0):
+        """After failover(): waits until the old master is a replica of the new one and
+        receives its stream (a full resync, which drops the writes it took after the
+        promotion)."""
+        def demoted():
+            info = _replication(self.replica)
+            return (_info_field(info, "role") == "slave"
+                    and _info_field(info, "master_port") == str(self.master.port)
+                    and _info_field(info, "master_link_status") == "up")
+
+        _wait_until(demoted, timeout, "%r: the old master demoted" % self, logs=self.logs)
 
     def revive_replica(self, timeout=START_TIMEOUT):
         """Start the replica (after a failover: the killed old master) again, as a replica
