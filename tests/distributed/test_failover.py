@@ -20,6 +20,10 @@ grants again. Then the customers' lists (through the API), `left`, and SQL.
 - Cluster with a replica per master, N=1: kill -9 of the master whose replica was cut
   off; the replica takes over, the service follows the slot map (MOVED), nothing lost.
   N=0: the same loses 201s.
+- A manual failover (SENTINEL FAILOVER), N=1: the old master stays up, a master with no
+  replica until the Sentinel demotes it about 10 s later, and no connection breaks; the
+  service follows the Sentinel by itself, answers no 201 while no replica exists, keeps
+  every 201, and grants again once the old master replicates the new one.
 
 The load: PairStorm, every (customer, coupon) pair grabbed once, no coupon able to sell
 out, so any answer but 201 and 503 is wrong.
@@ -281,6 +285,59 @@ def test_sentinel_failover_without_wait_loses_201s(start_server, tmp_path):
         sentinel_failover(start_server, tmp_path, wait_replicas=0)
     lost = check_loss(client, seller, stoken, amounts, tokens, storm, timeline)
     report("Sentinel, N=0", storm, lost, timeline, lost_in_sql(deployment, seller, lost))
+
+
+def test_sentinel_manual_failover_with_wait_replicas(start_server, tmp_path):
+    """SENTINEL FAILOVER under load, N=1: the old master stays up, a master with no
+    replica until the Sentinel demotes it (about 10 s after the switch), so nothing
+    breaks the service's connections to it; the service must move by itself
+    (+switch-master, the watcher's checks, READONLY). No 201 while neither master has a
+    replica, only 201s and 503s with Retry-After, every 201 still held and in SQL once,
+    201s again once the old master replicates the new one."""
+    data_dir = tmp_path / "d"
+    deployment = Deployment.for_dir(data_dir, sentinel=True)
+    group = deployment.redis
+    old_master = group.master
+    servers = instances(start_server, data_dir, 1)
+    client = Client(servers[0])
+    seller, stoken, amounts, tokens = open_sale(client)
+    pids = [server.proc.pid for server in servers]
+    with PairStorm(servers, seller, amounts, tokens) as storm:
+        assert storm.wait_grants(0, WARMUP_GRANTS, 30), \
+            f"the load did not start: {storm.statuses} {storm.bad[:3]}"
+        timeline = {"command": time.monotonic()}
+        group.failover()
+        timeline["switched"] = time.monotonic()
+        group.wait_demoted()
+        timeline["demoted"] = time.monotonic()
+        deadline = timeline["demoted"] + RECOVERY_BOUND
+        while storm.first_grant_after(timeline["demoted"]) is None:
+            assert not storm.ran_out, "the load ran out of pairs"
+            assert time.monotonic() < deadline, (
+                f"no 201 within {RECOVERY_BOUND} s of the old master's demotion: "
+                f"{storm.answered_between(timeline['demoted'], time.monotonic())}")
+            time.sleep(0.02)
+        timeline["recovered"] = storm.first_grant_after(timeline["demoted"])
+        time.sleep(AFTER_RECOVERY)
+    assert group.current_master() is not old_master and old_master.role() == "slave"
+    assert [server.proc.pid for server in servers] == pids
+    assert all(server.alive() for server in servers), "an instance died"
+    for server in servers:
+        assert "moving to the new master" in server.logs(), server.logs()[-3000:]
+    # From the promotion (before the switch) until the old master replicates the new one,
+    # neither master has a replica: WAIT 1 cannot succeed. The margins cover answers
+    # timed late by this process and the poll that saw the demotion.
+    alone = storm.answered_between(timeline["switched"] + 0.5, timeline["demoted"] - 1.0)
+    assert alone[201] == 0, f"201s while no replica held them: {dict(alone)}"
+    _held, lost = check_redis_view(client, seller, stoken, amounts, tokens, storm)
+    split = storm.answered_between(timeline["switched"], timeline["demoted"])
+    print(f"\nSentinel, manual failover, N=1: {len(storm.granted)} 201s, {len(lost)} lost; "
+          f"answers {dict(storm.statuses)}; switched "
+          f"{timeline['switched'] - timeline['command']:.1f} s after SENTINEL FAILOVER, "
+          f"old master demoted {timeline['demoted'] - timeline['switched']:.1f} s later "
+          f"(answers meanwhile {dict(split)}), first 201 "
+          f"{timeline['recovered'] - timeline['demoted']:.1f} s after that")
+    check_no_loss(deployment, seller, amounts, storm, lost)
 
 
 def test_failover_without_wait_loses_201s_restarted_by_hand(start_server, tmp_path):
