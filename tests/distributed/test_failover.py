@@ -24,6 +24,9 @@ grants again. Then the customers' lists (through the API), `left`, and SQL.
   replica until the Sentinel demotes it about 10 s later, and no connection breaks; the
   service follows the Sentinel by itself, answers no 201 while no replica exists, keeps
   every 201, and grants again once the old master replicates the new one.
+- A logout in that window (N=0) is refused by the other instance at once: the blocking
+  clients (the revocation listener, the persister) follow the Sentinel too rather than
+  staying on the old master until its demotion.
 
 The load: PairStorm, every (customer, coupon) pair grabbed once, no coupon able to sell
 out, so any answer but 201 and 503 is wrong.
@@ -36,7 +39,7 @@ from collections import Counter
 
 import pytest
 
-from seckill_harness import Client, Deployment, describe, make_users, uniq
+from seckill_harness import Client, Deployment, describe, expect_json, make_users, uniq
 from test_distributed import GrabStorm, check_sql_invariants, sql_grants
 
 THREADS = 8
@@ -49,6 +52,9 @@ LOSS_GRANTS = 50  # with N=0, 201s acknowledged in the window before the kill, a
 RECOVERY_BOUND = 40.0 if os.environ.get("SECKILL_SANITIZED") else 20.0
 AFTER_RECOVERY = 0.5  # seconds of load once the service grants again
 BACKOFF = 0.05  # a customer's pause after a 503 or a broken connection
+# seconds a logout may take to reach the other instance after a manual failover: the
+# logout's own wait (1 s) and the blocking clients' recheck of the Sentinels (1 s)
+REVOKE_BOUND = 4.0 if os.environ.get("SECKILL_SANITIZED") else 2.0
 
 
 class PairStorm(GrabStorm):
@@ -338,6 +344,41 @@ def test_sentinel_manual_failover_with_wait_replicas(start_server, tmp_path):
           f"(answers meanwhile {dict(split)}), first 201 "
           f"{timeline['recovered'] - timeline['demoted']:.1f} s after that")
     check_no_loss(deployment, seller, amounts, storm, lost)
+
+
+def test_logout_during_a_manual_failover_reaches_the_other_instance(start_server, tmp_path):
+    """After SENTINEL FAILOVER the old master answers as a master until the Sentinel
+    demotes it (about 10 s): a logout on one instance, published on the new master, must
+    still be refused by the other at once, not once the demotion breaks its revocation
+    listener's connection to the old master (as it was: 8 s after a logout 2 s after the
+    switch). N=0: with N=1 a logout in that window answers 503, no replica holding it."""
+    data_dir = tmp_path / "d"
+    deployment = Deployment.for_dir(data_dir, sentinel=True)
+    group = deployment.redis
+    old_master = group.master
+    a, b = instances(start_server, data_dir, 0)
+    ca, cb = Client(a), Client(b)
+    revoked = {"errMsg": "Authorization has been revoked."}
+    group.failover()
+    switched = time.monotonic()
+    delays = []
+    while time.monotonic() < switched + 4.0:
+        customer, token = ca.new_user("customer")
+        expect_json(ca.request("POST", "/api/auth/logout", token=token), 200)
+        logged_out = time.monotonic()
+        while cb.list(token, customer).status_code != 401:
+            assert time.monotonic() < logged_out + REVOKE_BOUND, (
+                f"a logout {logged_out - switched:.1f} s after the switch still not refused "
+                f"by the other instance {REVOKE_BOUND} s later")
+            time.sleep(0.02)
+        expect_json(cb.list(token, customer), 401, body=revoked)
+        delays.append((round(logged_out - switched, 1), round(time.monotonic() - logged_out, 2),
+                       old_master.role()))
+        time.sleep(0.25)
+    print(f"\nlogouts after a manual failover (s after the switch, s until refused, old "
+          f"master's role): {delays}")
+    assert delays and delays[0][2] == "master", \
+        f"the Sentinel demoted the old master before the first logout: nothing tested {delays}"
 
 
 def test_failover_without_wait_loses_201s_restarted_by_hand(start_server, tmp_path):
