@@ -459,6 +459,12 @@ def _run_cli(target, args, check):
 # ---------------------------------------------------------------------------------------
 # Replication
 
+# A replica that needs a full resync gets it at once: Redis waits 5 s by default
+# (repl-diskless-sync-delay) for more replicas to share the transfer. The failover tests
+# resync a revived or demoted master every time, and would wait that out in each.
+PROMPT_RESYNC = ("--repl-diskless-sync-delay", "0")
+
+
 def _replication(server):
     return server.command("INFO", "replication", timeout=2.0)
 
@@ -500,8 +506,8 @@ class RedisCluster:
     master is replaced within a few seconds), cluster-replica-validity-factor 0 (a
     replica however far behind still takes over, as a real one cut off would), and a
     password on every node (requirepass and masterauth, random unless given; `url`
-    carries it), which is what lets cut_replica_off() stop the replication stream.
-    Without replicas: no password, node timeout 2000, as it always was.
+    carries it), which is what lets cut_replica_off() stop the replication stream, and
+    PROMPT_RESYNC. Without replicas: no password, node timeout 2000, as it always was.
 
     A failover of one master, as the tests stage it (see RedisSentinelGroup):
 
@@ -516,7 +522,7 @@ class RedisCluster:
         self.replicas = replicas
         failover = replicas > 0
         self.password = password or (secrets.token_hex(12) if failover else None)
-        config = ["--cluster-replica-validity-factor", "0"] if failover else []
+        config = ["--cluster-replica-validity-factor", "0", *PROMPT_RESYNC] if failover else []
 
         def node(index):
             return RedisServer(aof=aof, cluster=True, password=self.password,
@@ -796,8 +802,8 @@ class RedisSentinelGroup:
     (quorum 1, down-after-milliseconds 1000, failover-timeout 3000): the smallest
     deployment with automatic failover. Both Redis servers run with AOF on (like
     RedisServer) and a password (requirepass and masterauth; Sentinel's auth-pass), which
-    is what lets cut_replica_off() stop the replication stream. Every process on a free
-    loopback port, its data in a directory of its own under one temp dir.
+    is what lets cut_replica_off() stop the replication stream, and PROMPT_RESYNC. Every
+    process on a free loopback port, its data in a directory of its own under one temp dir.
 
     A failover as the tests stage it:
 
@@ -817,9 +823,10 @@ class RedisSentinelGroup:
         self.master_name = master_name
         self.password = password or secrets.token_hex(12)
         self.master = RedisServer(aof=aof, base_dir=os.path.join(self.dir, "redis0"),
-                                  password=self.password)
+                                  password=self.password, config=PROMPT_RESYNC)
         self.replica = RedisServer(aof=aof, base_dir=os.path.join(self.dir, "redis1"),
-                                   password=self.password, replica_of=self.master)
+                                   password=self.password, replica_of=self.master,
+                                   config=PROMPT_RESYNC)
         self.servers = [self.master, self.replica]
         self.sentinel = RedisSentinel(self.master, master_name, self.password,
                                       base_dir=os.path.join(self.dir, "sentinel"),
