@@ -22,6 +22,7 @@ import requests
 
 from seckill_harness import Client, Deployment, expect_204, expect_json, free_port
 from test_distributed import wait_ready
+from test_failover import create_coupon
 from test_ops import run_briefly
 
 LOSES_GRANTS = ("Redis master 0 has 1 replica(s) but --redis-wait-replicas is 0: a failover "
@@ -65,7 +66,7 @@ def test_wait_for_more_replicas_than_connected_warns_and_answers_503(start_serve
     # The coupon through an instance that can create one (creation waits for replicas too).
     one = start_with(start_server, sentinel_dir, 1)
     seller, stoken = Client(one).new_user("saler")
-    coupon = Client(one).new_coupon(stoken, seller)
+    coupon = create_coupon(Client(one), stoken, seller, 20)
     customer, token = Client(one).new_user("customer")
     r = Client(waiting).grab(token, seller, coupon)
     expect_json(r, 503)
