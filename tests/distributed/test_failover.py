@@ -127,6 +127,19 @@ class PairStorm(GrabStorm):
         with self.lock:
             return Counter(status for at, status in self.answers if start <= at <= end)
 
+    def wait_recovered(self, since, what, coupons=None):
+        """Polls until a 201 comes after `since` (on `coupons`, if given), at most
+        RECOVERY_BOUND seconds after it; returns that 201's time. `what` names `since` in
+        the failure's message."""
+        deadline = since + RECOVERY_BOUND
+        while self.first_grant_after(since, coupons) is None:
+            assert not self.ran_out, "the load ran out of pairs"
+            assert time.monotonic() < deadline, (
+                f"no 201 within {RECOVERY_BOUND} s of {what}: "
+                f"{self.answered_between(since, time.monotonic())}")
+            time.sleep(0.02)
+        return self.first_grant_after(since, coupons)
+
     def wait_grants(self, since, count, timeout, coupons=None):
         """Polls until `count` 201s came after `since`; False on timeout."""
         deadline = time.monotonic() + timeout
@@ -222,14 +235,7 @@ def stage_failover(storm, cut_off, kill, restore, wait_failover, wait_replicas,
     timeline["failover"] = time.monotonic()
     if after_failover is not None:
         after_failover()
-    deadline = timeline["failover"] + RECOVERY_BOUND
-    while storm.first_grant_after(timeline["failover"], coupons) is None:
-        assert not storm.ran_out, "the load ran out of pairs"
-        assert time.monotonic() < deadline, (
-            f"no 201 within {RECOVERY_BOUND} s of the failover: "
-            f"{storm.answered_between(timeline['failover'], time.monotonic())}")
-        time.sleep(0.02)
-    timeline["recovered"] = storm.first_grant_after(timeline["failover"], coupons)
+    timeline["recovered"] = storm.wait_recovered(timeline["failover"], "the failover", coupons)
     time.sleep(AFTER_RECOVERY)
     return timeline
 
@@ -332,14 +338,8 @@ def test_sentinel_manual_failover_with_wait_replicas(start_server, tmp_path):
         timeline["switched"] = time.monotonic()
         group.wait_demoted()
         timeline["demoted"] = time.monotonic()
-        deadline = timeline["demoted"] + RECOVERY_BOUND
-        while storm.first_grant_after(timeline["demoted"]) is None:
-            assert not storm.ran_out, "the load ran out of pairs"
-            assert time.monotonic() < deadline, (
-                f"no 201 within {RECOVERY_BOUND} s of the old master's demotion: "
-                f"{storm.answered_between(timeline['demoted'], time.monotonic())}")
-            time.sleep(0.02)
-        timeline["recovered"] = storm.first_grant_after(timeline["demoted"])
+        timeline["recovered"] = storm.wait_recovered(timeline["demoted"],
+                                                     "the old master's demotion")
         time.sleep(AFTER_RECOVERY)
     assert group.current_master() is not old_master and old_master.role() == "slave"
     assert [server.proc.pid for server in servers] == pids
