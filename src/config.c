@@ -19,6 +19,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "api/cors.h"
 #include "util/log.h"
 
 #define MIN_SECRET_BYTES 32
@@ -50,6 +51,7 @@ typedef enum option_id {
     OPT_MAX_CONNECTIONS,
     OPT_RATE_LIMIT,
     OPT_RATE_BURST,
+    OPT_CORS_ORIGIN,
     OPT_COUNT
 } option_id_t;
 
@@ -114,6 +116,9 @@ static const struct option_spec {
                         "(default 0: no limit)"},
     [OPT_RATE_BURST] = {"--rate-burst", "SECKILL_RATE_BURST", "N",
                         "grabs a user may make at once before --rate-limit applies (default 10)"},
+    [OPT_CORS_ORIGIN] = {"--cors-origin", "SECKILL_CORS_ORIGIN", "ORIGINS",
+                         "comma-separated origins (https://shop.example[:port], or *) whose "
+                         "browser pages may call the API (default: none, no CORS headers)"},
 };
 
 static char usage_text[8192];
@@ -556,6 +561,14 @@ static int apply(sk_config_t *config, option_id_t id, const char *value)
         return parse_rate(value, &config->rate_limit);
     case OPT_RATE_BURST:
         return parse_int(value, 1, 1000000, &config->rate_burst);
+    case OPT_CORS_ORIGIN: {
+        sk_cors_t cors;
+        char message[160];
+        if (sk_cors_init(&cors, value, message, sizeof(message)) != 0)
+            return -1;
+        sk_cors_dispose(&cors);
+        return replace_string(&config->cors_origins, value);
+    }
     case OPT_JWT_SECRET_FILE:
     case OPT_REDIS_FILE:
     case OPT_MYSQL_FILE: /* read_value_file, which has messages of its own */
@@ -709,6 +722,7 @@ sk_config_action_t sk_config_parse(sk_config_t *config, int argc, char **argv, c
 void sk_config_dispose(sk_config_t *config)
 {
     free(config->data_dir);
+    free(config->cors_origins);
     /* The URLs carry the backends' passwords. */
     set_string(&config->jwt_secret, NULL);
     set_string(&config->redis_url, NULL);

@@ -37,6 +37,7 @@ typedef struct sk_config {
     int max_connections; /* per process; beyond it new connections are refused */
     double rate_limit;   /* grabs per second per user; 0: no limit */
     int64_t rate_burst;  /* grabs a user may make at once before the rate applies */
+    char *cors_origins;  /* --cors-origin as given; NULL: none */
     int reconcile;       /* `seckill reconcile ...`: compare Redis with SQL, then exit */
     int repair;          /* reconcile --repair */
 } sk_config_t;

@@ -104,6 +104,7 @@ int main(int argc, char **argv)
         .max_body = config.max_body,
         .rate_limit = config.rate_limit,
         .rate_burst = config.rate_burst,
+        .cors_origins = config.cors_origins,
     };
     api = sk_api_create(&api_config, store, passwords);
     if (api == NULL)

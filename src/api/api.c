@@ -167,8 +167,16 @@ static void handle(void *thread_data, h2o_req_t *req)
     ++thread->started;
 
     sk_router_match(&req->pool, req->path, &r->route);
+    /* CORS headers before any answer, errors included: a page can read why it failed. */
+    const h2o_iovec_t *origin =
+        thread->api->cors_enabled ? sk_cors_allow(&thread->api->cors, req) : NULL;
     if (r->route.id == SK_ROUTE_NOT_FOUND) {
         sk_api__send_json(r, 404, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Not found."))));
+        return;
+    }
+    if (origin != NULL && sk_cors_is_preflight(req)) {
+        sk_cors_add_preflight_headers(req, sk_router_allow_header(r->route.id));
+        sk_api__send_no_content(r, NULL);
         return;
     }
     sk_method_t method = sk_router_method(req->method);
@@ -284,6 +292,14 @@ sk_api_t *sk_api_create(const sk_api_config_t *config, sk_store_t *store,
         if (api->ratelimit == NULL)
             goto fail;
     }
+    if (config->cors_origins != NULL) {
+        char error[256];
+        if (sk_cors_init(&api->cors, config->cors_origins, error, sizeof(error)) != 0) {
+            sk_log(SK_LOG_ERROR, "api", "%s", error);
+            goto fail;
+        }
+        api->cors_enabled = 1;
+    }
     api->app.data = api;
     api->app.thread_create = thread_create;
     api->app.thread_busy = thread_busy;
@@ -291,6 +307,7 @@ sk_api_t *sk_api_create(const sk_api_config_t *config, sk_store_t *store,
     api->app.handle = handle;
     return api;
 fail:
+    sk_ratelimit_destroy(api->ratelimit);
     if (api->metrics != NULL)
         sk_metrics_destroy(api->metrics);
     free(api);
@@ -305,6 +322,7 @@ const sk_http_app_t *sk_api_app(sk_api_t *api)
 void sk_api_destroy(sk_api_t *api)
 {
     sk_ratelimit_destroy(api->ratelimit);
+    sk_cors_dispose(&api->cors);
     sk_metrics_destroy(api->metrics);
     free(api);
 }

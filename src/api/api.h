@@ -19,8 +19,9 @@ typedef struct sk_api_config {
     int64_t token_ttl;
     int64_t max_amount;
     size_t max_body;
-    double rate_limit;  /* grabs per second per user; 0: no limit */
-    int64_t rate_burst; /* grabs a user may make at once before the rate applies */
+    double rate_limit;        /* grabs per second per user; 0: no limit */
+    int64_t rate_burst;       /* grabs a user may make at once before the rate applies */
+    const char *cors_origins; /* --cors-origin: comma-separated; NULL: no CORS */
 } sk_api_config_t;
 
 typedef struct sk_api sk_api_t;

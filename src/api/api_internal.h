@@ -8,6 +8,7 @@
 #include <h2o.h>
 #include <jansson.h>
 
+#include "api/cors.h"
 #include "api/api.h"
 #include "api/metrics.h"
 #include "api/ratelimit.h"
@@ -21,6 +22,8 @@ struct sk_api {
     sk_password_pool_t *passwords;
     sk_metrics_t *metrics;
     sk_ratelimit_t *ratelimit; /* of the grab route; NULL: no limit */
+    int cors_enabled;
+    sk_cors_t cors;
     sk_http_app_t app;
 };
 

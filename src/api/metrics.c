@@ -319,9 +319,13 @@ char *sk_metrics_render(sk_metrics_t *metrics, const sk_store_stats_t *stats,
            "# TYPE seckill_journal_failures_total counter\nseckill_journal_failures_total %llu\n"
            "# HELP seckill_journal_lag_seconds Embedded: every change written to the grant logs "
            "longer ago than this is in SQLite (0 when none waits).\n"
-           "# TYPE seckill_journal_lag_seconds gauge\nseckill_journal_lag_seconds %.3f\n",
+           "# TYPE seckill_journal_lag_seconds gauge\nseckill_journal_lag_seconds %.3f\n"
+           "# HELP seckill_grabs_waiting Grabs waiting for the outcome of a grant not written "
+           "yet, which decides their answer.\n"
+           "# TYPE seckill_grabs_waiting gauge\nseckill_grabs_waiting %llu\n",
            (unsigned long long)stats->journal_backlog, (unsigned long long)stats->journal_ops,
-           (unsigned long long)stats->journal_failures, (double)stats->journal_lag_usec / 1e6);
+           (unsigned long long)stats->journal_failures, (double)stats->journal_lag_usec / 1e6,
+           (unsigned long long)stats->grabs_waiting);
     append(&out,
            "# HELP seckill_backend_errors_total Calls to a backend of the distributed deployment "
            "that failed (unreachable, timed out, or an error).\n"

@@ -139,6 +139,7 @@ typedef struct sk_store_stats {
      * (0 when nothing waits). */
     uint64_t journal_lag_usec;
     uint64_t redis_errors, sql_errors; /* failed calls to each backend (distributed only) */
+    uint64_t grabs_waiting; /* grabs waiting for a pending grant's outcome (embedded only) */
 } sk_store_stats_t;
 
 /* Per worker thread: completions are delivered through `queue`, the queue of the worker's

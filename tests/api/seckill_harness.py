@@ -157,9 +157,12 @@ class Deployment:
             return [self.redis.current_master()]
         return [self.redis]
 
-    def settle(self, timeout=10.0):
+    def settle(self, timeout=25.0):
         """Waits until every grant in the Redis streams has reached SQL (the persisters
-        delete what they have written)."""
+        delete what they have written). The default covers an instance that stopped with
+        grants pending on its consumer (read while SQL was down): another persister claims
+        them once they were idle CLAIM_IDLE_MS (10 s, store_redis.c) and it looks every
+        2 s, so up to 12 s after that instance's last read, plus a MariaDB restart."""
         deadline = time.monotonic() + timeout
         while True:
             pending = 0

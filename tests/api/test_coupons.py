@@ -433,6 +433,49 @@ def test_description_with_nul_round_trips(client, seller):
     assert seller_view(client, token, name, coupon)["description"] == "a\u0000b"
 
 
+def test_stored_strings_survive_a_restart_byte_for_byte(start_server, tmp_path):
+    """Every string the API stores comes back after a restart exactly as it was sent:
+    descriptions with NULs anywhere (once loaded with strlen, cut at the first), control
+    characters, non-ASCII; names with every character the API admits. In the distributed
+    deployment also after a FLUSHALL, when the hot state is rebuilt from SQL."""
+    srv = start_server(data_dir=tmp_path / "data")
+    client = Client(srv)
+    seller = uniq('s"q\\é') + "優惠"  # user names: no whitespace (API.md)
+    customer = uniq("cü") + "😀"
+    expect_json(client.register(seller, "pw", "saler"), 201, "")
+    expect_json(client.register(customer, "pw", "customer"), 201, "")
+    stoken, ctoken = client.token(seller, "pw"), client.token(customer, "pw")
+    descriptions = ["a\u0000b", "\u0000", "\u0000lead", "trail\u0000", "x\u0000" * 400,
+                    "é\u0000" + "d" * 1021, "\u0001\u001f\u007f \u2028 </script> \"'\\",
+                    "line\nnext\ttab\r", "😀" * 256]
+    for i, description in enumerate(descriptions):
+        assert len(description.encode()) <= 1024
+        name = f"{uniq('n')} #{i} ✓ 50% & more"
+        expect_json(client.create_coupon(stoken, seller, name, description=description,
+                                         amount=3), 201, "")
+        expect_json(client.grab(ctoken, seller, name), 201, "")
+    seller_view = client.list_all(stoken, seller)
+    customer_view = client.list_all(ctoken, customer)
+    assert [item["description"] for item in seller_view] == descriptions
+    assert [item["description"] for item in customer_view] == descriptions
+    assert all(item["seller"] == seller for item in customer_view)
+
+    assert srv.stop() == 0
+    srv.start()
+    assert client.list_all(stoken, seller) == seller_view
+    assert client.list_all(ctoken, customer) == customer_view
+    r = client.grab(ctoken, seller, seller_view[0]["name"])
+    expect_204(r, "already-held")
+    if srv.deployment is not None:
+        assert srv.deployment.settle() == 0
+        assert srv.stop() == 0
+        srv.deployment.redis.command("FLUSHALL")
+        srv.start()
+        assert client.list_all(stoken, seller) == seller_view
+        assert client.list_all(ctoken, customer) == customer_view
+        expect_204(client.grab(ctoken, seller, seller_view[-1]["name"]), "already-held")
+
+
 def test_concurrent_creation_of_one_name(server, client, seller):
     name, token = seller
     coupon = uniq("race")

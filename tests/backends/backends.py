@@ -459,6 +459,12 @@ def _run_cli(target, args, check):
 # ---------------------------------------------------------------------------------------
 # Replication
 
+# A replica that needs a full resync gets it at once: Redis waits 5 s by default
+# (repl-diskless-sync-delay) for more replicas to share the transfer. The failover tests
+# resync a revived or demoted master every time, and would wait that out in each.
+PROMPT_RESYNC = ("--repl-diskless-sync-delay", "0")
+
+
 def _replication(server):
     return server.command("INFO", "replication", timeout=2.0)
 
@@ -500,8 +506,8 @@ class RedisCluster:
     master is replaced within a few seconds), cluster-replica-validity-factor 0 (a
     replica however far behind still takes over, as a real one cut off would), and a
     password on every node (requirepass and masterauth, random unless given; `url`
-    carries it), which is what lets cut_replica_off() stop the replication stream.
-    Without replicas: no password, node timeout 2000, as it always was.
+    carries it), which is what lets cut_replica_off() stop the replication stream, and
+    PROMPT_RESYNC. Without replicas: no password, node timeout 2000, as it always was.
 
     A failover of one master, as the tests stage it (see RedisSentinelGroup):
 
@@ -516,7 +522,7 @@ class RedisCluster:
         self.replicas = replicas
         failover = replicas > 0
         self.password = password or (secrets.token_hex(12) if failover else None)
-        config = ["--cluster-replica-validity-factor", "0"] if failover else []
+        config = ["--cluster-replica-validity-factor", "0", *PROMPT_RESYNC] if failover else []
 
         def node(index):
             return RedisServer(aof=aof, cluster=True, password=self.password,
@@ -796,8 +802,8 @@ class RedisSentinelGroup:
     (quorum 1, down-after-milliseconds 1000, failover-timeout 3000): the smallest
     deployment with automatic failover. Both Redis servers run with AOF on (like
     RedisServer) and a password (requirepass and masterauth; Sentinel's auth-pass), which
-    is what lets cut_replica_off() stop the replication stream. Every process on a free
-    loopback port, its data in a directory of its own under one temp dir.
+    is what lets cut_replica_off() stop the replication stream, and PROMPT_RESYNC. Every
+    process on a free loopback port, its data in a directory of its own under one temp dir.
 
     A failover as the tests stage it:
 
@@ -807,6 +813,7 @@ class RedisSentinelGroup:
         group.restore_replica()   # the right password again
         group.wait_failover()     # Sentinel promoted the replica: those writes are gone
 
+    or by hand, with both servers up: group.failover(), then group.wait_demoted().
     `master` and `replica` are the RedisServers in those roles as last seen (swapped by
     wait_failover()); current_master() asks the Sentinel."""
 
@@ -816,9 +823,10 @@ class RedisSentinelGroup:
         self.master_name = master_name
         self.password = password or secrets.token_hex(12)
         self.master = RedisServer(aof=aof, base_dir=os.path.join(self.dir, "redis0"),
-                                  password=self.password)
+                                  password=self.password, config=PROMPT_RESYNC)
         self.replica = RedisServer(aof=aof, base_dir=os.path.join(self.dir, "redis1"),
-                                   password=self.password, replica_of=self.master)
+                                   password=self.password, replica_of=self.master,
+                                   config=PROMPT_RESYNC)
         self.servers = [self.master, self.replica]
         self.sentinel = RedisSentinel(self.master, master_name, self.password,
                                       base_dir=os.path.join(self.dir, "sentinel"),
@@ -905,6 +913,29 @@ class RedisSentinelGroup:
         _wait_until(promoted, timeout, "%r: failover" % self, logs=self.logs)
         self.master, self.replica = self.replica, self.master
         return self.master
+
+    def failover(self, timeout=30.0):
+        """A manual failover (SENTINEL FAILOVER): the Sentinel promotes the replica while
+        the master stays up. Waits as wait_failover() does and returns the new master. The
+        old master (`replica` from then on) goes on being a master, with no replica, until
+        the Sentinel demotes it by itself (+convert-to-slave, at its first INFO more than
+        8 s after the switch: about 10 s later; wait_demoted())."""
+        reply = self.sentinel.command("SENTINEL", "FAILOVER", self.master_name, timeout=2.0)
+        if reply != "OK":
+            raise BackendError("%r: SENTINEL FAILOVER answered %r" % (self, reply))
+        return self.wait_failover(timeout)
+
+    def wait_demoted(self, timeout=30.0):
+        """After failover(): waits until the old master is a replica of the new one and
+        receives its stream (a full resync, which drops the writes it took after the
+        promotion)."""
+        def demoted():
+            info = _replication(self.replica)
+            return (_info_field(info, "role") == "slave"
+                    and _info_field(info, "master_port") == str(self.master.port)
+                    and _info_field(info, "master_link_status") == "up")
+
+        _wait_until(demoted, timeout, "%r: the old master demoted" % self, logs=self.logs)
 
     def revive_replica(self, timeout=START_TIMEOUT):
         """Start the replica (after a failover: the killed old master) again, as a replica

@@ -136,6 +136,34 @@ def test_sentinel_failover_loses_what_the_cut_off_replica_missed():
     assert not any(server.running() for server in group.servers + [group.sentinel])
 
 
+def test_sentinel_manual_failover_demotes_the_old_master():
+    """SENTINEL FAILOVER with both servers up (RedisSentinelGroup.failover): the replica is
+    promoted; the old master stays a master with no replica (WAIT answers 0) until the
+    Sentinel demotes it (wait_demoted), which resyncs it from the new master and drops
+    what it took alone."""
+    with RedisSentinelGroup() as group:
+        old_master, old_replica = group.master, group.replica
+        group.command("SET", "before", "1")
+        assert group.command("WAIT", "1", "5000") == 1
+        started = time.monotonic()
+        assert group.failover() is old_replica
+        switched = time.monotonic()
+        assert (group.master, group.replica) == (old_replica, old_master)
+        assert group.current_master() is old_replica and old_replica.role() == "master"
+        assert old_replica.command("GET", "before") == "1"
+        assert old_master.role() == "master"  # the Sentinel waits 8 s before demoting it
+        old_master.command("SET", "alone", "1")
+        assert old_master.command("WAIT", "1", "100") == 0
+        group.wait_demoted()
+        print("\nmanual failover: switched %.1f s after SENTINEL FAILOVER, old master "
+              "demoted %.1f s after that" % (switched - started, time.monotonic() - switched))
+        assert old_master.role() == "slave"
+        assert old_master.command("GET", "alone") is None  # resynced, not merged
+        assert old_master.command("GET", "before") == "1"
+        group.command("SET", "after", "1")
+        assert group.command("WAIT", "1", "5000") == 1
+
+
 def test_cluster_with_replicas_fails_over_and_moves_the_slots():
     """A Cluster with a replica per master: the replica of a master killed after it was
     cut off takes over that master's slots (clients are MOVED to it) without the writes

@@ -31,12 +31,24 @@
 #define ERROR_SIZE 256
 
 static const char *const env_names[] = {
-    "SECKILL_LISTEN",       "SECKILL_DATA_DIR",        "SECKILL_THREADS",
-    "SECKILL_JWT_SECRET",   "SECKILL_TOKEN_TTL",       "SECKILL_REDIS",
-    "SECKILL_MYSQL",        "SECKILL_MAX_AMOUNT",      "SECKILL_MAX_BODY",
-    "SECKILL_LOG_LEVEL",    "SECKILL_PWHASH_COST",     "SECKILL_SYNC_COMMITS",
-    "SECKILL_IDLE_TIMEOUT", "SECKILL_JWT_SECRET_FILE", "SECKILL_REDIS_FILE",
+    "SECKILL_LISTEN",
+    "SECKILL_DATA_DIR",
+    "SECKILL_THREADS",
+    "SECKILL_JWT_SECRET",
+    "SECKILL_TOKEN_TTL",
+    "SECKILL_REDIS",
+    "SECKILL_MYSQL",
+    "SECKILL_MAX_AMOUNT",
+    "SECKILL_MAX_BODY",
+    "SECKILL_LOG_LEVEL",
+    "SECKILL_PWHASH_COST",
+    "SECKILL_SYNC_COMMITS",
+    "SECKILL_IDLE_TIMEOUT",
+    "SECKILL_JWT_SECRET_FILE",
+    "SECKILL_REDIS_FILE",
     "SECKILL_MYSQL_FILE",
+    "SECKILL_REDIS_WAIT_REPLICAS",
+    "SECKILL_REDIS_WAIT_TIMEOUT",
 };
 
 /* Writable copies of the last parse's arguments, as main() has them: sk_config_parse masks
@@ -115,6 +127,8 @@ static void test_defaults(void **state)
     assert_int_equal(config.pwhash_cost, SK_PWHASH_INTERACTIVE);
     assert_int_equal(config.sync_commits, 0);
     assert_int_equal(config.idle_timeout_ms, 10000);
+    assert_int_equal(config.redis_wait_replicas, 0);
+    assert_int_equal(config.redis_wait_timeout_ms, 100);
     assert_string_equal(error, "");
     sk_config_dispose(&config);
 }
@@ -192,6 +206,19 @@ static void test_boundary_values(void **state)
     assert_int_equal(config.max_body, 64 * 1024 * 1024);
     assert_int_equal(config.idle_timeout_ms, 3600000);
     assert_int_equal(config.listen_port, 0);
+    sk_config_dispose(&config);
+
+    assert_int_equal(
+        parse(&config, error, "--redis-wait-replicas", "0", "--redis-wait-timeout", "1", NULL),
+        SK_CONFIG_RUN);
+    assert_int_equal(config.redis_wait_replicas, 0);
+    assert_int_equal(config.redis_wait_timeout_ms, 1);
+    sk_config_dispose(&config);
+    assert_int_equal(
+        parse(&config, error, "--redis-wait-replicas", "64", "--redis-wait-timeout", "60000", NULL),
+        SK_CONFIG_RUN);
+    assert_int_equal(config.redis_wait_replicas, 64);
+    assert_int_equal(config.redis_wait_timeout_ms, 60000);
     sk_config_dispose(&config);
 
     assert_int_equal(parse(&config, error, "--threads", "256", "--token-ttl", "1", "--max-amount",
@@ -283,6 +310,15 @@ static const struct bad_value {
     {"--idle-timeout", "SECKILL_IDLE_TIMEOUT", "SECONDS", "0"},
     {"--idle-timeout", "SECKILL_IDLE_TIMEOUT", "SECONDS", "3601"},
     {"--idle-timeout", "SECKILL_IDLE_TIMEOUT", "SECONDS", "ten"},
+    {"--redis-wait-replicas", "SECKILL_REDIS_WAIT_REPLICAS", "N", "-1"},
+    {"--redis-wait-replicas", "SECKILL_REDIS_WAIT_REPLICAS", "N", "65"},
+    {"--redis-wait-replicas", "SECKILL_REDIS_WAIT_REPLICAS", "N", "one"},
+    {"--redis-wait-replicas", "SECKILL_REDIS_WAIT_REPLICAS", "N", "1.5"},
+    {"--redis-wait-replicas", "SECKILL_REDIS_WAIT_REPLICAS", "N", ""},
+    {"--redis-wait-timeout", "SECKILL_REDIS_WAIT_TIMEOUT", "MS", "0"},
+    {"--redis-wait-timeout", "SECKILL_REDIS_WAIT_TIMEOUT", "MS", "-100"},
+    {"--redis-wait-timeout", "SECKILL_REDIS_WAIT_TIMEOUT", "MS", "60001"},
+    {"--redis-wait-timeout", "SECKILL_REDIS_WAIT_TIMEOUT", "MS", "1s"},
 };
 
 static void test_invalid_values(void **state)

@@ -5,6 +5,13 @@
  * client. A connection that fails is closed; the next call opens a new one. A call that
  * finds its connection already broken (the server restarted since the last call) opens a
  * new one and tries once more, since nothing was executed on the broken one.
+ *
+ * Behind Sentinel the Sentinels are asked again at least once a second, as the watcher
+ * does for the worker loops: a master replaced while it stays up (SENTINEL FAILOVER, a
+ * partition that heals) breaks no connection and answers writes until the Sentinel
+ * demotes it, about ten seconds later, and a client that waited for an error would read
+ * and write the old master all that time (the revocation listener missing the logouts
+ * published on the new master, the persister its grants).
  */
 #include "client/redis/sync.h"
 
@@ -18,6 +25,8 @@
 #include "client/redis/sentinel.h"
 #include "util/log.h"
 
+#define SENTINEL_RECHECK_MS 1000 /* the Sentinels are asked again at least this often */
+
 struct sk_redis_sync {
     sk_redis_config_t config;
     sk_redis__handshake_t handshake;
@@ -29,8 +38,21 @@ struct sk_redis_sync {
     redisContext *conns[SK_REDIS_MAX_NODES]; /* by index in map.nodes */
     size_t masters[SK_REDIS_MAX_NODES];
     size_t master_count;
+    int64_t resolved_ms; /* when the Sentinels last named the master (monotonic) */
     sk_redis__command_t command;
 };
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static uint64_t timeout_ms_of(const sk_redis_sync_t *client)
+{
+    return (uint64_t)client->timeout.tv_sec * 1000 + (uint64_t)client->timeout.tv_usec / 1000;
+}
 
 static void close_node(sk_redis_sync_t *client, size_t index)
 {
@@ -105,19 +127,11 @@ static void note_masters(sk_redis_sync_t *client)
             client->masters[client->master_count++] = i;
 }
 
-/* Sentinel: the map is the master the Sentinels name now; connections to any other node
- * (a demoted master) are closed. Returns 0 or -1. */
-static int load_sentinel_map(sk_redis_sync_t *client)
+/* Sentinel: the map is `master`, which the Sentinels name now; connections to any other
+ * node (a demoted master) are closed. Returns 0 or -1. */
+static int adopt_sentinel_master(sk_redis_sync_t *client, const sk_redis_node_addr_t *master)
 {
-    sk_redis_node_addr_t master;
-    char err[512];
-    uint64_t timeout_ms =
-        (uint64_t)client->timeout.tv_sec * 1000 + (uint64_t)client->timeout.tv_usec / 1000;
-    if (sk_redis_sentinel_resolve(&client->config, timeout_ms, &master, err, sizeof(err)) != 0) {
-        sk_log(SK_LOG_WARN, "redis", "%s", err);
-        return -1;
-    }
-    int index = sk_redis_slot_map_node(&client->map, master.host, master.port);
+    int index = sk_redis_slot_map_node(&client->map, master->host, master->port);
     if (index < 0)
         return -1;
     client->map.cluster = 0;
@@ -126,8 +140,47 @@ static int load_sentinel_map(sk_redis_sync_t *client)
         if (i != (size_t)index)
             close_node(client, i);
     client->map_known = 1;
+    client->resolved_ms = monotonic_ms();
     note_masters(client);
     return 0;
+}
+
+static int load_sentinel_map(sk_redis_sync_t *client)
+{
+    sk_redis_node_addr_t master;
+    char err[512];
+    if (sk_redis_sentinel_resolve(&client->config, timeout_ms_of(client), &master, err,
+                                  sizeof(err)) != 0) {
+        sk_log(SK_LOG_WARN, "redis", "%s", err);
+        return -1;
+    }
+    return adopt_sentinel_master(client, &master);
+}
+
+/* Behind Sentinel, with a master in hand named more than SENTINEL_RECHECK_MS ago: asks
+ * again, and moves to another master the Sentinels name. When none answers, the master in
+ * hand stays (a command on it finds out whether it still is one). */
+static void recheck_sentinel(sk_redis_sync_t *client)
+{
+    if (!client->config.sentinel || !client->map_known ||
+        monotonic_ms() - client->resolved_ms < SENTINEL_RECHECK_MS)
+        return;
+    sk_redis_node_addr_t master;
+    char err[512];
+    if (sk_redis_sentinel_resolve(&client->config, timeout_ms_of(client), &master, err,
+                                  sizeof(err)) != 0) {
+        client->resolved_ms = monotonic_ms();
+        sk_log(SK_LOG_DEBUG, "redis", "%s", err);
+        return;
+    }
+    const sk_redis_node_addr_t *current = &client->map.nodes[client->map.slot_node[0]];
+    if (master.port != current->port || strcmp(master.host, current->host) != 0)
+        sk_log(SK_LOG_WARN, "redis",
+               "%s:%d is no longer the master: moving a blocking client "
+               "to %s:%d (Sentinel)",
+               current->host, current->port, master.host, master.port);
+    if (adopt_sentinel_master(client, &master) != 0)
+        client->map_known = 0;
 }
 
 /* Reads the slot map from the known nodes (seeds first). Returns 0 or -1. */
@@ -174,6 +227,8 @@ static void sleep_ms(long ms)
 static redisReply *execute(sk_redis_sync_t *client, int node)
 {
     int asking = 0, stale_retried = 0;
+    if (node < 0)
+        recheck_sentinel(client); /* a node given by index stays the one asked for */
     for (int attempts = 0;; ++attempts) {
         if (node < 0 && !client->map_known && load_map(client) != 0)
             return NULL;
@@ -335,6 +390,7 @@ int sk_redis_sync_fence(sk_redis_sync_t *client, const char *fence_key, size_t f
 
 size_t sk_redis_sync_master_count(sk_redis_sync_t *client)
 {
+    recheck_sentinel(client); /* before the caller picks masters by index */
     if (!client->map_known)
         load_map(client);
     return client->master_count;

@@ -1,7 +1,8 @@
 /*
  * A blocking Redis client, routed by slot for Redis Cluster, for the threads that may
- * block: the persister, the start-up loader and `seckill reconcile`. Never used on a
- * worker's event loop.
+ * block: the persister, the revocation listener, the start-up loader and `seckill
+ * reconcile`. Never used on a worker's event loop. Behind Sentinel it asks the Sentinels
+ * again at least once a second and follows the master they name.
  */
 #ifndef SK_CLIENT_REDIS_SYNC_H
 #define SK_CLIENT_REDIS_SYNC_H

@@ -267,7 +267,8 @@ static int compare_order(const void *a, const void *b)
     return (left->order > right->order) - (left->order < right->order);
 }
 
-/* Whether the replicas hold every entry read from the shards that gave some. */
+/* Whether the replicas hold every entry read from the shards that gave some: one fence per
+ * shard on a Cluster (each master has its own replicas), one in all on a single master. */
 static int replicas_hold(const step_batch_t *batch, const sk_hot_state_t *hot,
                          sk_redis_sync_t *redis, int wait_replicas)
 {
@@ -285,6 +286,9 @@ static int replicas_hold(const step_batch_t *batch, const sk_hot_state_t *hot,
                    acknowledged < 0 ? 0 : acknowledged, wait_replicas, FENCE_WAIT_MS);
             return 0;
         }
+        /* One master holds every shard: its fence covers them all. */
+        if (!sk_redis_sync_is_cluster(redis))
+            break;
     }
     return 1;
 }

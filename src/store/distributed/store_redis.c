@@ -22,7 +22,9 @@
  * until the replicas answer (Redis blocks the client that sent it), so the commands of the
  * next turns go to the others meanwhile. */
 #define REDIS_CONNECTIONS_PER_NODE 1
+#ifndef REDIS_CONNECTIONS_PER_NODE_WAITING /* -D for the A/B of bench/NOTES-distributed.md */
 #define REDIS_CONNECTIONS_PER_NODE_WAITING 4
+#endif
 #define REDIS_TIMEOUT_MS 2000
 #define CLAIM_IDLE_MS 10000         /* a pending grant older than this: its instance died */
 #define REVOCATIONS_MAXLEN "100000" /* older revocations come from SQL at start */
@@ -240,8 +242,11 @@ static void unload_coupon(create_state_t *state)
     sk_store_thread_t *thread = state->op->op._thread;
     const char *keys[] = {state->coupon_key};
     size_t key_lens[] = {state->coupon_key_len};
-    sk_redis_async_eval(thread->redis, &thread->store->hot.unload, 1, keys, key_lens, 0, NULL, NULL,
-                        on_unloaded, state);
+    /* Replicated: "a grab took one" then means the replicas have the coupon as well (this
+     * WAIT follows the load script's write in the replication stream), so its 201 holds
+     * through a failover like any other. */
+    sk_redis_async_eval_replicated(thread->redis, &thread->store->hot.unload, 1, keys, key_lens, 0,
+                                   NULL, NULL, on_unloaded, state);
 }
 
 static void on_coupon_hash_made(void *data, redisReply *reply)

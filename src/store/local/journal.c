@@ -256,6 +256,20 @@ static int write_takes(sk_journal_t *journal)
     return 0;
 }
 
+/*
+ * Whether the statement that just failed failed alone: a constraint violation that SQLite
+ * undid by itself, inside a transaction that is still open, is that entry's own fault (a
+ * row planted behind the store's back) and the rest of the batch may commit. Any other
+ * failure (disk full, an I/O error, no memory, a trigger's ROLLBACK) may have rolled the
+ * whole transaction back, after which every further statement would commit on its own in
+ * autocommit: the batch stops there and fails as a whole.
+ */
+static int failed_alone(sk_journal_t *journal)
+{
+    return (sqlite3_errcode(journal->db) & 0xff) == SQLITE_CONSTRAINT &&
+           !sqlite3_get_autocommit(journal->db);
+}
+
 /* Writes one batch in one transaction; sets every entry's status. */
 static void commit_batch(sk_journal_t *journal, sk_journal_entry_t *batch, size_t size)
 {
@@ -263,8 +277,11 @@ static void commit_batch(sk_journal_t *journal, sk_journal_entry_t *batch, size_
     int status = step_reset(journal, STMT_BEGIN);
 
     journal->take_count = 0;
-    for (sk_journal_entry_t *entry = batch; status == 0 && entry != NULL; entry = entry->next)
+    for (sk_journal_entry_t *entry = batch; status == 0 && entry != NULL; entry = entry->next) {
         entry->status = write_entry(journal, entry);
+        if (entry->status != 0 && !failed_alone(journal))
+            status = entry->status;
+    }
     if (status == 0)
         status = write_takes(journal);
     if (status == 0)
@@ -345,6 +362,14 @@ static void *journal_main(void *arg)
     return NULL;
 }
 
+/* A text column with its length: sqlite3_column_text's NUL would cut a description that
+ * holds one. The text is fetched first, so that the length is that of the UTF-8 form. */
+static h2o_iovec_t column_bytes(sqlite3_stmt *stmt, int column)
+{
+    const char *text = (const char *)sqlite3_column_text(stmt, column);
+    return h2o_iovec_init(text != NULL ? text : "", (size_t)sqlite3_column_bytes(stmt, column));
+}
+
 static int load_rows(sk_journal_t *journal, const sk_journal_hooks_t *hooks)
 {
     static const char *const queries[4] = {
@@ -364,22 +389,23 @@ static int load_rows(sk_journal_t *journal, const sk_journal_hooks_t *hooks)
         int rc, status = 0;
         while (status == 0 && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 #define TEXT(i) ((const char *)sqlite3_column_text(stmt, i))
+#define BYTES(i) column_bytes(stmt, i)
 #define TIME(i)                                                                                    \
     (sqlite3_column_type(stmt, i) == SQLITE_NULL ? SK_STORE_NO_TIME : sqlite3_column_int64(stmt, i))
             switch (which) {
             case 0:
                 status = hooks->on_user(
-                    hooks->data, sqlite3_column_int64(stmt, 0), TEXT(1),
+                    hooks->data, sqlite3_column_int64(stmt, 0), BYTES(1),
                     strcmp(TEXT(2), "saler") == 0 ? SK_USER_SELLER : SK_USER_CUSTOMER, TEXT(3));
                 break;
             case 1:
-                status = hooks->on_coupon(hooks->data, sqlite3_column_int64(stmt, 0), TEXT(1),
-                                          TEXT(2), TEXT(3), sqlite3_column_int64(stmt, 4),
+                status = hooks->on_coupon(hooks->data, sqlite3_column_int64(stmt, 0), BYTES(1),
+                                          BYTES(2), BYTES(3), sqlite3_column_int64(stmt, 4),
                                           sqlite3_column_int64(stmt, 5),
                                           sqlite3_column_int64(stmt, 6), TIME(7), TIME(8));
                 break;
             case 2:
-                status = hooks->on_grant(hooks->data, TEXT(0), TEXT(1), TEXT(2),
+                status = hooks->on_grant(hooks->data, BYTES(0), BYTES(1), BYTES(2),
                                          sqlite3_column_int64(stmt, 3));
                 break;
             case 3:
@@ -387,6 +413,7 @@ static int load_rows(sk_journal_t *journal, const sk_journal_hooks_t *hooks)
                 break;
             }
 #undef TEXT
+#undef BYTES
 #undef TIME
         }
         if (status == 0 && rc != SQLITE_DONE) {

@@ -5,7 +5,8 @@
  * Group commit: worker threads hand entries to the journal without waiting; the journal
  * thread takes everything queued, writes it in one transaction, and only then calls each
  * entry's on_committed (on the journal thread), which is when the client may be told.
- * A failed statement fails its own entry only; a failed commit fails the whole batch.
+ * A statement that violates a constraint fails its own entry only; any other failure
+ * (a statement's or the commit's) fails the whole batch, and nothing of it is written.
  */
 #ifndef SK_STORE_LOCAL_JOURNAL_H
 #define SK_STORE_LOCAL_JOURNAL_H
@@ -60,15 +61,17 @@ struct sk_journal_entry {
 };
 
 /* The store's side: what the load at start hands back, row by row, in id order (grants in
- * grant order), and what runs after each committed batch. */
+ * grant order), and what runs after each committed batch. Names and descriptions come with
+ * their length, byte for byte as stored (a description may hold a NUL); they and the
+ * NUL-terminated strings are valid only during the call. */
 typedef struct sk_journal_hooks {
     void *data;
-    int (*on_user)(void *data, int64_t id, const char *username, sk_user_kind_t kind,
+    int (*on_user)(void *data, int64_t id, h2o_iovec_t username, sk_user_kind_t kind,
                    const char *password_hash);
-    int (*on_coupon)(void *data, int64_t id, const char *seller, const char *name,
-                     const char *description, int64_t amount, int64_t remaining, int64_t stock,
+    int (*on_coupon)(void *data, int64_t id, h2o_iovec_t seller, h2o_iovec_t name,
+                     h2o_iovec_t description, int64_t amount, int64_t remaining, int64_t stock,
                      int64_t start_at, int64_t end_at);
-    int (*on_grant)(void *data, const char *customer, const char *seller, const char *coupon,
+    int (*on_grant)(void *data, h2o_iovec_t customer, h2o_iovec_t seller, h2o_iovec_t coupon,
                     int64_t id);
     int (*on_revoked)(void *data, const char *jti, int64_t expires_at);
     /* On the journal thread, after the on_committed calls of a batch: lets the store wake

@@ -9,6 +9,12 @@
  * (or are undone in memory, if the write failed). So the hot path, a grab, holds one
  * coupon lock for a few dozen instructions and hands nothing to another thread; SQLite is
  * a copy the applier (log_applier.h) keeps behind the logs.
+ *
+ * What a failed write may undo is never the ground for an answer: a grant is pending
+ * until its record is written (the end of its worker's turn), and a grab that would be
+ * answered `already-held` by a pending grant of its pair, or `sold-out` by a coupon that
+ * pending grants emptied, waits on the coupon for their outcome and then runs again on its
+ * own worker (see grab_or_wait).
  */
 #include "store/local/store_local.h"
 
@@ -36,11 +42,15 @@ typedef enum entry_state { ENTRY_PENDING = 0, ENTRY_LIVE, ENTRY_DEAD } entry_sta
 
 typedef struct local_coupon local_coupon_t;
 
-/* A growable array of coupons: a seller's published ones or a customer's held ones. */
+/* A growable array of coupons: a seller's published ones or a customer's held ones. Each
+ * item is a coupon's address; a customer's holding whose grant is not committed yet also
+ * has HOLDING_PENDING set (coupons are allocated with malloc, so bit 0 is free). */
 typedef struct coupon_array {
-    local_coupon_t **items;
+    uintptr_t *items;
     size_t count, capacity;
 } coupon_array_t;
+
+#define HOLDING_PENDING ((uintptr_t)1)
 
 typedef struct local_user {
     int64_t id;
@@ -61,7 +71,12 @@ struct local_coupon {
     local_user_t *seller;
     h2o_iovec_t name, description;
     _Atomic int64_t left;
+    /* Set once `left` is 0 with no grant pending: then no failed commit can give a unit
+     * back, and a grab may answer sold-out without the lock. */
+    _Atomic int sold_out;
     pthread_mutex_t lock;
+    int64_t pending;        /* grants taken and not committed yet, guarded by lock */
+    h2o_linklist_t waiters; /* grabs waiting for a pending grant's outcome, guarded by lock */
     /* Who holds one: an open-addressing set of user pointers, guarded by lock. */
     local_user_t **holders;
     size_t holder_count, holder_capacity;
@@ -88,6 +103,11 @@ typedef struct local_store {
     local_coupon_t *all_coupons; /* guarded by all_lock */
     local_user_t *all_users;     /* guarded by all_lock */
     size_t loaded_rows;          /* the load at start, on the opening thread only */
+    _Atomic uint64_t grabs_waiting;
+    /* On the journal thread: the coupon whose last `settled` grants committed, settled
+     * together (one lock of the coupon for a run of its grants in a batch). */
+    local_coupon_t *settling;
+    int64_t settled;
 } local_store_t;
 
 /* Millions of rows take seconds to load (more under a sanitizer): a stop asked for
@@ -108,6 +128,17 @@ struct sk_store_thread {
     local_store_t *store;
     sk_grant_log_writer_t *log;
     sk_journal_entry_t *turn, **turn_tail; /* this turn's changes, in order */
+    /* The coupon whose last `settled` grants of this turn were written: settled together
+     * after the turn (one lock of the coupon for a run of its grants). */
+    local_coupon_t *settling;
+    int64_t settled;
+    /* Grabs of this worker parked on a coupon and woken by a settled grant, from any
+     * worker: `wake` brings them back here to run again. */
+    h2o_multithread_receiver_t receiver;
+    h2o_multithread_message_t wake;
+    pthread_mutex_t retries_lock;
+    h2o_linklist_t retries; /* guarded by retries_lock, of sk_store_op_t._message.link */
+    int wake_sent;          /* guarded by retries_lock */
     h2o_loop_t *loop;
     h2o_timeout_t turn_timeout;
     h2o_timeout_entry_t turn_timer;
@@ -155,30 +186,41 @@ static local_coupon_t *find_coupon(local_store_t *store, h2o_iovec_t seller, h2o
     return sk_index_find(store->coupons, key, coupon_key(key, seller, name));
 }
 
-static int array_push(coupon_array_t *array, local_coupon_t *coupon)
+static local_coupon_t *array_coupon(const coupon_array_t *array, size_t i)
+{
+    return (local_coupon_t *)(array->items[i] & ~HOLDING_PENDING);
+}
+
+static int array_push(coupon_array_t *array, uintptr_t item)
 {
     if (array->count == array->capacity) {
         size_t capacity = array->capacity ? array->capacity * 2 : 8;
-        local_coupon_t **grown = realloc(array->items, capacity * sizeof(*grown));
+        uintptr_t *grown = realloc(array->items, capacity * sizeof(*grown));
         if (grown == NULL)
             return SK_ENOMEM;
         array->items = grown;
         array->capacity = capacity;
     }
-    array->items[array->count++] = coupon;
+    array->items[array->count++] = item;
     return 0;
 }
 
-static void array_remove_last_of(coupon_array_t *array, local_coupon_t *coupon)
+/* The index of the last item for `coupon`, pending or not, or SIZE_MAX. Searched from the
+ * end: the grant being settled or asked about is usually the customer's latest. */
+static size_t array_find_last(const coupon_array_t *array, local_coupon_t *coupon)
 {
     for (size_t i = array->count; i-- > 0;) {
-        if (array->items[i] == coupon) {
-            memmove(array->items + i, array->items + i + 1,
-                    (array->count - i - 1) * sizeof(array->items[0]));
-            --array->count;
-            return;
-        }
+        if (array_coupon(array, i) == coupon)
+            return i;
     }
+    return SIZE_MAX;
+}
+
+static void array_remove(coupon_array_t *array, size_t i)
+{
+    memmove(array->items + i, array->items + i + 1,
+            (array->count - i - 1) * sizeof(array->items[0]));
+    --array->count;
 }
 
 /* ---- the holder set of a coupon (linear probing, backward-shift deletion) ---- */
@@ -263,7 +305,29 @@ static void post_completion(sk_store_op_t *op)
     op->on_done(op);
 }
 
-/* Writes the turn's records with one write(2) and completes their operations, in order. */
+/* Any thread: hands every grab of `woken` (unlinked from its coupon's waiters) back to its
+ * worker, which runs it again in on_wake(). One message is in flight per worker at most. */
+static void requeue_waiters(local_store_t *store, h2o_linklist_t *woken)
+{
+    while (!h2o_linklist_is_empty(woken)) {
+        sk_store_op_t *op = H2O_STRUCT_FROM_MEMBER(sk_store_op_t, _message.link, woken->next);
+        sk_store_thread_t *thread = op->_thread;
+        h2o_linklist_unlink(&op->_message.link);
+        atomic_fetch_sub_explicit(&store->grabs_waiting, 1, memory_order_relaxed);
+        pthread_mutex_lock(&thread->retries_lock);
+        h2o_linklist_insert(&thread->retries, &op->_message.link);
+        int send = !thread->wake_sent;
+        thread->wake_sent = 1;
+        pthread_mutex_unlock(&thread->retries_lock);
+        if (send)
+            h2o_multithread_send_message(&thread->receiver, &thread->wake);
+    }
+}
+
+static void settle_written(sk_store_thread_t *thread);
+
+/* Writes the turn's records with one write(2) and completes their operations, in order;
+ * then the coupons' pending counts follow, and the grabs they parked run again. */
 static void end_turn(sk_store_thread_t *thread)
 {
     sk_journal_entry_t *entry = thread->turn;
@@ -275,11 +339,33 @@ static void end_turn(sk_store_thread_t *thread)
         entry->status = status == 0 ? 0 : SK_EIO;
         entry->on_committed(entry);
     }
+    settle_written(thread);
 }
 
 static void on_turn_end(h2o_timeout_entry_t *timer)
 {
     end_turn(H2O_STRUCT_FROM_MEMBER(sk_store_thread_t, turn_timer, timer));
+}
+
+static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op);
+
+/* On the worker: grabs woken by a settled grant run again. */
+static void on_wake(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    sk_store_thread_t *thread = H2O_STRUCT_FROM_MEMBER(sk_store_thread_t, receiver, receiver);
+    h2o_linklist_t retries;
+    h2o_linklist_init_anchor(&retries);
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next);
+    pthread_mutex_lock(&thread->retries_lock);
+    h2o_linklist_insert_list(&retries, &thread->retries);
+    thread->wake_sent = 0;
+    pthread_mutex_unlock(&thread->retries_lock);
+    while (!h2o_linklist_is_empty(&retries)) {
+        sk_store_op_t *op = H2O_STRUCT_FROM_MEMBER(sk_store_op_t, _message.link, retries.next);
+        h2o_linklist_unlink(&op->_message.link);
+        local_grab(thread, (sk_store_grab_t *)op);
+    }
 }
 
 static void complete_now(sk_store_op_t *op, sk_store_result_t result)
@@ -427,8 +513,10 @@ static local_coupon_t *coupon_create(local_user_t *seller, int64_t id, h2o_iovec
     coupon->start_at = start_at;
     coupon->end_at = end_at;
     atomic_init(&coupon->left, left);
+    atomic_init(&coupon->sold_out, left == 0);
     atomic_init(&coupon->state, state);
     pthread_mutex_init(&coupon->lock, NULL);
+    h2o_linklist_init_anchor(&coupon->waiters);
     return coupon;
 }
 
@@ -469,7 +557,7 @@ static void local_coupon_create(sk_store_thread_t *thread, sk_store_coupon_creat
     }
     remember_coupon(store, coupon);
     pthread_mutex_lock(&seller->lock);
-    int pushed = array_push(&seller->coupons, coupon);
+    int pushed = array_push(&seller->coupons, (uintptr_t)coupon);
     pthread_mutex_unlock(&seller->lock);
 
     op->op._store_data = &coupon->state;
@@ -516,14 +604,17 @@ static void local_coupon_list(sk_store_thread_t *thread, sk_store_coupon_list_t 
 
     pthread_mutex_lock(&user->lock);
     size_t total = user->coupons.count;
-    /* Pending and undone creations are not shown; a customer's holdings are all live. */
+    /* Pending and undone creations are not shown, nor holdings whose grant is pending: what
+     * a failed commit would take back was never acknowledged. */
     if ((uint64_t)(page - 1) < (total + SK_STORE_PAGE_SIZE - 1) / SK_STORE_PAGE_SIZE + 1) {
         size_t skip = (size_t)(page - 1) * SK_STORE_PAGE_SIZE;
         op->items = h2o_mem_alloc_pool(op->op.pool, SK_STORE_PAGE_SIZE * sizeof(op->items[0]));
         for (size_t i = 0; i != total && op->count != SK_STORE_PAGE_SIZE; ++i) {
-            local_coupon_t *coupon = user->coupons.items[i];
+            local_coupon_t *coupon = array_coupon(&user->coupons, i);
             if (user->kind == SK_USER_SELLER &&
                 atomic_load_explicit(&coupon->state, memory_order_acquire) != ENTRY_LIVE)
+                continue;
+            if ((user->coupons.items[i] & HOLDING_PENDING) != 0)
                 continue;
             if (skip != 0) {
                 --skip;
@@ -543,29 +634,132 @@ typedef struct grab_state {
     local_user_t *customer;
 } grab_state_t;
 
-/* Gives back what a grab took, when its record could not be written. */
-static void undo_grab(local_coupon_t *coupon, local_user_t *customer)
+/*
+ * Under coupon->lock, after a pending grant was settled (`pending` fell, and `left` rose
+ * if it failed): a coupon with nothing left and nothing pending is sold out for good, and
+ * every waiting grab moves to `woken`, to run again (requeue_waiters) after the unlock.
+ */
+static void settled_locked(local_coupon_t *coupon, h2o_linklist_t *woken)
 {
+    if (coupon->pending == 0 && atomic_load_explicit(&coupon->left, memory_order_relaxed) == 0)
+        atomic_store_explicit(&coupon->sold_out, 1, memory_order_relaxed);
+    h2o_linklist_insert_list(woken, &coupon->waiters);
+}
+
+/* Gives back the unit a grab took (its holding is already off the customer's list). */
+static void give_back(local_store_t *store, local_coupon_t *coupon, local_user_t *customer)
+{
+    h2o_linklist_t woken;
+    h2o_linklist_init_anchor(&woken);
     pthread_mutex_lock(&coupon->lock);
     holders_remove(coupon, customer);
     atomic_fetch_add_explicit(&coupon->left, 1, memory_order_relaxed);
+    --coupon->pending;
+    settled_locked(coupon, &woken);
     pthread_mutex_unlock(&coupon->lock);
+    requeue_waiters(store, &woken);
+}
+
+/* Undoes what a grab took, when its record could not be written. */
+static void undo_grab(local_store_t *store, local_coupon_t *coupon, local_user_t *customer)
+{
     pthread_mutex_lock(&customer->lock);
-    array_remove_last_of(&customer->coupons, coupon);
+    size_t i = array_find_last(&customer->coupons, coupon);
+    assert(i != SIZE_MAX && (customer->coupons.items[i] & HOLDING_PENDING) != 0 &&
+           "undoing a grant that is not pending");
+    array_remove(&customer->coupons, i);
     pthread_mutex_unlock(&customer->lock);
+    give_back(store, coupon, customer);
+}
+
+/* On the worker, after its turn's write: the grants of thread->settling that were written
+ * are no longer pending. */
+static void settle_written(sk_store_thread_t *thread)
+{
+    local_coupon_t *coupon = thread->settling;
+    if (coupon == NULL)
+        return;
+    h2o_linklist_t woken;
+    h2o_linklist_init_anchor(&woken);
+    pthread_mutex_lock(&coupon->lock);
+    coupon->pending -= thread->settled;
+    settled_locked(coupon, &woken);
+    pthread_mutex_unlock(&coupon->lock);
+    thread->settling = NULL;
+    thread->settled = 0;
+    requeue_waiters(thread->store, &woken);
 }
 
 static void on_grant_committed(sk_journal_entry_t *entry)
 {
     sk_store_op_t *op = entry->data;
+    grab_state_t *state = op->_store_data;
+    local_store_t *store = op->_thread->store;
     if (entry->status == 0) {
+        /* The holding is acknowledged from here on (the customer's lists show it, a grab
+         * again is already-held); the coupon's count follows for the whole run. */
+        local_user_t *customer = state->customer;
+        pthread_mutex_lock(&customer->lock);
+        size_t i = array_find_last(&customer->coupons, state->coupon);
+        assert(i != SIZE_MAX && "a committed grant is not among the customer's holdings");
+        customer->coupons.items[i] &= ~HOLDING_PENDING;
+        pthread_mutex_unlock(&customer->lock);
+        sk_store_thread_t *thread = op->_thread;
+        if (thread->settling != state->coupon) {
+            settle_written(thread);
+            thread->settling = state->coupon;
+        }
+        ++thread->settled;
         op->result = SK_STORE_OK;
     } else {
-        grab_state_t *state = op->_store_data;
-        undo_grab(state->coupon, state->customer);
+        undo_grab(store, state->coupon, state->customer);
         op->result = SK_STORE_UNAVAILABLE;
     }
     post_completion(op);
+}
+
+/* Under coupon->lock, for a holder: whether that customer's grant is committed. Its
+ * holding may be pending, or not on the customer's list yet (the grab that took it is
+ * between its two locks): both count as pending. The one place where two locks nest: a
+ * coupon's, then a user's; nothing takes them the other way round. */
+static int holding_is_committed(local_user_t *customer, local_coupon_t *coupon)
+{
+    pthread_mutex_lock(&customer->lock);
+    size_t i = array_find_last(&customer->coupons, coupon);
+    int committed = i != SIZE_MAX && (customer->coupons.items[i] & HOLDING_PENDING) == 0;
+    pthread_mutex_unlock(&customer->lock);
+    return committed;
+}
+
+/*
+ * Under coupon->lock: takes one for `customer` (SK_STORE_OK), answers SOLD_OUT or
+ * ALREADY_HELD when that is final, or else parks `op` on the coupon (returns -1): a
+ * pending grant decides it, and settled_locked() wakes the op when one is settled.
+ */
+static int grab_or_wait(local_store_t *store, local_coupon_t *coupon, local_user_t *customer,
+                        sk_store_grab_t *op)
+{
+    int wait;
+    if (atomic_load_explicit(&coupon->left, memory_order_relaxed) == 0) {
+        wait = coupon->pending != 0;
+        if (!wait) {
+            atomic_store_explicit(&coupon->sold_out, 1, memory_order_relaxed);
+            return SK_STORE_SOLD_OUT;
+        }
+    } else if (holders_contain(coupon, customer)) {
+        wait = !holding_is_committed(customer, coupon);
+        if (!wait)
+            return SK_STORE_ALREADY_HELD;
+    } else {
+        if (holders_add(coupon, customer) != 0)
+            return SK_STORE_UNAVAILABLE;
+        atomic_fetch_sub_explicit(&coupon->left, 1, memory_order_relaxed);
+        ++coupon->pending;
+        return SK_STORE_OK;
+    }
+    h2o_linklist_insert(&coupon->waiters, &op->op._message.link);
+    atomic_fetch_add_explicit(&store->grabs_waiting, 1, memory_order_relaxed);
+    return -1;
 }
 
 static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
@@ -587,9 +781,9 @@ static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
         complete_now(&op->op, SK_STORE_ENDED);
         return;
     }
-    /* Once sold out a coupon stays sold out (only a failed commit gives one back): answer
-     * without the lock, which the crowd after the sale would otherwise fight over. */
-    if (atomic_load_explicit(&coupon->left, memory_order_relaxed) == 0) {
+    /* Once sold out for good a coupon stays so: answer without the lock, which the crowd
+     * after the sale would otherwise fight over. */
+    if (atomic_load_explicit(&coupon->sold_out, memory_order_relaxed)) {
         complete_now(&op->op, SK_STORE_SOLD_OUT);
         return;
     }
@@ -600,31 +794,21 @@ static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
         return;
     }
 
-    sk_store_result_t result = SK_STORE_OK;
     pthread_mutex_lock(&coupon->lock);
-    if (atomic_load_explicit(&coupon->left, memory_order_relaxed) == 0) {
-        result = SK_STORE_SOLD_OUT;
-    } else if (holders_contain(coupon, customer)) {
-        result = SK_STORE_ALREADY_HELD;
-    } else if (holders_add(coupon, customer) != 0) {
-        result = SK_STORE_UNAVAILABLE;
-    } else {
-        atomic_fetch_sub_explicit(&coupon->left, 1, memory_order_relaxed);
-    }
+    int result = grab_or_wait(store, coupon, customer, op);
     pthread_mutex_unlock(&coupon->lock);
+    if (result < 0)
+        return; /* on_doorbell runs it again */
     if (result != SK_STORE_OK) {
-        complete_now(&op->op, result);
+        complete_now(&op->op, (sk_store_result_t)result);
         return;
     }
 
     pthread_mutex_lock(&customer->lock);
-    int pushed = array_push(&customer->coupons, coupon);
+    int pushed = array_push(&customer->coupons, (uintptr_t)coupon | HOLDING_PENDING);
     pthread_mutex_unlock(&customer->lock);
     if (pushed != 0) {
-        pthread_mutex_lock(&coupon->lock);
-        holders_remove(coupon, customer);
-        atomic_fetch_add_explicit(&coupon->left, 1, memory_order_relaxed);
-        pthread_mutex_unlock(&coupon->lock);
+        give_back(store, coupon, customer);
         complete_now(&op->op, SK_STORE_UNAVAILABLE);
         return;
     }
@@ -641,7 +825,7 @@ static void local_grab(sk_store_thread_t *thread, sk_store_grab_t *op)
     entry->u.grant.seller = coupon->seller->name;
     entry->u.grant.coupon = coupon->name;
     if (submit(thread, entry) != 0) {
-        undo_grab(coupon, customer);
+        undo_grab(store, coupon, customer);
         complete_now(&op->op, SK_STORE_UNAVAILABLE);
     }
 }
@@ -748,7 +932,6 @@ static sk_store_thread_t *local_thread_create(sk_store_t *super, h2o_loop_t *loo
     if (thread == NULL)
         return NULL;
     local_store_t *store = (local_store_t *)super;
-    (void)queue; /* every completion is the thread's own, at the end of its turn */
     thread->store = store;
     thread->log = sk_log_applier_writer_create(store->applier);
     if (thread->log == NULL) {
@@ -762,6 +945,9 @@ static sk_store_thread_t *local_thread_create(sk_store_t *super, h2o_loop_t *loo
     h2o_timeout_init(loop, &thread->prune_timeout, store->prune_interval_ms);
     thread->prune_timer.cb = on_prune_timer;
     h2o_timeout_link(loop, &thread->prune_timeout, &thread->prune_timer);
+    pthread_mutex_init(&thread->retries_lock, NULL);
+    h2o_linklist_init_anchor(&thread->retries);
+    h2o_multithread_register_receiver(queue, &thread->receiver, on_wake);
     return thread;
 }
 
@@ -777,6 +963,10 @@ static void local_thread_destroy(sk_store_thread_t *thread)
         h2o_timeout_unlink(&thread->prune_timer);
     h2o_timeout_dispose(thread->loop, &thread->prune_timeout);
     sk_log_applier_writer_release(store->applier, thread->log);
+    /* No grab of this worker is parked any more: a worker stops once it has answered
+     * every request it started. */
+    h2o_multithread_unregister_receiver(thread->receiver.queue, &thread->receiver);
+    pthread_mutex_destroy(&thread->retries_lock);
     free(thread);
 }
 
@@ -791,6 +981,7 @@ static void local_stats(sk_store_t *super, sk_store_stats_t *out)
     local_store_t *store = (local_store_t *)super;
     memset(out, 0, sizeof(*out));
     sk_log_applier_stats(store->applier, out);
+    out->grabs_waiting = atomic_load_explicit(&store->grabs_waiting, memory_order_relaxed);
 }
 
 /* Refuses new changes and applies every written one to SQLite. The logs already hold every
@@ -843,54 +1034,58 @@ static int recover_logs(void *data, sk_journal_t *journal)
     return sk_log_applier_recover(journal, store->log_dir);
 }
 
-static int load_user(void *data, int64_t id, const char *username, sk_user_kind_t kind,
+/* A name as the API admits it: at most SK_STORE_MAX_NAME bytes, and no NUL, which the
+ * coupon index keys use as their separator. */
+static int name_is_valid(h2o_iovec_t name)
+{
+    return name.len <= SK_STORE_MAX_NAME && memchr(name.base, '\0', name.len) == NULL;
+}
+
+static int load_user(void *data, int64_t id, h2o_iovec_t username, sk_user_kind_t kind,
                      const char *password_hash)
 {
     local_store_t *store = data;
     if (load_interrupted(store))
         return SK_ECANCELED;
-    size_t len = strlen(username);
-    if (len > SK_STORE_MAX_NAME) {
-        sk_log(SK_LOG_WARN, "store", "skipping user %lld: name longer than %d bytes", (long long)id,
+    if (!name_is_valid(username)) {
+        sk_log(SK_LOG_WARN, "store",
+               "skipping user %lld: name longer than %d bytes or holding a NUL", (long long)id,
                SK_STORE_MAX_NAME);
         return 0;
     }
-    local_user_t *user =
-        user_create(id, h2o_iovec_init(username, len), kind, password_hash, ENTRY_LIVE);
+    local_user_t *user = user_create(id, username, kind, password_hash, ENTRY_LIVE);
     if (user == NULL)
         return SK_ENOMEM;
     remember_user(store, user);
-    if (sk_index_insert(store->users, username, len, user, NULL) != user)
+    if (sk_index_insert(store->users, username.base, username.len, user, NULL) != user)
         return SK_ENOMEM;
     if (id >= atomic_load(&store->next_user_id))
         atomic_store(&store->next_user_id, id + 1);
     return 0;
 }
 
-static int load_coupon(void *data, int64_t id, const char *seller_name, const char *name,
-                       const char *description, int64_t amount, int64_t remaining, int64_t stock,
+static int load_coupon(void *data, int64_t id, h2o_iovec_t seller_name, h2o_iovec_t name,
+                       h2o_iovec_t description, int64_t amount, int64_t remaining, int64_t stock,
                        int64_t start_at, int64_t end_at)
 {
     local_store_t *store = data;
     if (load_interrupted(store))
         return SK_ECANCELED;
-    local_user_t *seller = find_live_user(store, h2o_iovec_init(seller_name, strlen(seller_name)));
-    h2o_iovec_t name_iov = h2o_iovec_init(name, strlen(name));
-    if (seller == NULL || name_iov.len > SK_STORE_MAX_NAME) {
+    local_user_t *seller = find_live_user(store, seller_name);
+    if (seller == NULL || !name_is_valid(name)) {
         sk_log(SK_LOG_WARN, "store", "skipping coupon %lld: unknown seller or bad name",
                (long long)id);
         return 0;
     }
-    local_coupon_t *coupon =
-        coupon_create(seller, id, name_iov, h2o_iovec_init(description, strlen(description)),
-                      amount, amount, stock, start_at, end_at, ENTRY_LIVE);
+    local_coupon_t *coupon = coupon_create(seller, id, name, description, amount, amount, stock,
+                                           start_at, end_at, ENTRY_LIVE);
     if (coupon == NULL)
         return SK_ENOMEM;
     coupon->loaded_remaining = remaining;
     char key[2 * SK_STORE_MAX_NAME + 1];
-    if (sk_index_insert(store->coupons, key, coupon_key(key, seller->name, name_iov), coupon,
-                        NULL) != coupon ||
-        array_push(&seller->coupons, coupon) != 0) {
+    if (sk_index_insert(store->coupons, key, coupon_key(key, seller->name, name), coupon, NULL) !=
+            coupon ||
+        array_push(&seller->coupons, (uintptr_t)coupon) != 0) {
         free(coupon);
         return SK_ENOMEM;
     }
@@ -900,23 +1095,24 @@ static int load_coupon(void *data, int64_t id, const char *seller_name, const ch
     return 0;
 }
 
-static int load_grant(void *data, const char *customer_name, const char *seller,
-                      const char *coupon_name, int64_t id)
+static int load_grant(void *data, h2o_iovec_t customer_name, h2o_iovec_t seller,
+                      h2o_iovec_t coupon_name, int64_t id)
 {
     local_store_t *store = data;
     if (load_interrupted(store))
         return SK_ECANCELED;
     if (id >= atomic_load(&store->next_grant_id))
         atomic_store(&store->next_grant_id, id + 1);
-    local_user_t *customer =
-        find_live_user(store, h2o_iovec_init(customer_name, strlen(customer_name)));
-    local_coupon_t *coupon = find_coupon(store, h2o_iovec_init(seller, strlen(seller)),
-                                         h2o_iovec_init(coupon_name, strlen(coupon_name)));
+    local_user_t *customer = find_live_user(store, customer_name);
+    local_coupon_t *coupon = name_is_valid(seller) && name_is_valid(coupon_name)
+                                 ? find_coupon(store, seller, coupon_name)
+                                 : NULL;
     if (customer == NULL || coupon == NULL) {
         sk_log(SK_LOG_WARN, "store", "skipping a grant of an unknown customer or coupon");
         return 0;
     }
-    if (holders_add(coupon, customer) != 0 || array_push(&customer->coupons, coupon) != 0)
+    if (holders_add(coupon, customer) != 0 ||
+        array_push(&customer->coupons, (uintptr_t)coupon) != 0)
         return SK_ENOMEM;
     atomic_fetch_sub(&coupon->left, 1);
     return 0;
@@ -996,6 +1192,7 @@ sk_store_t *sk_store_local_create(const char *db_path, int sync_commits)
             if (sk_journal_fix_remaining(store->journal, coupon->id, left) != 0)
                 goto fail;
         }
+        atomic_store(&coupon->sold_out, left == 0);
     }
     sk_log_applier_options_t applier_options = {.sync_commits = sync_commits};
     store->applier = sk_log_applier_start(store->journal, store->log_dir, &applier_options);

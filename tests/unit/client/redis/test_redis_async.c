@@ -587,21 +587,30 @@ static void replicated_incr(sk_redis_async_t *client, tally_t *tally)
  * issued meanwhile on a second connection is not held behind the WAIT; and with more
  * replicas asked for than exist, every replicated command gets NULL.
  */
+/* File-scope, so that a failing test's teardown still stops them. */
+static sk_test_redis_server_t wait_master, wait_replica;
+
+static int teardown_replication(void **state)
+{
+    sk_test_redis_server_cleanup(&wait_replica);
+    sk_test_redis_server_cleanup(&wait_master);
+    return teardown(state);
+}
+
 static void test_wait_replicas(void **state)
 {
     test_loop_t *t = *state;
-    sk_test_redis_server_t master = {0}, replica = {0};
-    assert_int_equal(sk_test_redis_server_start(&master), 0);
-    assert_int_equal(sk_test_redis_server_start(&replica), 0);
-    server_command(&master, "CONFIG SET repl-diskless-sync-delay 0");
-    server_command(&replica, "REPLICAOF 127.0.0.1 %d", master.port);
+    assert_int_equal(sk_test_redis_server_start(&wait_master), 0);
+    assert_int_equal(sk_test_redis_server_start(&wait_replica), 0);
+    server_command(&wait_master, "CONFIG SET repl-diskless-sync-delay 0");
+    server_command(&wait_replica, "REPLICAOF 127.0.0.1 %d", wait_master.port);
     uint64_t deadline = now_ms() + 10000;
-    while (!replica_online(&master) && now_ms() < deadline)
+    while (!replica_online(&wait_master) && now_ms() < deadline)
         h2o_evloop_run(t->loop, 20);
-    assert_true(replica_online(&master));
+    assert_true(replica_online(&wait_master));
     /* A replica synced without disk gets the command stream only after its first ACK
      * (Redis 7), sent within a second: wait for one write to reach it. */
-    redisContext *c = redisConnect("127.0.0.1", master.port);
+    redisContext *c = redisConnect("127.0.0.1", wait_master.port);
     assert_non_null(c);
     redisReply *reply = redisCommand(c, "SET sk-test-async:warm 1");
     freeReplyObject(reply);
@@ -613,7 +622,7 @@ static void test_wait_replicas(void **state)
 
     sk_redis_config_t config;
     char err[128];
-    assert_int_equal(sk_redis_config_parse(master.url, &config, err, sizeof(err)), 0);
+    assert_int_equal(sk_redis_config_parse(wait_master.url, &config, err, sizeof(err)), 0);
     sk_redis_async_options_t options = {
         .connections_per_node = 2, .timeout_ms = 2000, .wait_replicas = 1, .wait_timeout_ms = 100};
     sk_redis_async_t *client = sk_redis_async_create(t->loop, &config, &options);
@@ -627,7 +636,7 @@ static void test_wait_replicas(void **state)
         replicated_incr(client, &tally);
     assert_int_equal(sk_test_run_until(t->loop, &tally.answered, 1000), 1000);
     assert_int_equal(tally.nulls + tally.errors, 0);
-    redisContext *on_replica = redisConnect("127.0.0.1", replica.port);
+    redisContext *on_replica = redisConnect("127.0.0.1", wait_replica.port);
     assert_non_null(on_replica);
     redisReply *count = redisCommand(on_replica, "GET sk-test-async:replicated");
     assert_non_null(count);
@@ -639,7 +648,7 @@ static void test_wait_replicas(void **state)
     /* The replica stops: the replicated command is answered NULL after the WAIT timeout
      * (the write stands on the master); a PING issued after it is answered at once, on the
      * other connection. */
-    kill(replica.pid, SIGSTOP);
+    kill(wait_replica.pid, SIGSTOP);
     tally_t held = {0}, plain = {0};
     uint64_t issued_at = now_ms();
     replicated_incr(client, &held);
@@ -659,7 +668,7 @@ static void test_wait_replicas(void **state)
     assert_true(ping_ms < 90);
 
     /* Back: answered again, the count including the write the NULL covered. */
-    kill(replica.pid, SIGCONT);
+    kill(wait_replica.pid, SIGCONT);
     tally_t again = {0};
     again.last_integer = 1001;
     replicated_incr(client, &again);
@@ -679,8 +688,8 @@ static void test_wait_replicas(void **state)
     assert_int_equal(sk_test_run_until(t->loop, &short_of.answered, 10), 10);
     assert_int_equal(short_of.nulls, 10);
     sk_redis_async_destroy(client);
-    sk_test_redis_server_cleanup(&replica);
-    sk_test_redis_server_cleanup(&master);
+    sk_test_redis_server_cleanup(&wait_replica);
+    sk_test_redis_server_cleanup(&wait_master);
 }
 
 /* Behind Sentinels that do not answer: resolve says so, the watcher knows no master, and a
@@ -737,7 +746,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_destroy_with_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_server, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wait_replicas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_replicas, setup, teardown_replication),
         cmocka_unit_test_setup_teardown(test_sentinel_unreachable, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

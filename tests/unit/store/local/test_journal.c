@@ -2,12 +2,13 @@
  * Tests of src/store/local/journal.c on its own, without the local store above it, on a
  * fresh SQLite file in a temporary directory: the schema and the deployment id (made once,
  * kept across opens), entries of every kind committed and handed back by the load hooks
- * in id order, each entry's on_committed and the after_batch hook, a failed statement
- * failing its own entry only, revocations pruned at open, fix_remaining, and a submit
- * after close refused; sk_journal_apply (the grant log's applier) idempotent (a batch twice
- * changes nothing), independent of order (a coupon after its grants), all or nothing (one
- * refused row rolls back the batch), and the before_load hook applying before the prune
- * and the load. The file is inspected through a second SQLite connection.
+ * in id order (a description's NUL kept), each entry's on_committed and the after_batch
+ * hook, a constraint violation failing its own entry only, a statement that rolled the
+ * transaction back failing its whole batch, revocations pruned at open, fix_remaining, and
+ * a submit after close refused; sk_journal_apply (the grant log's applier) idempotent (a
+ * batch twice changes nothing), independent of order (a coupon after its grants), all or
+ * nothing (one refused row rolls back the batch), and the before_load hook applying before
+ * the prune and the load. The file is inspected through a second SQLite connection.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -71,33 +72,51 @@ static void add_row(loaded_t *loaded, const char *row)
     snprintf(loaded->rows[loaded->count++], sizeof(loaded->rows[0]), "%s", row);
 }
 
-static int on_user(void *data, int64_t id, const char *username, sk_user_kind_t kind,
+static int on_user(void *data, int64_t id, h2o_iovec_t username, sk_user_kind_t kind,
                    const char *password_hash)
 {
     char row[160];
-    snprintf(row, sizeof(row), "u %lld %s %s %s", (long long)id, username,
+    snprintf(row, sizeof(row), "u %lld %.*s %s %s", (long long)id, (int)username.len, username.base,
              kind == SK_USER_SELLER ? "seller" : "customer", password_hash);
     add_row(data, row);
     return 0;
 }
 
-static int on_coupon(void *data, int64_t id, const char *seller, const char *name,
-                     const char *description, int64_t amount, int64_t remaining, int64_t stock,
+/* A description's bytes, a NUL shown as "\\0" (the load must not stop at one). */
+static const char *escaped(h2o_iovec_t text, char *out, size_t size)
+{
+    size_t used = 0;
+    for (size_t i = 0; i != text.len && used + 3 < size; ++i) {
+        if (text.base[i] == '\0') {
+            out[used++] = '\\';
+            out[used++] = '0';
+        } else {
+            out[used++] = text.base[i];
+        }
+    }
+    out[used] = '\0';
+    return out;
+}
+
+static int on_coupon(void *data, int64_t id, h2o_iovec_t seller, h2o_iovec_t name,
+                     h2o_iovec_t description, int64_t amount, int64_t remaining, int64_t stock,
                      int64_t start_at, int64_t end_at)
 {
-    char row[160];
-    snprintf(row, sizeof(row), "c %lld %s/%s %s %lld %lld %lld %s %lld", (long long)id, seller,
-             name, description, (long long)amount, (long long)remaining, (long long)stock,
-             start_at == SK_STORE_NO_TIME ? "-" : "set", (long long)end_at);
+    char row[160], text[64];
+    snprintf(row, sizeof(row), "c %lld %.*s/%.*s %s %lld %lld %lld %s %lld", (long long)id,
+             (int)seller.len, seller.base, (int)name.len, name.base,
+             escaped(description, text, sizeof(text)), (long long)amount, (long long)remaining,
+             (long long)stock, start_at == SK_STORE_NO_TIME ? "-" : "set", (long long)end_at);
     add_row(data, row);
     return 0;
 }
 
-static int on_grant(void *data, const char *customer, const char *seller, const char *coupon,
+static int on_grant(void *data, h2o_iovec_t customer, h2o_iovec_t seller, h2o_iovec_t coupon,
                     int64_t id)
 {
     char row[160];
-    snprintf(row, sizeof(row), "g %lld %s %s/%s", (long long)id, customer, seller, coupon);
+    snprintf(row, sizeof(row), "g %lld %.*s %.*s/%.*s", (long long)id, (int)customer.len,
+             customer.base, (int)seller.len, seller.base, (int)coupon.len, coupon.base);
     add_row(data, row);
     return 0;
 }
@@ -206,7 +225,7 @@ static void test_batch_committed_and_loaded(void **state)
     entries[2].u.coupon.created_at = 1700000000;
     entries[2].u.coupon.seller = h2o_iovec_init(H2O_STRLIT("shop"));
     entries[2].u.coupon.name = h2o_iovec_init(H2O_STRLIT("c1"));
-    entries[2].u.coupon.description = h2o_iovec_init(H2O_STRLIT("ten off"));
+    entries[2].u.coupon.description = h2o_iovec_init(H2O_STRLIT("ten\0off"));
     entries[3] = (sk_journal_entry_t){
         .kind = SK_JOURNAL_GRANT, .on_committed = count_committed, .data = statuses};
     entries[3].u.grant.id = 1;
@@ -238,7 +257,8 @@ static void test_batch_committed_and_loaded(void **state)
     assert_int_equal(loaded.count, 5);
     assert_string_equal(loaded.rows[0], "u 1 shop seller hash");
     assert_string_equal(loaded.rows[1], "u 2 alice customer hash");
-    assert_string_equal(loaded.rows[2], "c 1 shop/c1 ten off 5 4 10 - 1800000000");
+    /* byte for byte: the NUL inside the description is kept */
+    assert_string_equal(loaded.rows[2], "c 1 shop/c1 ten\\0off 5 4 10 - 1800000000");
     assert_string_equal(loaded.rows[3], "g 1 alice shop/c1");
     assert_string_equal(loaded.rows[4], "r jti-live 2000000000");
     sk_journal_close(journal);
@@ -265,6 +285,92 @@ static void test_failed_statement_fails_its_entry_only(void **state)
     assert_int_equal(again.status, SK_EIO);
     assert_int_equal(sql_number(f, "SELECT count(*) FROM users"), 2);
     assert_int_equal(sql_number(f, "SELECT id FROM users WHERE username = 'carol'"), 3);
+}
+
+/* Entries that a blocker's on_committed submits, on the journal thread: they are all queued
+ * before the thread takes its next batch, so they are written in one transaction. */
+typedef struct follow_up {
+    sk_journal_t *journal;
+    sk_journal_entry_t *entries;
+    size_t count, submitted;
+    int blocker_status;
+    int statuses[2];
+} follow_up_t;
+
+static void submit_follow_up(sk_journal_entry_t *entry)
+{
+    /* On the journal thread, where a cmocka assert cannot fail the test: counted instead. */
+    follow_up_t *follow = entry->data;
+    follow->blocker_status = entry->status;
+    for (size_t i = 0; i != follow->count; ++i)
+        follow->submitted += sk_journal_submit(follow->journal, &follow->entries[i]) == 0;
+}
+
+static sk_journal_entry_t tracked_grant_entry(int64_t id, const char *customer, int *statuses)
+{
+    sk_journal_entry_t entry = {
+        .kind = SK_JOURNAL_GRANT, .status = 1, .on_committed = count_committed, .data = statuses};
+    entry.u.grant.id = id;
+    entry.u.grant.coupon_id = 1;
+    entry.u.grant.granted_at = 1700000001;
+    entry.u.grant.customer = h2o_iovec_init(customer, strlen(customer));
+    entry.u.grant.seller = h2o_iovec_init(H2O_STRLIT("shop"));
+    entry.u.grant.coupon = h2o_iovec_init(H2O_STRLIT("c1"));
+    return entry;
+}
+
+/* A statement after which SQLite has rolled the transaction back (here a trigger's
+ * RAISE(ROLLBACK); disk full or an I/O error may do the same) stops its batch: nothing of
+ * the batch is written, neither the entries before it (rolled back) nor those after it,
+ * which would otherwise commit one by one in autocommit while reported failed. */
+static void test_rolled_back_statement_stops_the_batch(void **state)
+{
+    fixture_t *f = *state;
+    loaded_t loaded;
+    sk_journal_t *journal = open_journal(f, &loaded, 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER poison BEFORE INSERT ON grants "
+                                  "WHEN NEW.customer = 'poison' "
+                                  "BEGIN SELECT RAISE(ROLLBACK, 'injected failure'); END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    follow_up_t follow = {.journal = journal};
+    sk_journal_entry_t batch[4];
+    batch[0] = tracked_grant_entry(1, "alice", follow.statuses);
+    batch[1] = tracked_grant_entry(2, "poison", follow.statuses);
+    batch[2] = tracked_grant_entry(3, "bob", follow.statuses);
+    batch[3] = user_entry(9, "carol", SK_USER_CUSTOMER, follow.statuses);
+    follow.entries = batch;
+    follow.count = 4;
+    sk_journal_entry_t coupon = {
+        .kind = SK_JOURNAL_COUPON, .on_committed = submit_follow_up, .data = &follow};
+    coupon.u.coupon.id = 1;
+    coupon.u.coupon.amount = 5;
+    coupon.u.coupon.stock = 1;
+    coupon.u.coupon.start_at = coupon.u.coupon.end_at = SK_STORE_NO_TIME;
+    coupon.u.coupon.seller = h2o_iovec_init(H2O_STRLIT("shop"));
+    coupon.u.coupon.name = h2o_iovec_init(H2O_STRLIT("c1"));
+    coupon.u.coupon.description = h2o_iovec_init(H2O_STRLIT("d"));
+    assert_int_equal(sk_journal_submit(journal, &coupon), 0);
+    /* A close refuses submits at once: wait for both batches first (at most ~10 s). */
+    for (int i = 0; atomic_load(&loaded.batches) < 2 && i < 1000; ++i)
+        usleep(10000);
+    sk_journal_close(journal);
+
+    assert_int_equal(atomic_load(&loaded.batches), 2);
+    assert_int_equal(follow.blocker_status, 0);
+    assert_int_equal(follow.submitted, 4);
+    assert_int_equal(follow.statuses[0], 0);
+    assert_int_equal(follow.statuses[1], 4);
+    for (size_t i = 0; i != 4; ++i)
+        assert_int_equal(batch[i].status, SK_EIO);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM grants"), 0);
+    assert_int_equal(sql_number(f, "SELECT count(*) FROM users"), 0);
+    assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 1"), 5);
 }
 
 static void test_fix_remaining(void **state)
@@ -458,6 +564,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_and_deployment_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_committed_and_loaded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_statement_fails_its_entry_only, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rolled_back_statement_stops_the_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fix_remaining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_is_idempotent, setup, teardown),

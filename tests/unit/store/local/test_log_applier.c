@@ -35,15 +35,15 @@ typedef struct fixture {
     sk_journal_t *journal;
 } fixture_t;
 
-static int no_user(void *data, int64_t id, const char *username, sk_user_kind_t kind,
+static int no_user(void *data, int64_t id, h2o_iovec_t username, sk_user_kind_t kind,
                    const char *password_hash)
 {
     (void)data, (void)id, (void)username, (void)kind, (void)password_hash;
     return 0;
 }
 
-static int no_coupon(void *data, int64_t id, const char *seller, const char *name,
-                     const char *description, int64_t amount, int64_t remaining, int64_t stock,
+static int no_coupon(void *data, int64_t id, h2o_iovec_t seller, h2o_iovec_t name,
+                     h2o_iovec_t description, int64_t amount, int64_t remaining, int64_t stock,
                      int64_t start_at, int64_t end_at)
 {
     (void)data, (void)id, (void)seller, (void)name, (void)description, (void)amount;
@@ -51,7 +51,7 @@ static int no_coupon(void *data, int64_t id, const char *seller, const char *nam
     return 0;
 }
 
-static int no_grant(void *data, const char *customer, const char *seller, const char *coupon,
+static int no_grant(void *data, h2o_iovec_t customer, h2o_iovec_t seller, h2o_iovec_t coupon,
                     int64_t id)
 {
     (void)data, (void)customer, (void)seller, (void)coupon, (void)id;

@@ -7,7 +7,8 @@
  * `remaining` edited by hand, the undo of a grant, coupon or registration whose grant-log
  * write failed (a full disk, injected), a kill -9 of the store (its logs left unapplied,
  * recovered at the next open), a grab answered only once its record is in the log file
- * (never inside the start call), and flash sales on
+ * (never inside the start call), no answer given from a grant still pending (grabs in the
+ * same turn wait for its write's outcome), and flash sales on
  * four threads (each with its own h2o loop and store thread) that must grant exactly each
  * coupon's amount. Completions arrive either before the start call returns or through the
  * thread's h2o queue; every wait is bounded. Also: user ids (in lookups, lists, and the
@@ -236,6 +237,21 @@ static sk_store_result_t do_list(harness_t *h, const char *user, int64_t page,
     sk_store_coupon_list(h->store, h->thread, op);
     wait_done(h, &completion);
     return op->op.result;
+}
+
+/* A list answered inside the call, without running the loop (which would end the turn). */
+static size_t listed_now(harness_t *h, const char *user)
+{
+    sk_store_coupon_list_t op;
+    completion_t completion;
+    memset(&op, 0, sizeof(op));
+    prepare_op(h, &op.op, &completion);
+    op.username = h2o_iovec_init(user, strlen(user));
+    op.page = 1;
+    sk_store_coupon_list(h->store, h->thread, &op);
+    assert_int_equal(completion.calls, 1);
+    assert_int_equal(op.op.result, SK_STORE_OK);
+    return op.count;
 }
 
 static sk_store_result_t do_grab_at(harness_t *h, const char *customer, const char *seller,
@@ -1254,6 +1270,107 @@ static void test_failed_grant_is_undone(void **state)
     assert_sql_text(h->db_path, "SELECT customer FROM grants ORDER BY id", "c2|c1");
 }
 
+/* A grab started without waiting for it; wait with sk_test_run_until on its calls. */
+typedef struct started_grab {
+    sk_store_grab_t op;
+    completion_t completion;
+} started_grab_t;
+
+/* Starts a grab without running the loop: `customer_id` is looked up beforehand, since a
+ * lookup runs the loop and would end the turn. */
+static void start_grab(harness_t *h, started_grab_t *grab, const char *customer,
+                       int64_t customer_id, const char *seller, const char *name)
+{
+    memset(grab, 0, sizeof(*grab));
+    prepare_op(h, &grab->op.op, &grab->completion);
+    grab->op.customer = h2o_iovec_init(customer, strlen(customer));
+    grab->op.seller = h2o_iovec_init(seller, strlen(seller));
+    grab->op.name = h2o_iovec_init(name, strlen(name));
+    grab->op.now = (int64_t)time(NULL);
+    grab->op.customer_id = customer_id;
+    sk_store_grab(h->store, h->thread, &grab->op);
+    grab->completion.started = 1;
+}
+
+static uint64_t grabs_waiting(harness_t *h)
+{
+    sk_store_stats_t stats;
+    sk_store_stats(h->store, &stats);
+    return stats.grabs_waiting;
+}
+
+/*
+ * A grant not written yet is never the ground for an answer that its failure would make
+ * false: while c1's grant of the last unit is pending (until the end of the loop turn that
+ * took it), c1 grabbing again in that turn is not answered ALREADY_HELD, nor c2 SOLD_OUT:
+ * both wait for its outcome. Its write fails (a full disk, injected), the unit comes back,
+ * and the two run again in the order they came: c1 takes it in the next turn, and c2 is
+ * SOLD_OUT once that grant is written. A list never shows a pending grant.
+ */
+static void test_no_answer_from_a_pending_grant(void **state)
+{
+    harness_t *h = *state;
+    assert_int_equal(do_register(h, "s", SK_USER_SELLER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "c1", SK_USER_CUSTOMER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "c2", SK_USER_CUSTOMER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_create(h, "s", "x", 1), SK_STORE_OK);
+
+    int64_t c1 = user_id(h, "c1"), c2 = user_id(h, "c2");
+    started_grab_t first, again, other;
+    start_grab(h, &first, "c1", c1, "s", "x");
+    start_grab(h, &again, "c1", c1, "s", "x");
+    start_grab(h, &other, "c2", c2, "s", "x");
+    assert_int_equal(first.completion.calls + again.completion.calls + other.completion.calls, 0);
+    assert_int_equal(grabs_waiting(h), 2);
+    assert_int_equal(listed_now(h, "c1"), 0);
+
+    sk_grant_log__fail_flushes(1);
+    assert_int_equal(sk_test_run_until(h->loop, &first.completion.calls, 1), 1);
+    assert_int_equal(sk_test_run_until(h->loop, &again.completion.calls, 1), 1);
+    assert_int_equal(sk_test_run_until(h->loop, &other.completion.calls, 1), 1);
+    assert_int_equal(first.op.op.result, SK_STORE_UNAVAILABLE);
+    assert_int_equal(again.op.op.result, SK_STORE_OK);
+    assert_int_equal(other.op.op.result, SK_STORE_SOLD_OUT);
+    assert_int_equal(grabs_waiting(h), 0);
+
+    sk_store_coupon_list_t list;
+    assert_int_equal(do_list(h, "c1", 1, &list), SK_STORE_OK);
+    assert_int_equal(list.count, 1);
+    assert_int_equal(do_list(h, "c2", 1, &list), SK_STORE_OK);
+    assert_int_equal(list.count, 0);
+    assert_int_equal(listed_left(h, "s", "x"), 0);
+    /* Sold out for good now: every answer is final. */
+    assert_int_equal(do_grab(h, "c1", "s", "x"), SK_STORE_SOLD_OUT);
+    assert_int_equal(do_grab(h, "c2", "s", "x"), SK_STORE_SOLD_OUT);
+}
+
+/* A customer grabbing again while its grant of that coupon is pending waits too, and is
+ * ALREADY_HELD once the grant is written; other customers are not held up meanwhile. */
+static void test_grab_again_waits_for_a_pending_grant(void **state)
+{
+    harness_t *h = *state;
+    assert_int_equal(do_register(h, "s", SK_USER_SELLER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "c1", SK_USER_CUSTOMER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "c2", SK_USER_CUSTOMER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_create(h, "s", "x", 5), SK_STORE_OK);
+
+    int64_t c1 = user_id(h, "c1"), c2 = user_id(h, "c2");
+    started_grab_t first, again, other;
+    start_grab(h, &first, "c1", c1, "s", "x");
+    start_grab(h, &again, "c1", c1, "s", "x");
+    start_grab(h, &other, "c2", c2, "s", "x"); /* neither held nor sold out: taken at once */
+    assert_int_equal(grabs_waiting(h), 1);
+    assert_int_equal(sk_test_run_until(h->loop, &again.completion.calls, 1), 1);
+    assert_int_equal(sk_test_run_until(h->loop, &first.completion.calls, 1), 1);
+    assert_int_equal(sk_test_run_until(h->loop, &other.completion.calls, 1), 1);
+    assert_int_equal(first.op.op.result, SK_STORE_OK);
+    assert_int_equal(again.op.op.result, SK_STORE_ALREADY_HELD);
+    assert_int_equal(other.op.op.result, SK_STORE_OK);
+    assert_int_equal(grabs_waiting(h), 0);
+    assert_int_equal(do_grab(h, "c1", "s", "x"), SK_STORE_ALREADY_HELD);
+    assert_int_equal(listed_left(h, "s", "x"), 3);
+}
+
 static void test_failed_coupon_create_is_undone(void **state)
 {
     harness_t *h = *state;
@@ -1578,6 +1695,8 @@ int main(void)
         STORE_TEST(test_tampered_remaining_is_fixed),
         STORE_TEST(test_kill_9_loses_nothing_answered),
         STORE_TEST(test_failed_grant_is_undone),
+        STORE_TEST(test_no_answer_from_a_pending_grant),
+        STORE_TEST(test_grab_again_waits_for_a_pending_grant),
         STORE_TEST(test_failed_coupon_create_is_undone),
         STORE_TEST(test_failed_register_is_undone),
         STORE_TEST(test_failed_register_retry_does_not_leak),
