@@ -7,13 +7,13 @@ seckill_journal_lag_seconds, seckill_journal_backlog and the seckill_grabs_total
 (granted, sold_out, already_held); an absent value is written as "-" (nginx has none, and
 a binary older than the SQLite copy behind the grant logs has no lag gauge).
 
-bench/run writes wrk's end time (Unix seconds) into --end-file when wrk exits: from then on
+bench/run writes wrk's start and end time (Unix seconds) into --end-file when wrk exits: from then on
 the poller samples every --after-interval (0.02) s, so that the time until the SQLite copy
 caught up is resolved finely. It stops once --stop-file exists and the backlog was seen at
 0 after the end (or --timeout seconds after the end), and prints one line for the report:
 
   POLL samples=N lag_metric=0|1 max_lag_s=X max_lag_after_s=X max_backlog=N
-       backlog_after_end=N drain_ms=M end=T
+       backlog_after_end=N drain_ms=M start=T end=T
 
 max_lag_s and max_backlog are over the samples up to the end; drain_ms is the time from
 the end to the first sample after it with the backlog at 0 (and the lag at 0, when there is
@@ -75,10 +75,11 @@ def parse(text):
 
 
 def read_end(path):
+    """(start, end) of the wrk run, once bench/run wrote them."""
     try:
         with open(path) as f:
-            text = f.read().strip()
-        return float(text) if text else None
+            fields = f.read().split()
+        return (float(fields[0]), float(fields[1])) if len(fields) == 2 else None
     except (OSError, ValueError):
         return None
 
@@ -95,8 +96,9 @@ def main():
     args = ap.parse_args()
     poller = Poller(args.url)
     samples = []
-    end = None
+    end = start = None
     drained_at = None
+    parent = os.getppid()
     with open(args.out, "w") as out:
         out.write("t\t" + "\t".join(COLUMNS) + "\n")
         while True:
@@ -106,13 +108,15 @@ def main():
             out.write(f"{t:.3f}\t" + "\t".join(
                 f"{values[c]:g}" if c in values else "-" for c in COLUMNS) + "\n")
             if end is None:
-                end = read_end(args.end_file)
+                start, end = read_end(args.end_file) or (None, None)
             if end is not None and t >= end and drained_at is None and "backlog" in values:
                 if values["backlog"] == 0 and values.get("lag", 0) == 0:
                     drained_at = t
             if end is not None and os.path.exists(args.stop_file):
                 if drained_at is not None or "backlog" not in values or t - end > args.timeout:
                     break
+            if os.getppid() != parent:
+                break  # bench/run is gone
             interval = args.after_interval if end is not None else args.interval
             time.sleep(max(0.0, interval - (time.time() - t)))
     during = [v for t, v in samples if end is None or t <= end]
@@ -135,6 +139,7 @@ def main():
         else "backlog_after_end=-",
         (f"drain_ms={1000 * (drained_at - end):.0f}" if drained_at is not None else "drain_ms=-1")
         if has_backlog else "drain_ms=-",
+        f"start={start if start is not None else 0:.3f}",
         f"end={end if end is not None else 0:.3f}",
     ]
     print("POLL " + " ".join(fields))
