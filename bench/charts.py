@@ -199,7 +199,7 @@ def draw_timeline(plt, data, path):
         backlog = [(t, b) for t, _, _, b in tl["samples"] if b is not None]
         if backlog:
             bottom.plot([t for t, _ in backlog], [b for _, b in backlog], color=color,
-                        label=f"{label}: backlog (changes not in SQLite)")
+                        label=f"{label}: backlog (changes not yet in SQL)")
         lag = [(t, v) for t, _, v, _ in tl["samples"] if v is not None]
         if lag:
             if lag_axis is None:

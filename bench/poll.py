@@ -107,6 +107,7 @@ def main():
             samples.append((t, values))
             out.write(f"{t:.3f}\t" + "\t".join(
                 f"{values[c]:g}" if c in values else "-" for c in COLUMNS) + "\n")
+            out.flush()  # bench/run waits for the first sample before it starts wrk
             if end is None:
                 start, end = read_end(args.end_file) or (None, None)
             if end is not None and t >= end and drained_at is None and "backlog" in values:
