@@ -14,7 +14,9 @@ named after it (charts.chart_files gives the names; RESULTS.md links them):
                        during the run and after it (until the server was idle);
   STEM-timeline.png    one all-201 run per store: granted grabs per second over the run
                        (from /metrics sampled every 0.1 s, 0.02 s after the run) and the
-                       SQLite copy's backlog and lag, through the time it took to catch up.
+                       SQLite copy's backlog and lag, through the time it took to catch up;
+  STEM-sustained.png   (with SUSTAINED_SECONDS) req/s, CPU per grant and the copy's worst
+                       lag of each back-to-back run against the grants the store held.
 
 matplotlib's Agg backend: no display needed. Only the JSON is read, so the charts show
 the numbers RESULTS.md shows.
@@ -24,7 +26,7 @@ import os
 import sys
 from collections import OrderedDict
 
-CHARTS = ("throughput", "latency", "cpu", "timeline")
+CHARTS = ("throughput", "latency", "cpu", "timeline", "sustained")
 # Target lines of the throughput chart: issue 13's (embedded), the distributed issue's.
 TARGETS = {"embedded": {"a": 0.85, "b": 0.95}, "distributed": {"a": 0.4}}
 
@@ -227,6 +229,36 @@ def draw_timeline(plt, data, path):
     plt.close(fig)
 
 
+def draw_sustained(plt, data, path):
+    rows = data.get("sustained") or []
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True,
+                                      layout="constrained")
+    xs = [r["grants_after"] / 1e6 for r in rows]
+    top.plot(xs, [r["rps"] for r in rows], marker="o", label="seckill req/s (all 201)")
+    top.set_ylabel("req/s")
+    top.set_ylim(bottom=0)
+    top.set_title("Back-to-back all-201 runs on one seckill as its grants pile up", fontsize=9)
+    top.legend(fontsize=7)
+    bottom.plot(xs, [r["cpu_us"] for r in rows], marker="o", color="#ff7f0e",
+                label="server CPU µs / grant")
+    bottom.set_ylabel("µs per grant")
+    bottom.set_ylim(bottom=0)
+    bottom.set_xlabel("grants in the store after the run (millions)")
+    lag = [(x, r["max_lag_s"]) for x, r in zip(xs, rows) if r["max_lag_s"] is not None]
+    handles, labels = bottom.get_legend_handles_labels()
+    if lag:
+        right = bottom.twinx()
+        right.plot([x for x, _ in lag], [v for _, v in lag], marker="s", linestyle="--",
+                   color="#2ca02c", label="copy lag max s")
+        right.set_ylabel("lag s")
+        right.set_ylim(bottom=0)
+        h2, l2 = right.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    bottom.legend(handles, labels, fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__.split("\n\n")[1])
@@ -241,6 +273,10 @@ def main():
     draw_latency(plt, data, files["latency"])
     draw_cpu(plt, data, files["cpu"])
     draw_timeline(plt, data, files["timeline"])
+    if data.get("sustained"):
+        draw_sustained(plt, data, files["sustained"])
+    else:
+        del files["sustained"]
     for path in files.values():
         print(f"charts: wrote {path}")
     return 0

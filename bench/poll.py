@@ -10,7 +10,8 @@ a binary older than the SQLite copy behind the grant logs has no lag gauge).
 bench/run writes wrk's start and end time (Unix seconds) into --end-file when wrk exits: from then on
 the poller samples every --after-interval (0.02) s, so that the time until the SQLite copy
 caught up is resolved finely. It stops once --stop-file exists and the backlog was seen at
-0 after the end (or --timeout seconds after the end), and prints one line for the report:
+0 after the end (or --timeout seconds after the end; at once when the stop file says "now":
+a run followed by the next one at once), and prints one line for the report:
 
   POLL samples=N lag_metric=0|1 max_lag_s=X max_lag_after_s=X max_backlog=N
        backlog_after_end=N drain_ms=M start=T end=T
@@ -84,6 +85,14 @@ def read_end(path):
         return None
 
 
+def read_stop(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--url", required=True)
@@ -114,7 +123,8 @@ def main():
                 if values["backlog"] == 0 and values.get("lag", 0) == 0:
                     drained_at = t
             if end is not None and os.path.exists(args.stop_file):
-                if drained_at is not None or "backlog" not in values or t - end > args.timeout:
+                if (drained_at is not None or "backlog" not in values or t - end > args.timeout
+                        or read_stop(args.stop_file) == "now"):
                     break
             if os.getppid() != parent:
                 break  # bench/run is gone

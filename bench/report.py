@@ -209,6 +209,7 @@ def main():
     polls = {}                      # (conns, wait, store, case, "rep.attempt") -> poll TSV
     a_grants = defaultdict(int)     # (conns, wait, store) -> 201s /metrics counted in case (a)
     a_seconds = defaultdict(float)  # (conns, wait, store) -> seconds of case (a) seckill runs
+    sustained = []                  # the back-to-back runs (SUSTAINED_SECONDS), in order
     for r in runs:
         conns, case, rep, server, out = r[:5]
         wait = r[7] if len(r) > 7 and r[7] else "0"
@@ -220,9 +221,6 @@ def main():
                             f"line: {text.strip()[-400:]!r}")
             continue
         key = (int(conns), wait, store)
-        attempts[key + (case, rep.split(".")[0])][rep][server] = res
-        if server == "seckill" and len(r) > 9:
-            polls[key + (case, rep)] = r[9]
         errs = {k[4:]: int(v) for k, v in res.items() if k.startswith("err_") and v}
         note = []
         if errs:
@@ -254,6 +252,15 @@ def main():
             if case == "a":
                 a_grants[key] += st.get("201", 0)
                 a_seconds[key] += res["duration_us"] / 1e6
+            if store == "sustained":
+                granted = grab_counts(parse_metrics(r[6]))[1].get("granted", 0)
+                sustained.append({"run": int(rep.split(".")[0]), "conns": int(conns),
+                                  "res": res, "grants_after": int(granted),
+                                  "grants_run": st.get("201", 0)})
+                continue
+        attempts[key + (case, rep.split(".")[0])][rep][server] = res
+        if server == "seckill" and len(r) > 9:
+            polls[key + (case, rep)] = r[9]
         detail_rows.append((int(conns), wait, store, case, rep, server, res, "; ".join(note)))
 
     # Of the attempts of each A/B pair, the least disturbed complete one counts.
@@ -340,6 +347,10 @@ def main():
                 and empty["rss_start_kb"]):
             r["bytes_per_stored_grant"] = (1024 * (r["rss_start_kb"] - empty["rss_start_kb"])
                                            / r["stored_grants"])
+        elif r["store"] == "sustained" and r["durable"] and r["rss_start_kb"] and r["rss_end_kb"]:
+            # Grown by its own runs, through the API: what a grant costs the live server.
+            r["bytes_per_stored_grant"] = (1024 * (r["rss_end_kb"] - r["rss_start_kb"])
+                                           / r["durable"])
 
     # ---- per cell ----
     cells = sorted(by_cell, key=lambda k: (k[0], int(k[1]), STORE_ORDER.get(k[2], 9), k[3]))
@@ -466,14 +477,15 @@ def main():
                    f"{c['p99_ratio']:.2f}x", c["p99_ratio"] <= T_B_P99,
                    (TARGET_CONNS, "0", store, "b"), f"p99 <= {T_B_P99}x:")
         stored_series = [r for r in series_rows if r["store"] == "stored"]
-        restarts = [r for r in stored_series if r["restart_s"] is not None]
+        restarts = [r for r in series_rows if r["store"] in ("stored", "sustained")
+                    and r["restart_s"] is not None]
         if restarts:
             worst = max(restarts, key=lambda r: r["restart_s"])
             target(f"restart with the stored grants (SIGTERM until /healthz answers 200 "
                    f"again) <= {T_RESTART_S:.0f} s",
                    f"worst {worst['restart_s']:.2f} s (stop {worst['stop_s']:.2f} s + start "
                    f"{worst['restart_start_s']:.2f} s, {worst['db_grants']:,} grants, "
-                   f"c={worst['conns']})", worst["restart_s"] <= T_RESTART_S)
+                   f"{worst['store']} store, c={worst['conns']})", worst["restart_s"] <= T_RESTART_S)
         else:
             target(f"restart with the stored grants <= {T_RESTART_S:.0f} s",
                    "not measured (no stored store)", None)
@@ -614,6 +626,58 @@ def main():
                 f"| {r['conns']} | {r['store']} | {r['base_grants']:,} | | | | | | | | | "
                 f"{r['db_grants']} | | {check} |")
 
+    sustained_lines, sustained_data = [], []
+    if sustained:
+        sustained.sort(key=lambda x: x["run"])
+        s_conns = sustained[0]["conns"]
+        nginx_a = [x["rps"] for k in cells if k[0] == s_conns and k[3] == "a"
+                   for x in by_cell[k]["nginx"]]
+        nginx_rps = mean(nginx_a) if nginx_a else None
+        sustained_lines = ["| run | grants before → after | req/s | ratio to nginx (a) | p50 ms "
+                           "| p99 ms | server CPU µs/grant (+ after) | copy lag max s "
+                           "| backlog max | caught up after s | RSS MB after |",
+                           "|" + "---|" * 11]
+        for x in sustained:
+            res = x["res"]
+            lag = res.get("poll_max_lag_s")
+            drain = res.get("poll_drain_ms")
+            row = {
+                "run": x["run"], "grants_before": x["grants_after"] - x["grants_run"],
+                "grants_after": x["grants_after"], "rps": res["rps"],
+                "ratio": res["rps"] / nginx_rps if nginx_rps else None,
+                "p50_ms": res["p50_us"] / 1000, "p99_ms": res["p99_us"] / 1000,
+                "cpu_us": cpu_per_request([res]), "cpu_after_us": cpu_per_request([res], "after"),
+                "max_lag_s": lag, "max_backlog": res.get("poll_max_backlog"),
+                "drain_ms": None if res.get("after_skipped") else drain,
+                "rss_after_kb": res.get("rss_after_kb"),
+            }
+            sustained_data.append(row)
+            ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "n/a"
+            lag_txt = f"{lag:.3f}" if lag is not None else "n/a"
+            backlog = (f"{row['max_backlog']:,.0f}" if row["max_backlog"] is not None
+                       else "n/a")
+            drain_txt = ("(next run at once)" if row["drain_ms"] is None else
+                         "never (60 s)" if row["drain_ms"] < 0 else
+                         f"{row['drain_ms'] / 1000:.2f}")
+            rss = f"{row['rss_after_kb'] / 1024:.0f}" if row["rss_after_kb"] else "n/a"
+            sustained_lines.append(
+                f"| {row['run']} | {row['grants_before']:,} → {row['grants_after']:,} | "
+                f"{row['rps']:,.0f} | {ratio} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+                f"{row['cpu_us']:.1f} (+{row['cpu_after_us']:.1f}) | {lag_txt} | {backlog} | "
+                f"{drain_txt} | {rss} |")
+        lags_s = [r["max_lag_s"] for r in sustained_data if r["max_lag_s"] is not None]
+        first, last = sustained_data[0], sustained_data[-1]
+        secs = sum(x["res"]["duration_us"] for x in sustained) / 1e6
+        others.append(
+            f"- (info) sustained at {s_conns} connections: {len(sustained)} runs, "
+            f"{last['grants_after']:,} grants in {secs:.0f} s of load "
+            f"({last['grants_after'] / secs if secs else 0:,.0f}/s); req/s {first['rps']:,.0f} in "
+            f"the first run, {last['rps']:,.0f} in the last; CPU {first['cpu_us']:.1f} -> "
+            f"{last['cpu_us']:.1f} µs/grant; copy lag worst "
+            + (f"{max(lags_s):.3f} s" if lags_s else "n/a") + "; caught up after the last run "
+            + ("n/a" if last["drain_ms"] is None else "never" if last["drain_ms"] < 0
+               else f"in {last['drain_ms'] / 1000:.2f} s"))
+
     durable_lines = ["| conns " + wait_head + store_head + "| customers x coupons | grants "
                      "committed | seconds of (a) runs | durable grants/s |",
                      "|" + "---|" * (5 + show_wait + show_store)]
@@ -685,9 +749,10 @@ def main():
         "show_store": show_store,
         "cells": [dict(zip(("conns", "wait", "store", "case"), k), **cell_data[k]) for k in cells],
         "series": [{k: v for k, v in r.items() if k != "setup"} for r in series_rows],
-        "timelines": timelines, "targets": targets, "problems": problems,
+        "timelines": timelines, "sustained": sustained_data, "targets": targets,
+        "problems": problems,
         "charts": {k: os.path.relpath(v, os.path.dirname(os.path.abspath(results_md)))
-                   for k, v in charts.items()},
+                   for k, v in charts.items() if k != "sustained" or sustained_data},
     }
     with open(stem + ".json", "w") as f:
         json.dump(no_nan(data), f, indent=1, allow_nan=False)
@@ -717,8 +782,11 @@ def main():
     ] + verdicts + others + [""]
     md += ["## Charts", ""]
     titles = {"throughput": "req/s as a ratio to nginx", "latency": "latency percentiles",
-              "cpu": "server CPU per request", "timeline": "grab rate and SQL copy over one run"}
+              "cpu": "server CPU per request", "timeline": "grab rate and SQL copy over one run",
+              "sustained": "sustained runs as the grants pile up"}
     for name, path in charts.items():
+        if name == "sustained" and not sustained_data:
+            continue
         rel = os.path.relpath(path, os.path.dirname(os.path.abspath(results_md)))
         md += [f"![{titles.get(name, name)}]({rel})", ""]
     if copy_lines:
@@ -735,7 +803,18 @@ def main():
                "server − the empty one's) / stored grants; stop: SIGTERM until the process is "
                "gone; the restart runs on the same data directory after the runs, with their "
                "grants too, and `bench/check_store.py` checks through the API that every grant "
-               "in SQLite was loaded.", ""] + store_lines + [""]
+               "in SQLite was loaded. The sustained store's B per grant is its own growth: "
+               "(RSS after its runs − at start) / the grants they made.", ""] + \
+            store_lines + [""]
+    if sustained_lines:
+        md += ["## Sustained: back-to-back all-201 runs on one seckill", "",
+               f"`SUSTAINED_SECONDS` s runs of case (a) at {sustained[0]['conns']} connections, "
+               "one right after the other on the same seckill (a fresh setup) until it granted "
+               "`SUSTAINED_GRANTS`: the store grows through the API while the copy keeps up. "
+               "No nginx runs here: the ratio is against the mean nginx req/s of the case-(a) "
+               "runs above at the same connection count. Only the last run waits for the "
+               "server to be idle (its CPU after the run) and for the copy to catch up.", ""]
+        md += sustained_lines + [""]
     md += [
         "## Durable grants (case (a); `select count(*) from grants` after SIGTERM)",
         "",
