@@ -23,8 +23,9 @@ BUILD_PACKAGES := cmake make gcc libc6-dev pkg-config libh2o-evloop-dev libh2o-d
 TEST_PACKAGES := libcmocka-dev python3 python3-pytest python3-requests sqlite3 clang \
                  libclang-rt-14-dev redis-server mariadb-server docker-compose debootstrap gdb
 # What bench/run and bench/*.py call besides the build: wrk, nginx, sqlite3, curl,
-# /usr/bin/python3 with requests, /usr/bin/time, pgrep (procps).
-BENCH_PACKAGES := wrk nginx-light sqlite3 curl python3 python3-requests time procps
+# /usr/bin/python3 with requests and matplotlib (bench/charts.py), /usr/bin/time, pgrep (procps).
+BENCH_PACKAGES := wrk nginx-light sqlite3 curl python3 python3-requests python3-matplotlib time \
+                  procps
 
 # make run configures the unit tests as optional, make test (and its sanitizer builds) as
 # required: missing cmocka is then an error, not unit tests silently left out.

@@ -10,6 +10,10 @@
 --   offset=N      first pair number of this run (each seckill run gets its own slice)
 --   span=N        pairs this run may use (default: all); split evenly over the threads
 --   threads=N     wrk's -t (so each thread takes a disjoint part of the span)
+--   interleave=1  thread t takes pairs offset + t, offset + t + threads, ... instead of a
+--                 slice of its own, so that a run uses pairs offset .. offset +
+--                 threads * max_sent - 1 and the next run can start right after them
+--                 (bench/run's sustained runs)
 --   mode=M        concat (default): request = prebuilt "PATCH path ...Authorization: "
 --                   prefix .. prebuilt "token\r\n\r\n" suffix, one string concat;
 --                 format: wrk.format("PATCH", path, {Authorization = token}) per request
@@ -25,7 +29,8 @@
 -- done() prints one machine-readable line for bench/run:
 --   RESULT requests=.. duration_us=.. rps=.. p50_us=.. p90_us=.. p99_us=.. max_us=..
 --          err_connect=.. err_read=.. err_write=.. err_status=.. err_timeout=.. wrapped=..
---          [status_NNN=..]
+--          max_sent=.. [status_NNN=..]
+--   (max_sent: the most requests one thread built)
 
 local thread_list = {}
 local thread_count = 0
@@ -48,7 +53,7 @@ local function read_lines(path)
 end
 
 local tokens, paths, prefixes, suffixes
-local ntokens, npaths, start, limit, mode
+local ntokens, npaths, start, limit, mode, stride
 
 -- Globals (thread:get reads them in done()).
 sent = 0
@@ -69,7 +74,11 @@ function init(args)
    local offset = tonumber(opt.offset or "0")
    local span = tonumber(opt.span or tostring(ntokens * npaths))
    limit = math.floor(span / threads)
-   start = offset + tid * limit
+   if opt.interleave == "1" then
+      start, stride = offset + tid, threads
+   else
+      start, stride = offset + tid * limit, 1
+   end
 
    local host = wrk.headers["Host"]
    prefixes, suffixes = {}, {}
@@ -93,7 +102,7 @@ function request()
       wrapped = wrapped + 1
       k = k % limit
    end
-   local g = start + k
+   local g = start + k * stride
    local c = g % ntokens
    local j = floor(g / ntokens) % npaths
    if mode == "format" then
@@ -109,18 +118,21 @@ end
 function done(summary, latency, requests)
    local e = summary.errors
    local w = 0
+   local max_sent = 0
    local st = {}
    for _, t in ipairs(thread_list) do
       w = w + (t:get("wrapped") or 0)
+      max_sent = math.max(max_sent, t:get("sent") or 0)
       local s = t:get("statuses") or {}
       for code, n in pairs(s) do st[code] = (st[code] or 0) + n end
    end
    local line = string.format(
       "RESULT requests=%d duration_us=%d rps=%.1f p50_us=%d p90_us=%d p99_us=%d max_us=%d "
-         .. "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d wrapped=%d",
+         .. "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d wrapped=%d "
+         .. "max_sent=%d",
       summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
       latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-      e.connect, e.read, e.write, e.status, e.timeout, w)
+      e.connect, e.read, e.write, e.status, e.timeout, w, max_sent)
    for code, n in pairs(st) do
       line = line .. string.format(" status_%d=%d", code, n)
    end

@@ -127,7 +127,7 @@ def main():
         f.write("\n".join(grab_path(seller, n) for n in names) + "\n")
     with open(os.path.join(args.out, "soldout.txt"), "w") as f:
         f.write(soldout + "\n")
-    info = {"seller": seller, "customers": args.customers, "coupons": args.coupons,
+    info = {"seller": seller, "prefix": args.prefix, "customers": args.customers, "coupons": args.coupons,
             "amount": args.amount, "pairs": args.customers * args.coupons,
             "soldout": soldout, "setup_grants": 1,
             "seconds": round(time.monotonic() - started, 2)}

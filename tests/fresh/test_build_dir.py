@@ -139,5 +139,5 @@ def test_makefile_installs_what_run_and_bench_need():
     assert "sqlite3" in build
     assert "debootstrap" in test
     # Each tool bench/run checks for before it starts comes from make bench's packages.
-    assert {"wrk", "nginx-light", "sqlite3", "curl", "python3", "python3-requests", "time",
-            "procps"} <= bench
+    assert {"wrk", "nginx-light", "sqlite3", "curl", "python3", "python3-requests",
+            "python3-matplotlib", "time", "procps"} <= bench
