@@ -18,6 +18,7 @@ typedef enum sk_route_id {
     SK_ROUTE_HEALTHZ,
     SK_ROUTE_READYZ,
     SK_ROUTE_METRICS,
+    SK_ROUTE_OPENAPI, /* /openapi.json[/]                  GET: docs/openapi.json */
     SK_ROUTE_COUNT
 } sk_route_id_t;
 
