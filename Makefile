@@ -20,8 +20,12 @@ JOBS := $(shell nproc)
 BUILD_PACKAGES := cmake make gcc libc6-dev pkg-config libh2o-evloop-dev libh2o-dev-common \
                   libssl-dev libsqlite3-dev libjansson-dev libsodium-dev libhiredis-dev \
                   libmariadb-dev zlib1g-dev sqlite3
-TEST_PACKAGES := libcmocka-dev python3 python3-pytest python3-requests sqlite3 clang \
-                 libclang-rt-14-dev redis-server mariadb-server docker-compose debootstrap gdb
+# python3-jsonschema: tests/api/openapi_check.py holds every answer to docs/openapi.json.
+# nodejs (+ npm below): tests/docs lints that document with @redocly/cli from the npm
+# registry, installed into build/tools/redocly.
+TEST_PACKAGES := libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema \
+                 sqlite3 clang libclang-rt-14-dev redis-server mariadb-server docker-compose \
+                 debootstrap gdb nodejs
 # What bench/run and bench/*.py call besides the build: wrk, nginx, sqlite3, curl,
 # /usr/bin/python3 with requests and matplotlib (bench/charts.py), /usr/bin/time, pgrep (procps).
 BENCH_PACKAGES := wrk nginx-light sqlite3 curl python3 python3-requests python3-matplotlib time \
@@ -42,8 +46,11 @@ UNIT_TESTS := AUTO
 deps:
 	@scripts/install-packages $(BUILD_PACKAGES)
 
+# Debian's npm only where no npm command exists: a nodejs from nodesource brings its own, and
+# Debian's npm package cannot be installed beside it.
 deps-test: deps
 	@scripts/install-packages $(TEST_PACKAGES)
+	@command -v npm >/dev/null || scripts/install-packages npm
 
 deps-bench: deps
 	@scripts/install-packages $(BENCH_PACKAGES)
@@ -66,7 +73,8 @@ run: build
 # First the fresh-root stage: `make run` on a bare Debian root, first because it is the
 # README's first promise, needs nothing built here, and fails in minutes where the suites
 # after it take half an hour. Then unit tests and black-box tests (API, hostile clients,
-# JMeter plan, crash matrix) against the release build, for both deployments (the
+# JMeter plan, crash matrix; every answer checked against docs/openapi.json, which
+# tests/docs lints) against the release build, for both deployments (the
 # distributed one on Redis and MariaDB servers the tests start themselves), then the same
 # against ASan+UBSan and against TSan, then a short fuzz run of every parser.
 # --no-tests=error: a build dir without unit tests fails instead of passing on nothing.
@@ -76,7 +84,7 @@ test: deps-test
 	$(MAKE) --no-print-directory build build-asan UNIT_TESTS=ON
 	cd build && ctest --no-tests=error --output-on-failure
 	cd build-asan && ctest --no-tests=error --output-on-failure
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/backends tests/deploy tests/fresh
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/backends tests/deploy tests/docs tests/fresh
 	SECKILL_BIN=$(CURDIR)/build/seckill $(PYTHON) -m pytest -q tests/api tests/stress
 	SECKILL_BIN=$(CURDIR)/build/seckill $(DISTRIBUTED) $(PYTHON) -m pytest -q tests/api tests/stress tests/distributed
 	SECKILL_BIN=$(CURDIR)/build-asan/seckill SECKILL_SANITIZED=1 $(PYTHON) -m pytest -q tests/api tests/stress

@@ -44,6 +44,12 @@ void sk_api__send_json(api_request_t *r, int status, h2o_iovec_t body)
     sk_http_send_json(r->req, status, body);
 }
 
+void sk_api__send_static(api_request_t *r, int status, const char *content_type, h2o_iovec_t body)
+{
+    count_answer(r, status);
+    sk_http_send_static(r->req, status, content_type, body);
+}
+
 void sk_api__send_error(api_request_t *r, int status, const char *message)
 {
     json_t *body = json_pack("{s:s}", "errMsg", message);
@@ -218,6 +224,9 @@ static void handle(void *thread_data, h2o_req_t *req)
         break;
     case SK_ROUTE_METRICS:
         sk_api__handle_metrics(r);
+        break;
+    case SK_ROUTE_OPENAPI:
+        sk_api__handle_openapi(r);
         break;
     default:
         sk_api__send_json(r, 404, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Not found."))));

@@ -1,6 +1,7 @@
 /*
  * Declarations shared by the api's files (api.c: dispatch and helpers; users.c: register,
- * login, logout; coupons.c: create, list, grab; ops.c: health, readiness, metrics).
+ * login, logout; coupons.c: create, list, grab; ops.c: health, readiness, metrics; openapi.c:
+ * the contract's OpenAPI document).
  */
 #ifndef SK_API_API_INTERNAL_H
 #define SK_API_API_INTERNAL_H
@@ -51,6 +52,9 @@ typedef struct api_request {
 
 /* Answers with a JSON body (copied) and counts the request. */
 void sk_api__send_json(api_request_t *r, int status, h2o_iovec_t body);
+/* Answers with a body that outlives the request (static data; not copied) and counts the
+ * request. */
+void sk_api__send_static(api_request_t *r, int status, const char *content_type, h2o_iovec_t body);
 /* Answers {"errMsg": message} (message escaped as needed). */
 void sk_api__send_error(api_request_t *r, int status, const char *message);
 /* Answers 204 with no body, with X-Seckill-Reason when `reason` is not NULL. */
@@ -92,5 +96,6 @@ void sk_api__handle_grab(api_request_t *r);
 void sk_api__handle_healthz(api_request_t *r);
 void sk_api__handle_readyz(api_request_t *r);
 void sk_api__handle_metrics(api_request_t *r);
+void sk_api__handle_openapi(api_request_t *r);
 
 #endif

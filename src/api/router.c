@@ -1,6 +1,7 @@
 /*
- * The router (see router.h). The API has five resource shapes, so a hand-written matcher
- * over segments is shorter and faster than a general routing table.
+ * The router (see router.h). The API has five resource shapes and a few fixed operations
+ * routes, so a hand-written matcher over segments is shorter and faster than a general
+ * routing table.
  */
 #include "api/router.h"
 
@@ -67,6 +68,8 @@ void sk_router_match(h2o_mem_pool_t *pool, h2o_iovec_t path, sk_route_t *route)
             route->id = SK_ROUTE_READYZ;
         else if (SEGMENT_IS(segments[0], "metrics"))
             route->id = SK_ROUTE_METRICS;
+        else if (SEGMENT_IS(segments[0], "openapi.json"))
+            route->id = SK_ROUTE_OPENAPI;
         return;
     }
     if (!SEGMENT_IS(segments[0], "api"))
@@ -125,6 +128,7 @@ unsigned sk_router_allowed(sk_route_id_t route)
     case SK_ROUTE_HEALTHZ:
     case SK_ROUTE_READYZ:
     case SK_ROUTE_METRICS:
+    case SK_ROUTE_OPENAPI:
         return SK_METHOD_GET;
     default:
         return 0;
@@ -154,7 +158,7 @@ const char *sk_router_name(sk_route_id_t route)
         [SK_ROUTE_AUTH] = "login",          [SK_ROUTE_LOGOUT] = "logout",
         [SK_ROUTE_COUPONS] = "coupons",     [SK_ROUTE_GRAB] = "grab",
         [SK_ROUTE_HEALTHZ] = "healthz",     [SK_ROUTE_READYZ] = "readyz",
-        [SK_ROUTE_METRICS] = "metrics",
+        [SK_ROUTE_METRICS] = "metrics",     [SK_ROUTE_OPENAPI] = "openapi",
     };
     return route < SK_ROUTE_COUNT ? names[route] : "unknown";
 }

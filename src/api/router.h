@@ -18,6 +18,7 @@ typedef enum sk_route_id {
     SK_ROUTE_HEALTHZ,
     SK_ROUTE_READYZ,
     SK_ROUTE_METRICS,
+    SK_ROUTE_OPENAPI, /* /openapi.json[/]                  GET: docs/openapi.json */
     SK_ROUTE_COUNT
 } sk_route_id_t;
 
@@ -40,8 +41,9 @@ typedef struct sk_route {
 void sk_router_match(h2o_mem_pool_t *pool, h2o_iovec_t path, sk_route_t *route);
 
 /* The method of a request. HEAD is SK_METHOD_GET: it is answered by the GET handler, and
- * h2o_send_inline() (which every answer goes through: sk_http_send_json, the /metrics
- * handler) and sk_http_send_no_content() leave the body out, keeping Content-Length. */
+ * h2o_send_inline() (which sk_http_send_json and the /metrics handler go through),
+ * sk_http_send_static() and sk_http_send_no_content() leave the body out, keeping
+ * Content-Length. */
 sk_method_t sk_router_method(h2o_iovec_t method);
 
 /* The methods (SK_METHOD_* bits) that `route` answers, and their Allow header value (which

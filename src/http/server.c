@@ -476,6 +476,23 @@ void sk_http_send_json(h2o_req_t *req, int status, h2o_iovec_t body)
     h2o_send_inline(req, body.base, body.len);
 }
 
+void sk_http_send_static(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body)
+{
+    req->res.status = status;
+    req->res.reason = sk_http_reason(status);
+    req->res.content_length = body.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                   strlen(content_type));
+    /* What h2o_send_inline() does, without its copy of the body into the pool: the buffer
+     * is static, so it stays valid for as long as h2o writes from it. */
+    static h2o_generator_t generator = {NULL, NULL};
+    h2o_start_response(req, &generator);
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
 void sk_http_send_no_content(h2o_req_t *req)
 {
     req->res.status = 204;

@@ -62,6 +62,12 @@ void *sk_http_thread_data(h2o_req_t *req);
  */
 void sk_http_send_json(h2o_req_t *req, int status, h2o_iovec_t body);
 
+/*
+ * Sends `body` as it is, with Content-Type `content_type` and Content-Length: for bodies
+ * that outlive every request (static data), which are not copied. No body for HEAD.
+ */
+void sk_http_send_static(h2o_req_t *req, int status, const char *content_type, h2o_iovec_t body);
+
 /* Sends 204 with no body and no Content-Type. */
 void sk_http_send_no_content(h2o_req_t *req);
 

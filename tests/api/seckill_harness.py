@@ -557,6 +557,9 @@ def _verbatim_request(url, method, path, data, headers, timeout):
         response.url = url + path
         response.request = requests.Request(method, url + path, headers=headers,
                                             data=body).prepare()
+        # Not through requests.Session.send: checked against the OpenAPI document here.
+        import openapi_check
+        openapi_check.observe(response.request, response)
         return response
     finally:
         conn.close()

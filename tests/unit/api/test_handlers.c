@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "api/openapi.h"
 #include "auth/jwt.h"
 #include "fake_store.h"
 #include "fixture.h"
@@ -1010,6 +1011,31 @@ static void test_ops_routes(void **state)
     assert_int_equal(sk_fake_store_all_calls(h->fake), 0);
 }
 
+/* GET /openapi.json: the built-in document byte for byte; HEAD: its length, no body. */
+static void test_openapi_route(void **state)
+{
+    harness_t *h = *state;
+    response_t r;
+    request(h, &r, "GET", "/openapi.json", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.content_type, JSON_TYPE);
+    assert_int_equal(r.body_len, sk_openapi_document_len);
+    assert_memory_equal(r.body, sk_openapi_document, sk_openapi_document_len);
+    assert_non_null(r.json);
+    assert_string_equal(json_string_value(json_object_get(r.json, "openapi")), "3.1.0");
+    assert_non_null(json_object_get(json_object_get(r.json, "paths"), "/openapi.json"));
+    done(&r);
+    request(h, &r, "HEAD", "/openapi.json", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    done(&r);
+    request(h, &r, "POST", "/openapi.json", NULL, "{}");
+    expect(&r, 405, "Method not allowed.");
+    assert_string_equal(r.allow, "GET, HEAD");
+    done(&r);
+    assert_int_equal(sk_fake_store_all_calls(h->fake), 0);
+}
+
 /* A worker thread whose store thread cannot be made is refused, and the next one works. */
 static void test_thread_create_failure(void **state)
 {
@@ -1046,6 +1072,7 @@ int main(void)
         cmocka_unit_test(test_grab_rate_limit_shared),
         cmocka_unit_test_setup_teardown(test_unavailable_each_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ops_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openapi_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_create_failure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,6 +92,9 @@ static void test_fixed_routes(void **state)
     expect_route("/readyz/", SK_ROUTE_READYZ, "", "", "");
     expect_route("/metrics", SK_ROUTE_METRICS, "", "", "");
     expect_route("/metrics/", SK_ROUTE_METRICS, "", "", "");
+    expect_route("/openapi.json", SK_ROUTE_OPENAPI, "", "", "");
+    expect_route("/openapi.json/", SK_ROUTE_OPENAPI, "", "", "");
+    expect_route("/openapi%2Ejson", SK_ROUTE_OPENAPI, "", "", "");
 }
 
 static void test_coupon_routes(void **state)
@@ -167,6 +170,10 @@ static void test_not_found_shapes(void **state)
         "/healthzz",
         "/health",
         "/metrics/x",
+        "/openapi",
+        "/openapi.json/x",
+        "/openapi.yaml",
+        "/api/openapi.json",
         "/x",
         "/users",
         "/auth",
@@ -376,6 +383,7 @@ static void test_allowed_methods(void **state)
     assert_int_equal(sk_router_allowed(SK_ROUTE_HEALTHZ), SK_METHOD_GET);
     assert_int_equal(sk_router_allowed(SK_ROUTE_READYZ), SK_METHOD_GET);
     assert_int_equal(sk_router_allowed(SK_ROUTE_METRICS), SK_METHOD_GET);
+    assert_int_equal(sk_router_allowed(SK_ROUTE_OPENAPI), SK_METHOD_GET);
     assert_int_equal(sk_router_allowed(SK_ROUTE_COUNT), 0);
     /* No route ever allows an unknown method. */
     for (int route = 0; route < SK_ROUTE_COUNT; route++)
@@ -394,6 +402,7 @@ static void test_allow_header(void **state)
     assert_string_equal(sk_router_allow_header(SK_ROUTE_HEALTHZ), "GET, HEAD");
     assert_string_equal(sk_router_allow_header(SK_ROUTE_READYZ), "GET, HEAD");
     assert_string_equal(sk_router_allow_header(SK_ROUTE_METRICS), "GET, HEAD");
+    assert_string_equal(sk_router_allow_header(SK_ROUTE_OPENAPI), "GET, HEAD");
     assert_string_equal(sk_router_allow_header(SK_ROUTE_COUNT), "");
 }
 
@@ -409,6 +418,7 @@ static void test_route_names(void **state)
     assert_string_equal(sk_router_name(SK_ROUTE_HEALTHZ), "healthz");
     assert_string_equal(sk_router_name(SK_ROUTE_READYZ), "readyz");
     assert_string_equal(sk_router_name(SK_ROUTE_METRICS), "metrics");
+    assert_string_equal(sk_router_name(SK_ROUTE_OPENAPI), "openapi");
     assert_string_equal(sk_router_name(SK_ROUTE_COUNT), "unknown");
     assert_string_equal(sk_router_name((sk_route_id_t)1000), "unknown");
 }
