@@ -1,5 +1,5 @@
 /*
- * The router (see router.h). The API has five resource shapes, so a hand-written matcher
+ * The router (see router.h). The API has a handful of resource shapes, so a hand-written matcher
  * over segments is shorter and faster than a general routing table.
  */
 #include "api/router.h"
@@ -67,6 +67,10 @@ void sk_router_match(h2o_mem_pool_t *pool, h2o_iovec_t path, sk_route_t *route)
             route->id = SK_ROUTE_READYZ;
         else if (SEGMENT_IS(segments[0], "metrics"))
             route->id = SK_ROUTE_METRICS;
+        else if (SEGMENT_IS(segments[0], "status"))
+            route->id = SK_ROUTE_STATUS;
+        else if (SEGMENT_IS(segments[0], "status.json"))
+            route->id = SK_ROUTE_STATUS_DATA;
         return;
     }
     if (!SEGMENT_IS(segments[0], "api"))
@@ -125,6 +129,8 @@ unsigned sk_router_allowed(sk_route_id_t route)
     case SK_ROUTE_HEALTHZ:
     case SK_ROUTE_READYZ:
     case SK_ROUTE_METRICS:
+    case SK_ROUTE_STATUS:
+    case SK_ROUTE_STATUS_DATA:
         return SK_METHOD_GET;
     default:
         return 0;
@@ -150,11 +156,17 @@ const char *sk_router_allow_header(sk_route_id_t route)
 const char *sk_router_name(sk_route_id_t route)
 {
     static const char *const names[SK_ROUTE_COUNT] = {
-        [SK_ROUTE_NOT_FOUND] = "not_found", [SK_ROUTE_USERS] = "register",
-        [SK_ROUTE_AUTH] = "login",          [SK_ROUTE_LOGOUT] = "logout",
-        [SK_ROUTE_COUPONS] = "coupons",     [SK_ROUTE_GRAB] = "grab",
-        [SK_ROUTE_HEALTHZ] = "healthz",     [SK_ROUTE_READYZ] = "readyz",
+        [SK_ROUTE_NOT_FOUND] = "not_found",
+        [SK_ROUTE_USERS] = "register",
+        [SK_ROUTE_AUTH] = "login",
+        [SK_ROUTE_LOGOUT] = "logout",
+        [SK_ROUTE_COUPONS] = "coupons",
+        [SK_ROUTE_GRAB] = "grab",
+        [SK_ROUTE_HEALTHZ] = "healthz",
+        [SK_ROUTE_READYZ] = "readyz",
         [SK_ROUTE_METRICS] = "metrics",
+        [SK_ROUTE_STATUS] = "status",
+        [SK_ROUTE_STATUS_DATA] = "status_json",
     };
     return route < SK_ROUTE_COUNT ? names[route] : "unknown";
 }
