@@ -95,6 +95,7 @@ static void report(sk_status_page_t *page)
 static void *reporter_main(void *data)
 {
     sk_status_page_t *page = data;
+    report(page); /* at once: the other instances count this one from now on */
     pthread_mutex_lock(&page->lock);
     while (!page->stopping) {
         /* The wall clock's next second, REPORT_AT_MS in: the same moment on every instance

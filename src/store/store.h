@@ -159,7 +159,7 @@ typedef struct sk_store_sale_read {
     /* results, on SK_STORE_OK */
     uint64_t outcomes[SK_STORE_SALE_WINDOW][SK_STORE_SALE_OUTCOMES]; /* oldest first */
     uint64_t latency[SK_STORE_SALE_LATENCY_BUCKETS];                 /* the whole window */
-    int64_t instances; /* instances that reported in the last few seconds */
+    int64_t instances; /* instances that reported in the last few seconds, at least 1 */
 } sk_store_sale_read_t;
 
 /* Metrics a store reports; read without locks, so each value may be a moment old. */

@@ -221,7 +221,10 @@ static void on_sale_read(void *data, redisReply *reply)
         complete_sale_read(op, SK_STORE_UNAVAILABLE);
         return;
     }
+    /* The instance asking is there, whether its reporter has run yet or not. */
     op->instances = reply->element[0]->type == REDIS_REPLY_INTEGER ? reply->element[0]->integer : 0;
+    if (op->instances < 1)
+        op->instances = 1;
     for (size_t i = 0; i != SK_STORE_SALE_WINDOW; ++i)
         add_second(op, i, reply->element[1 + i]);
     complete_sale_read(op, SK_STORE_OK);
