@@ -240,6 +240,18 @@ def test_paging_and_seller_filter(start_server):
     assert status_data(fleet, f"seller={seg(customer)}")["total"] == 0
 
 
+def test_names_come_back_byte_for_byte(start_server):
+    srv = start_fleet(start_server)
+    client = Client(srv)
+    seller, stoken = client.new_user("saler")
+    names = ['say "hi" \\ back', "ünïcødé 优惠券 🎟", "<b>&amp;<i>", "tab\u00a0nbsp"]
+    for name in names:
+        client.new_coupon(stoken, seller, name, amount=1)
+    r = status(srv, f"seller={seg(seller)}")
+    data = expect_json(r, 200, "")
+    assert [c["name"] for c in data["coupons"]] == names, r.content
+
+
 @pytest.mark.parametrize("page", ["abc", "1.5", "+1", " 1", "1e2", "0x10", "--1", "%2B1"])
 def test_bad_page_is_400(client, page):
     expect_json(status(client.server, f"page={page}"), 400, "Wrong format of page.")
