@@ -22,6 +22,7 @@
 #include "api/status_html.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/signals.h"
 
 #define REPORT_AT_MS 100     /* the reporter runs this long after each second's end */
 #define REPORT_SETTLE_MS 350 /* distributed: a second is shown this long after its end */
@@ -107,7 +108,9 @@ static void *reporter_main(void *data)
         int waited = 0;
         while (!page->stopping && waited != ETIMEDOUT)
             waited = pthread_cond_timedwait(&page->wake, &page->lock, &due);
-        if (page->stopping)
+        /* A SIGTERM ends the reports at once, while the service drains: a call to a hung
+         * Redis then runs out in parallel, not after the drain. */
+        if (page->stopping || sk_signals_stop_requested())
             break;
         pthread_mutex_unlock(&page->lock);
         report(page);

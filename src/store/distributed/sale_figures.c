@@ -27,7 +27,7 @@
 #define SALE_INSTANCES_KEY SALE_KEY_PREFIX "i"
 #define SALE_TTL_S "120"          /* a second's hash outlives the window twice */
 #define SALE_FRESH_MS 3000        /* an instance silent for longer is not counted */
-#define SALE_REDIS_TIMEOUT_MS 500 /* a hung Redis holds the reporter this long per call */
+#define SALE_REDIS_TIMEOUT_MS 300 /* a hung Redis holds the reporter this long per call */
 #define SALE_KEY_MAX (sizeof(SALE_KEY_PREFIX) + 24)
 
 static const char *const outcome_fields[SK_STORE_SALE_OUTCOMES] = {"g", "s", "a", "r"};
