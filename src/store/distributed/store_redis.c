@@ -366,6 +366,17 @@ typedef struct item_fetch {
     size_t index;
 } item_fetch_t;
 
+/* Moves the items whose hash was found (those given a name) to the front, in their order;
+ * returns how many. A listed entry without a hash is a creation under way or undone. */
+static size_t keep_found(sk_store_coupon_item_t *items, size_t count)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i != count; ++i)
+        if (items[i].name.base != NULL)
+            items[kept++] = items[i];
+    return kept;
+}
+
 static void finish_list(list_state_t *state)
 {
     sk_store_coupon_list_t *op = state->op;
@@ -373,11 +384,9 @@ static void finish_list(list_state_t *state)
         complete(&op->op, SK_STORE_UNAVAILABLE);
         return;
     }
-    op->items = h2o_mem_alloc_pool(op->op.pool, (state->name_count + 1) * sizeof(op->items[0]));
-    op->count = 0;
-    for (size_t i = 0; i != state->name_count; ++i)
-        if (state->items[i].name.base != NULL)
-            op->items[op->count++] = state->items[i];
+    op->items =
+        state->items != NULL ? state->items : h2o_mem_alloc_pool(op->op.pool, sizeof(op->items[0]));
+    op->count = state->items != NULL ? keep_found(state->items, state->name_count) : 0;
     complete(&op->op, SK_STORE_OK);
 }
 
@@ -616,11 +625,8 @@ static void finish_catalog(catalog_state_t *state)
         return;
     }
     op->total = state->job->total;
-    op->count = 0;
     op->items = state->items;
-    for (size_t i = 0; i != state->job->row_count; ++i)
-        if (state->items[i].name.base != NULL)
-            op->items[op->count++] = state->items[i];
+    op->count = keep_found(state->items, state->job->row_count);
     complete(&op->op, SK_STORE_OK);
 }
 
@@ -631,7 +637,6 @@ static void on_catalog_left(void *data, redisReply *reply)
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
         state->failed = 1;
     } else if (reply->element[1]->type == REDIS_REPLY_STRING) {
-        /* A row whose hash is missing is a creation under way or undone: not on sale. */
         const sk_mysql_catalog_row_t *row = &state->job->rows[fetch->index];
         sk_store_coupon_item_t *item = &state->items[fetch->index];
         h2o_mem_pool_t *pool = state->op->op.pool;
