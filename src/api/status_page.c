@@ -262,10 +262,12 @@ static void put_string(json_out_t *out, h2o_iovec_t text)
             *at++ = '\\';
             *at++ = (char)c;
         } else if (c < 0x20 || c == 0x7f) {
-            memcpy(at, "\\u00", 4);
-            at[4] = hex[c >> 4];
-            at[5] = hex[c & 15];
-            at += 6;
+            *at++ = '\\';
+            *at++ = 'u';
+            *at++ = '0';
+            *at++ = '0';
+            *at++ = hex[c >> 4];
+            *at++ = hex[c & 15];
         } else {
             *at++ = (char)c;
         }
