@@ -9,6 +9,7 @@
 #               stress, distributed, TSan, a short fuzz run
 #   make bench  install what is missing, build, run the benchmark against nginx
 #   make test-fresh-root  only the fresh-root stage (tests/fresh/run)
+#   make status-screenshot  regenerate docs/status-page.png (the live sale view in Chromium)
 # The build dir build/ is shared: `make run` configures the unit tests as optional
 # (SECKILL_UNIT_TESTS=AUTO), `make test` as required (ON), whichever ran first.
 
@@ -22,10 +23,12 @@ BUILD_PACKAGES := cmake make gcc libc6-dev pkg-config libh2o-evloop-dev libh2o-d
                   libmariadb-dev zlib1g-dev sqlite3
 # python3-jsonschema: tests/api/openapi_check.py holds every answer to docs/openapi.json.
 # nodejs (+ npm below): tests/docs lints that document with @redocly/cli from the npm
-# registry, installed into build/tools/redocly.
+# registry, installed into build/tools/redocly. chromium, chromium-driver, python3-selenium
+# and a font: the live sale view's browser test (tests/api/test_status_browser.py).
 TEST_PACKAGES := libcmocka-dev python3 python3-pytest python3-requests python3-jsonschema \
                  sqlite3 clang libclang-rt-14-dev redis-server mariadb-server docker-compose \
-                 debootstrap gdb nodejs
+                 debootstrap gdb nodejs chromium chromium-driver python3-selenium \
+                 fonts-dejavu-core
 # What bench/run and bench/*.py call besides the build: wrk, nginx, sqlite3, curl,
 # /usr/bin/python3 with requests and matplotlib (bench/charts.py), /usr/bin/time, pgrep (procps).
 BENCH_PACKAGES := wrk nginx-light sqlite3 curl python3 python3-requests python3-matplotlib time \
@@ -36,7 +39,7 @@ BENCH_PACKAGES := wrk nginx-light sqlite3 curl python3 python3-requests python3-
 UNIT_TESTS := AUTO
 
 .PHONY: deps deps-test deps-bench build build-asan build-tsan run test test-tsan test-fresh-root \
-        stress fuzz-smoke fuzz bench bench-distributed clean
+        stress fuzz-smoke fuzz bench bench-distributed status-screenshot clean
 
 # Targets in order, whatever -j says: `make test -j` would otherwise configure build/ with
 # the unit tests required while cmocka is still being installed. Builds use every core
@@ -120,6 +123,12 @@ fuzz-smoke fuzz: deps-test
 # with only make installed runs `make run` from `git archive HEAD` until /healthz answers.
 test-fresh-root:
 	tests/fresh/run
+
+# The browser test of the live sale view writes its screenshot here too (the suite alone
+# keeps it in its temporary directory, so that no run changes the checkout).
+status-screenshot: deps-test build
+	SECKILL_BIN=$(CURDIR)/build/seckill SECKILL_STATUS_SCREENSHOT=$(CURDIR)/docs/status-page.png \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/api/test_status_browser.py -k follows
 
 bench: deps-bench build
 	bench/run

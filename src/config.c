@@ -52,6 +52,7 @@ typedef enum option_id {
     OPT_RATE_LIMIT,
     OPT_RATE_BURST,
     OPT_CORS_ORIGIN,
+    OPT_STATUS_PAGE,
     OPT_COUNT
 } option_id_t;
 
@@ -119,6 +120,9 @@ static const struct option_spec {
     [OPT_CORS_ORIGIN] = {"--cors-origin", "SECKILL_CORS_ORIGIN", "ORIGINS",
                          "comma-separated origins (https://shop.example[:port], or *) whose "
                          "browser pages may call the API (default: none, no CORS headers)"},
+    [OPT_STATUS_PAGE] = {"--status-page", "SECKILL_STATUS_PAGE", "on|off",
+                         "serve the live sale view at /status and its figures at /status.json, "
+                         "no token needed (default on; off: both answer 404)"},
 };
 
 static char usage_text[8192];
@@ -569,6 +573,14 @@ static int apply(sk_config_t *config, option_id_t id, const char *value)
         sk_cors_dispose(&cors);
         return replace_string(&config->cors_origins, value);
     }
+    case OPT_STATUS_PAGE:
+        if (strcmp(value, "on") == 0)
+            config->status_page = 1;
+        else if (strcmp(value, "off") == 0)
+            config->status_page = 0;
+        else
+            return -1;
+        return 0;
     case OPT_JWT_SECRET_FILE:
     case OPT_REDIS_FILE:
     case OPT_MYSQL_FILE: /* read_value_file, which has messages of its own */
@@ -596,6 +608,7 @@ static void set_defaults(sk_config_t *config)
     config->max_connections = 16384;
     config->rate_limit = 0;
     config->rate_burst = 10;
+    config->status_page = 1;
 }
 
 /* The message for APPLY_ABOVE_LIMIT (only --max-amount has such a limit); `source` is the

@@ -38,6 +38,7 @@ typedef struct sk_config {
     double rate_limit;   /* grabs per second per user; 0: no limit */
     int64_t rate_burst;  /* grabs a user may make at once before the rate applies */
     char *cors_origins;  /* --cors-origin as given; NULL: none */
+    int status_page;     /* --status-page: 1 (on) serves /status and /status.json */
     int reconcile;       /* `seckill reconcile ...`: compare Redis with SQL, then exit */
     int repair;          /* reconcile --repair */
 } sk_config_t;

@@ -105,6 +105,7 @@ int main(int argc, char **argv)
         .rate_limit = config.rate_limit,
         .rate_burst = config.rate_burst,
         .cors_origins = config.cors_origins,
+        .status_page = config.status_page,
     };
     api = sk_api_create(&api_config, store, passwords);
     if (api == NULL)

@@ -34,8 +34,15 @@ static void count_answer(api_request_t *r, int status)
 {
     api_thread_t *thread = r->thread;
     ++thread->answered;
-    sk_metrics_count_request(thread->metrics, r->route.id, status,
-                             monotonic_usec() - r->started_usec);
+    uint64_t elapsed_usec = monotonic_usec() - r->started_usec;
+    sk_metrics_count_request(thread->metrics, r->route.id, status, elapsed_usec);
+    if (r->sale_outcome >= 0) {
+        /* The coarse clock is read from memory (vDSO, no system call): a few ns. */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME_COARSE, &now);
+        sk_metrics_count_sale(thread->metrics, (sk_metrics_sale_outcome_t)r->sale_outcome,
+                              elapsed_usec, (int64_t)now.tv_sec);
+    }
 }
 
 void sk_api__send_json(api_request_t *r, int status, h2o_iovec_t body)
@@ -70,6 +77,18 @@ void sk_api__send_value(api_request_t *r, int status, json_t *value)
     }
     sk_api__send_json(r, status, h2o_iovec_init(text, strlen(text)));
     free(text); /* sk_http_send_json copied it */
+}
+
+void sk_api__send_body(api_request_t *r, int status, const char *content_type, h2o_iovec_t body)
+{
+    count_answer(r, status);
+    h2o_req_t *req = r->req;
+    req->res.status = status;
+    req->res.reason = sk_http_reason(status);
+    req->res.content_length = body.len;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                   strlen(content_type));
+    h2o_send_inline(req, body.base, body.len);
 }
 
 void sk_api__send_no_content(api_request_t *r, const char *reason)
@@ -170,9 +189,14 @@ static void handle(void *thread_data, h2o_req_t *req)
     r->thread = thread;
     r->started_usec = monotonic_usec();
     r->claims = NULL;
+    r->sale_outcome = -1;
     ++thread->started;
 
     sk_router_match(&req->pool, req->path, &r->route);
+    /* --status-page off: its routes are not there at all. */
+    if ((r->route.id == SK_ROUTE_STATUS || r->route.id == SK_ROUTE_STATUS_DATA) &&
+        thread->api->status == NULL)
+        r->route.id = SK_ROUTE_NOT_FOUND;
     /* CORS headers before any answer, errors included: a page can read why it failed. */
     const h2o_iovec_t *origin =
         thread->api->cors_enabled ? sk_cors_allow(&thread->api->cors, req) : NULL;
@@ -192,6 +216,10 @@ static void handle(void *thread_data, h2o_req_t *req)
         sk_api__send_json(r, 405, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Method not allowed."))));
         return;
     }
+    /* From here every answer of the grab route is a grab's, for the live sale view:
+     * rejected unless the store tells otherwise (on_grabbed). */
+    if (r->route.id == SK_ROUTE_GRAB && thread->api->status != NULL)
+        r->sale_outcome = SK_METRICS_SALE_REJECTED;
     if (req->entity.len > thread->api->config.max_body) {
         sk_api__send_json(r, 413,
                           h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Request body too large."))));
@@ -227,6 +255,12 @@ static void handle(void *thread_data, h2o_req_t *req)
         break;
     case SK_ROUTE_OPENAPI:
         sk_api__handle_openapi(r);
+        break;
+    case SK_ROUTE_STATUS:
+        sk_api__handle_status(r);
+        break;
+    case SK_ROUTE_STATUS_DATA:
+        sk_api__handle_status_data(r);
         break;
     default:
         sk_api__send_json(r, 404, h2o_iovec_init(H2O_STRLIT(ERROR_BODY("Not found."))));
@@ -309,6 +343,11 @@ sk_api_t *sk_api_create(const sk_api_config_t *config, sk_store_t *store,
         }
         api->cors_enabled = 1;
     }
+    if (config->status_page) {
+        api->status = sk_status_page_create(api->metrics, store);
+        if (api->status == NULL)
+            goto fail;
+    }
     api->app.data = api;
     api->app.thread_create = thread_create;
     api->app.thread_busy = thread_busy;
@@ -316,6 +355,8 @@ sk_api_t *sk_api_create(const sk_api_config_t *config, sk_store_t *store,
     api->app.handle = handle;
     return api;
 fail:
+    sk_status_page_destroy(api->status);
+    sk_cors_dispose(&api->cors);
     sk_ratelimit_destroy(api->ratelimit);
     if (api->metrics != NULL)
         sk_metrics_destroy(api->metrics);
@@ -330,6 +371,8 @@ const sk_http_app_t *sk_api_app(sk_api_t *api)
 
 void sk_api_destroy(sk_api_t *api)
 {
+    /* First: its reporter thread reads the metrics and calls the store. */
+    sk_status_page_destroy(api->status);
     sk_ratelimit_destroy(api->ratelimit);
     sk_cors_dispose(&api->cors);
     sk_metrics_destroy(api->metrics);

@@ -22,6 +22,7 @@ typedef struct sk_api_config {
     double rate_limit;        /* grabs per second per user; 0: no limit */
     int64_t rate_burst;       /* grabs a user may make at once before the rate applies */
     const char *cors_origins; /* --cors-origin: comma-separated; NULL: no CORS */
+    int status_page;          /* 1: serve GET /status and /status.json (--status-page on) */
 } sk_api_config_t;
 
 typedef struct sk_api sk_api_t;

@@ -1,7 +1,7 @@
 /*
  * Declarations shared by the api's files (api.c: dispatch and helpers; users.c: register,
  * login, logout; coupons.c: create, list, grab; ops.c: health, readiness, metrics; openapi.c:
- * the contract's OpenAPI document).
+ * the contract's OpenAPI document; status_page.c: the live sale view).
  */
 #ifndef SK_API_API_INTERNAL_H
 #define SK_API_API_INTERNAL_H
@@ -14,6 +14,7 @@
 #include "api/metrics.h"
 #include "api/ratelimit.h"
 #include "api/router.h"
+#include "api/status_page.h"
 #include "auth/jwt.h"
 #include "auth/token.h"
 
@@ -25,6 +26,7 @@ struct sk_api {
     sk_ratelimit_t *ratelimit; /* of the grab route; NULL: no limit */
     int cors_enabled;
     sk_cors_t cors;
+    sk_status_page_t *status; /* --status-page on; NULL: off */
     sk_http_app_t app;
 };
 
@@ -48,6 +50,7 @@ typedef struct api_request {
     const sk_jwt_claims_t *claims; /* after sk_api__authenticate: valid while on this thread's
                                       turn; copy what an async step needs */
     sk_jwt_claims_t claims_copy;
+    int sale_outcome; /* a grab for the live sale view: sk_metrics_sale_outcome_t; -1: none */
 } api_request_t;
 
 /* Answers with a JSON body (copied) and counts the request. */
@@ -65,6 +68,8 @@ void sk_api__send_unavailable(api_request_t *r);
 void sk_api__send_too_many(api_request_t *r, int64_t retry_after_usec);
 /* Answers a jansson value (stolen) as the body. */
 void sk_api__send_value(api_request_t *r, int status, json_t *value);
+/* Answers `body` (copied) as `content_type`, and counts the request. */
+void sk_api__send_body(api_request_t *r, int status, const char *content_type, h2o_iovec_t body);
 
 /*
  * Checks the request's token. Returns 0 with r->claims set; otherwise the request is
@@ -97,5 +102,7 @@ void sk_api__handle_healthz(api_request_t *r);
 void sk_api__handle_readyz(api_request_t *r);
 void sk_api__handle_metrics(api_request_t *r);
 void sk_api__handle_openapi(api_request_t *r);
+void sk_api__handle_status(api_request_t *r);
+void sk_api__handle_status_data(api_request_t *r);
 
 #endif

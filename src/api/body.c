@@ -832,7 +832,10 @@ static int page_from_value(const char *text, size_t len, int64_t *page)
     return 0;
 }
 
-int sk_body_query_page(const char *query, size_t query_len, int64_t *page)
+/* The first parameter of the query named `name`: returns 1 with its raw value (empty when
+ * it has no '='), or 0 when there is none. */
+static int find_query_param(const char *query, size_t query_len, const char *name,
+                            const char **value, size_t *value_len)
 {
     size_t start = 0;
     while (query != NULL && start < query_len) {
@@ -841,15 +844,51 @@ int sk_body_query_page(const char *query, size_t query_len, int64_t *page)
         size_t param_len = amp != NULL ? (size_t)(amp - param) : query_len - start;
         const char *equals = memchr(param, '=', param_len);
         size_t key_len = equals != NULL ? (size_t)(equals - param) : param_len;
-        if (query_component_is(param, key_len, "page")) {
-            if (equals == NULL) {
-                *page = 1;
-                return 0;
-            }
-            return page_from_value(equals + 1, param_len - key_len - 1, page);
+        if (query_component_is(param, key_len, name)) {
+            *value = equals != NULL ? equals + 1 : param + param_len;
+            *value_len = equals != NULL ? param_len - key_len - 1 : 0;
+            return 1;
         }
         start += param_len + 1;
     }
-    *page = 1;
     return 0;
+}
+
+int sk_body_query_page(const char *query, size_t query_len, int64_t *page)
+{
+    const char *value;
+    size_t value_len;
+    if (!find_query_param(query, query_len, "page", &value, &value_len)) {
+        *page = 1;
+        return 0;
+    }
+    return page_from_value(value, value_len, page);
+}
+
+int sk_body_query_string(const char *query, size_t query_len, const char *name, char *out,
+                         size_t out_size, size_t *len)
+{
+    const char *value;
+    size_t value_len;
+    *len = 0;
+    if (out_size != 0)
+        out[0] = '\0';
+    if (!find_query_param(query, query_len, name, &value, &value_len))
+        return 0;
+    size_t pos = 0, used = 0;
+    while (pos < value_len) {
+        int c = next_query_byte(value, value_len, &pos);
+        if (c < 0 || used + 1 >= out_size) {
+            *len = 0;
+            if (out_size != 0)
+                out[0] = '\0';
+            return SK_EINVAL;
+        }
+        out[used++] = (char)c;
+    }
+    if (out_size == 0)
+        return SK_EINVAL;
+    out[used] = '\0';
+    *len = used;
+    return 1;
 }

@@ -52,4 +52,13 @@ int sk_body_time(json_t *value, int64_t *out);
  */
 int sk_body_query_page(const char *query, size_t query_len, int64_t *page);
 
+/*
+ * The query parameter `name` from a raw query string (may be NULL), decoded ('+' is a
+ * space, %XX a byte) into `out` (NUL-terminated, `out_size` bytes) with its length in
+ * *len: the first occurrence wins. Returns 1 when present (empty included), 0 when absent
+ * (*len 0), SK_EINVAL when its value is badly escaped or does not fit.
+ */
+int sk_body_query_string(const char *query, size_t query_len, const char *name, char *out,
+                         size_t out_size, size_t *len);
+
 #endif

@@ -217,6 +217,14 @@ static void on_grabbed(sk_store_op_t *op)
     };
     api_request_t *r = op->data;
     sk_metrics_count_grab(r->thread->metrics, op->result);
+    if (r->sale_outcome >= 0) {
+        if (op->result == SK_STORE_OK)
+            r->sale_outcome = SK_METRICS_SALE_GRANTED;
+        else if (op->result == SK_STORE_SOLD_OUT)
+            r->sale_outcome = SK_METRICS_SALE_SOLD_OUT;
+        else if (op->result == SK_STORE_ALREADY_HELD)
+            r->sale_outcome = SK_METRICS_SALE_ALREADY_HELD;
+    }
     switch (op->result) {
     case SK_STORE_OK:
         sk_api__send_json(r, 201, h2o_iovec_init(H2O_STRLIT(ERROR_BODY(""))));

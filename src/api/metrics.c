@@ -131,6 +131,123 @@ void sk_metrics_count_grab(sk_metrics_thread_t *counters, sk_store_result_t outc
         bump(&counters->grabs[outcome], 1);
 }
 
+unsigned sk_metrics_latency_bucket(uint64_t usec)
+{
+    if (usec < 16)
+        return (unsigned)usec;
+    if (usec >= (uint64_t)1 << 28)
+        return SK_STORE_SALE_LATENCY_BUCKETS - 1;
+    unsigned top = 63 - (unsigned)__builtin_clzll(usec); /* 4..27 */
+    return (top - 2) * 8 + (unsigned)((usec >> (top - 3)) & 7);
+}
+
+void sk_metrics_latency_bounds(unsigned bucket, uint64_t *low, uint64_t *high)
+{
+    if (bucket < 16) {
+        *low = bucket;
+        *high = bucket + 1;
+        return;
+    }
+    unsigned top = bucket / 8 + 2, eighth = bucket % 8;
+    *low = (uint64_t)(8 + eighth) << (top - 3);
+    *high = bucket == SK_STORE_SALE_LATENCY_BUCKETS - 1 ? *low * 2
+                                                        : (uint64_t)(9 + eighth) << (top - 3);
+}
+
+double sk_metrics_latency_quantile(const uint64_t *latency, double quantile)
+{
+    uint64_t total = 0;
+    for (unsigned b = 0; b != SK_STORE_SALE_LATENCY_BUCKETS; ++b)
+        total += latency[b];
+    if (total == 0)
+        return -1;
+    /* The rank of the answer wanted, 1-based, as Prometheus's histogram_quantile reads
+     * it: the bucket that holds it, and a linear guess inside. */
+    double rank = quantile * (double)total;
+    if (rank < 1)
+        rank = 1;
+    uint64_t below = 0;
+    for (unsigned b = 0; b != SK_STORE_SALE_LATENCY_BUCKETS; ++b) {
+        if (latency[b] == 0 || (double)(below + latency[b]) < rank) {
+            below += latency[b];
+            continue;
+        }
+        uint64_t low, high;
+        sk_metrics_latency_bounds(b, &low, &high);
+        double inside = (rank - (double)below) / (double)latency[b];
+        return (double)low + inside * (double)(high - low);
+    }
+    return -1; /* not reached: the last bucket with a count holds the rank */
+}
+
+void sk_metrics_count_sale(sk_metrics_thread_t *counters, sk_metrics_sale_outcome_t outcome,
+                           uint64_t elapsed_usec, int64_t now)
+{
+    sk_metrics_sale_slot_t *slot = &counters->sale[(uint64_t)now % SK_METRICS_SALE_RING];
+    if (atomic_load_explicit(&slot->second, memory_order_relaxed) != now) {
+        /* A seqlock's write: readers that see 0, or a different second after their reads,
+         * throw what they read away. */
+        atomic_store_explicit(&slot->second, 0, memory_order_relaxed);
+        atomic_thread_fence(memory_order_release);
+        for (int o = 0; o != SK_STORE_SALE_OUTCOMES; ++o)
+            atomic_store_explicit(&slot->outcomes[o], 0, memory_order_relaxed);
+        for (int b = 0; b != SK_STORE_SALE_LATENCY_BUCKETS; ++b)
+            atomic_store_explicit(&slot->latency[b], 0, memory_order_relaxed);
+        atomic_store_explicit(&slot->second, now, memory_order_release);
+    }
+    _Atomic uint32_t *count = &slot->outcomes[outcome];
+    atomic_store_explicit(count, atomic_load_explicit(count, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    count = &slot->latency[sk_metrics_latency_bucket(elapsed_usec)];
+    atomic_store_explicit(count, atomic_load_explicit(count, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* Adds one thread's slot of `second` to the sums, unless its writer moved it on
+ * meanwhile. Under metrics->lock (the list of threads). */
+static void add_sale_slot(const sk_metrics_thread_t *thread, int64_t second, uint64_t *outcomes,
+                          uint64_t *latency)
+{
+    const sk_metrics_sale_slot_t *slot = &thread->sale[(uint64_t)second % SK_METRICS_SALE_RING];
+    if (second == 0 || atomic_load_explicit(&slot->second, memory_order_acquire) != second)
+        return;
+    uint32_t read_outcomes[SK_STORE_SALE_OUTCOMES], read_latency[SK_STORE_SALE_LATENCY_BUCKETS];
+    for (int o = 0; o != SK_STORE_SALE_OUTCOMES; ++o)
+        read_outcomes[o] = atomic_load_explicit(&slot->outcomes[o], memory_order_relaxed);
+    for (int b = 0; b != SK_STORE_SALE_LATENCY_BUCKETS; ++b)
+        read_latency[b] = atomic_load_explicit(&slot->latency[b], memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&slot->second, memory_order_relaxed) != second)
+        return;
+    for (int o = 0; o != SK_STORE_SALE_OUTCOMES; ++o)
+        outcomes[o] += read_outcomes[o];
+    for (int b = 0; b != SK_STORE_SALE_LATENCY_BUCKETS; ++b)
+        latency[b] += read_latency[b];
+}
+
+void sk_metrics_sale_second(sk_metrics_t *metrics, int64_t second, sk_store_sale_second_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->second = second;
+    pthread_mutex_lock(&metrics->lock);
+    for (sk_metrics_thread_t *t = metrics->threads; t != NULL; t = t->next)
+        add_sale_slot(t, second, out->outcomes, out->latency);
+    pthread_mutex_unlock(&metrics->lock);
+}
+
+void sk_metrics_sale_window(sk_metrics_t *metrics, sk_store_sale_read_t *op)
+{
+    memset(op->outcomes, 0, sizeof(op->outcomes));
+    memset(op->latency, 0, sizeof(op->latency));
+    op->instances = 1;
+    pthread_mutex_lock(&metrics->lock);
+    for (sk_metrics_thread_t *t = metrics->threads; t != NULL; t = t->next) {
+        for (int i = 0; i != SK_STORE_SALE_WINDOW; ++i)
+            add_sale_slot(t, op->first_second + i, op->outcomes[i], op->latency);
+    }
+    pthread_mutex_unlock(&metrics->lock);
+}
+
 typedef struct text_buffer {
     char *bytes;
     size_t len, capacity;

@@ -70,6 +70,10 @@ void sk_router_match(h2o_mem_pool_t *pool, h2o_iovec_t path, sk_route_t *route)
             route->id = SK_ROUTE_METRICS;
         else if (SEGMENT_IS(segments[0], "openapi.json"))
             route->id = SK_ROUTE_OPENAPI;
+        else if (SEGMENT_IS(segments[0], "status"))
+            route->id = SK_ROUTE_STATUS;
+        else if (SEGMENT_IS(segments[0], "status.json"))
+            route->id = SK_ROUTE_STATUS_DATA;
         return;
     }
     if (!SEGMENT_IS(segments[0], "api"))
@@ -129,6 +133,8 @@ unsigned sk_router_allowed(sk_route_id_t route)
     case SK_ROUTE_READYZ:
     case SK_ROUTE_METRICS:
     case SK_ROUTE_OPENAPI:
+    case SK_ROUTE_STATUS:
+    case SK_ROUTE_STATUS_DATA:
         return SK_METHOD_GET;
     default:
         return 0;
@@ -159,6 +165,7 @@ const char *sk_router_name(sk_route_id_t route)
         [SK_ROUTE_COUPONS] = "coupons",     [SK_ROUTE_GRAB] = "grab",
         [SK_ROUTE_HEALTHZ] = "healthz",     [SK_ROUTE_READYZ] = "readyz",
         [SK_ROUTE_METRICS] = "metrics",     [SK_ROUTE_OPENAPI] = "openapi",
+        [SK_ROUTE_STATUS] = "status",       [SK_ROUTE_STATUS_DATA] = "status_json",
     };
     return route < SK_ROUTE_COUNT ? names[route] : "unknown";
 }

@@ -18,7 +18,9 @@ typedef enum sk_route_id {
     SK_ROUTE_HEALTHZ,
     SK_ROUTE_READYZ,
     SK_ROUTE_METRICS,
-    SK_ROUTE_OPENAPI, /* /openapi.json[/]                  GET: docs/openapi.json */
+    SK_ROUTE_OPENAPI,     /* /openapi.json[/]                  GET: docs/openapi.json */
+    SK_ROUTE_STATUS,      /* /status       GET: the live sale view (HTML) */
+    SK_ROUTE_STATUS_DATA, /* /status.json  GET: its figures */
     SK_ROUTE_COUNT
 } sk_route_id_t;
 

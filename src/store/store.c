@@ -46,6 +46,37 @@ void sk_store_revoke(sk_store_t *store, sk_store_thread_t *thread, sk_store_revo
     store->vtable->revoke(thread, op);
 }
 
+static void unavailable(sk_store_op_t *op)
+{
+    op->result = SK_STORE_UNAVAILABLE;
+    op->on_done(op);
+}
+
+void sk_store_coupon_catalog(sk_store_t *store, sk_store_thread_t *thread,
+                             sk_store_coupon_catalog_t *op)
+{
+    if (store->vtable->coupon_catalog == NULL) {
+        unavailable(&op->op);
+        return;
+    }
+    store->vtable->coupon_catalog(thread, op);
+}
+
+int sk_store_shares_sale_figures(sk_store_t *store)
+{
+    return store->vtable->sale_read != NULL;
+}
+
+int sk_store_sale_publish(sk_store_t *store, const sk_store_sale_second_t *seconds, size_t count)
+{
+    return store->vtable->sale_publish(store, seconds, count);
+}
+
+void sk_store_sale_read(sk_store_t *store, sk_store_thread_t *thread, sk_store_sale_read_t *op)
+{
+    store->vtable->sale_read(thread, op);
+}
+
 int sk_store_shares_rate_limits(sk_store_t *store)
 {
     return store->vtable->rate_take != NULL;

@@ -20,7 +20,8 @@
 #define SK_STORE_MAX_NAME 64 /* bytes of a user or coupon name */
 #define SK_STORE_MAX_DESCRIPTION 1024
 #define SK_STORE_PAGE_SIZE 20
-#define SK_STORE_NO_TIME INT64_MIN /* a sale window bound that is absent */
+#define SK_STORE_CATALOG_PAGE_SIZE 50 /* coupons a page of the live sale view */
+#define SK_STORE_NO_TIME INT64_MIN    /* a sale window bound that is absent */
 /* Hex characters of a deployment id: 16 random bytes, made with the database. */
 #define SK_STORE_DEPLOYMENT_ID_LEN 32
 /* Seconds a revocation is kept past its token's expiry, then pruned: more than the clock
@@ -124,6 +125,43 @@ typedef struct sk_store_rate_take {
     int64_t retry_after_usec;
 } sk_store_rate_take_t;
 
+/* One page of the coupons on sale, for the live sale view (GET /status.json): every
+ * seller's, or one seller's, in creation order. */
+typedef struct sk_store_coupon_catalog {
+    sk_store_op_t op;
+    h2o_iovec_t seller; /* only this seller's coupons; empty: every seller's */
+    int64_t page;       /* 1-based, SK_STORE_CATALOG_PAGE_SIZE a page; past the end: none */
+    /* results, on SK_STORE_OK */
+    sk_store_coupon_item_t *items; /* `left` exact, as in sk_store_coupon_list */
+    size_t count;
+    int64_t total; /* coupons on every page */
+} sk_store_coupon_catalog_t;
+
+/*
+ * The figures of the live sale view: grab answers by outcome and their latency, per
+ * second. The api counts them (api/metrics.c); a store that serves several instances
+ * (sk_store_shares_sale_figures) adds every instance's together.
+ */
+#define SK_STORE_SALE_OUTCOMES 4 /* granted, sold out, already held, rejected */
+/* Buckets of the latency histogram; api/metrics.h says which microseconds each holds. */
+#define SK_STORE_SALE_LATENCY_BUCKETS 208
+#define SK_STORE_SALE_WINDOW 60 /* seconds that sk_store_sale_read reads */
+
+typedef struct sk_store_sale_second {
+    int64_t second; /* Unix seconds */
+    uint64_t outcomes[SK_STORE_SALE_OUTCOMES];
+    uint64_t latency[SK_STORE_SALE_LATENCY_BUCKETS];
+} sk_store_sale_second_t;
+
+typedef struct sk_store_sale_read {
+    sk_store_op_t op;
+    int64_t first_second; /* the window: SK_STORE_SALE_WINDOW seconds from this one */
+    /* results, on SK_STORE_OK */
+    uint64_t outcomes[SK_STORE_SALE_WINDOW][SK_STORE_SALE_OUTCOMES]; /* oldest first */
+    uint64_t latency[SK_STORE_SALE_LATENCY_BUCKETS];                 /* the whole window */
+    int64_t instances; /* instances that reported in the last few seconds, at least 1 */
+} sk_store_sale_read_t;
+
 /* Metrics a store reports; read without locks, so each value may be a moment old. */
 typedef struct sk_store_stats {
     uint64_t journal_backlog;  /* operations waiting to be committed */
@@ -182,6 +220,26 @@ int sk_store_shares_rate_limits(sk_store_t *store);
 /* Takes a token from `user`'s bucket, shared by every instance. Result: OK, LIMITED (with
  * retry_after_usec) or UNAVAILABLE. Only when sk_store_shares_rate_limits. */
 void sk_store_rate_take(sk_store_t *store, sk_store_thread_t *thread, sk_store_rate_take_t *op);
+
+/* One page of the coupons on sale. Result: OK (an unknown seller, or a customer, has none)
+ * or UNAVAILABLE. */
+void sk_store_coupon_catalog(sk_store_t *store, sk_store_thread_t *thread,
+                             sk_store_coupon_catalog_t *op);
+
+/* 1 when the store adds up the sale figures of every instance (then publish them with
+ * sk_store_sale_publish, read them with sk_store_sale_read); 0 when the process's own
+ * figures are the whole story. */
+int sk_store_shares_sale_figures(sk_store_t *store);
+
+/* Adds `count` seconds of this instance's figures (increments since the last call) to
+ * the shared ones, and marks this instance as reporting even when `count` is 0. Blocks
+ * for one backend round trip (connecting first if needed, at most about a second): call
+ * it from one thread of the caller's, never from a worker. Returns 0, or SK_EUNAVAILABLE
+ * when the backend failed (nothing or all of it was added). */
+int sk_store_sale_publish(sk_store_t *store, const sk_store_sale_second_t *seconds, size_t count);
+
+/* Reads the shared figures of every instance. Result: OK or UNAVAILABLE. */
+void sk_store_sale_read(sk_store_t *store, sk_store_thread_t *thread, sk_store_sale_read_t *op);
 
 /* Whether `jti` was revoked. Thread-safe; holds a mutex for one hash lookup. Revocations
  * are pruned SK_STORE_REVOCATION_GRACE seconds after their expiry, at start and at least

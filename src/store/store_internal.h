@@ -18,6 +18,11 @@ typedef struct sk_store_vtable {
     void (*coupon_list)(sk_store_thread_t *thread, sk_store_coupon_list_t *op);
     void (*grab)(sk_store_thread_t *thread, sk_store_grab_t *op);
     void (*revoke)(sk_store_thread_t *thread, sk_store_revoke_t *op);
+    /* NULL: answers UNAVAILABLE (the api's fake stores). */
+    void (*coupon_catalog)(sk_store_thread_t *thread, sk_store_coupon_catalog_t *op);
+    /* Both NULL when the deployment has one process. */
+    int (*sale_publish)(sk_store_t *store, const sk_store_sale_second_t *seconds, size_t count);
+    void (*sale_read)(sk_store_thread_t *thread, sk_store_sale_read_t *op);
     /* NULL when the deployment has one process: the api's own limiter is exact there. */
     void (*rate_take)(sk_store_thread_t *thread, sk_store_rate_take_t *op);
     int (*is_revoked)(sk_store_t *store, const char *jti);

@@ -22,6 +22,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t page;
     if (sk_body_query_page(route.query.base, route.query.len, &page) == 0 && page < 1)
         __builtin_trap();
+    /* The live sale view's seller: NUL-terminated within its buffer, whatever it returns. */
+    char seller[65];
+    size_t seller_len;
+    int found = sk_body_query_string(route.query.base, route.query.len, "seller", seller,
+                                     sizeof(seller), &seller_len);
+    if (seller_len >= sizeof(seller) || seller[seller_len] != '\0' || (found != 1 && seller_len))
+        __builtin_trap();
     h2o_mem_clear_pool(&pool);
     return 0;
 }

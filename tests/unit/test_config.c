@@ -49,6 +49,7 @@ static const char *const env_names[] = {
     "SECKILL_MYSQL_FILE",
     "SECKILL_REDIS_WAIT_REPLICAS",
     "SECKILL_REDIS_WAIT_TIMEOUT",
+    "SECKILL_STATUS_PAGE",
 };
 
 /* Writable copies of the last parse's arguments, as main() has them: sk_config_parse masks
@@ -129,8 +130,30 @@ static void test_defaults(void **state)
     assert_int_equal(config.idle_timeout_ms, 10000);
     assert_int_equal(config.redis_wait_replicas, 0);
     assert_int_equal(config.redis_wait_timeout_ms, 100);
+    assert_int_equal(config.status_page, 1);
     assert_string_equal(error, "");
     sk_config_dispose(&config);
+}
+
+static void test_status_page(void **state)
+{
+    (void)state;
+    sk_config_t config;
+    char error[ERROR_SIZE];
+    assert_int_equal(parse(&config, error, "--status-page", "off", NULL), SK_CONFIG_RUN);
+    assert_int_equal(config.status_page, 0);
+    sk_config_dispose(&config);
+    assert_int_equal(parse(&config, error, "--status-page=on", NULL), SK_CONFIG_RUN);
+    assert_int_equal(config.status_page, 1);
+    sk_config_dispose(&config);
+    setenv("SECKILL_STATUS_PAGE", "off", 1);
+    assert_int_equal(parse(&config, error, NULL), SK_CONFIG_RUN);
+    assert_int_equal(config.status_page, 0);
+    sk_config_dispose(&config);
+    assert_int_equal(parse(&config, error, "--status-page", "on", NULL), SK_CONFIG_RUN);
+    assert_int_equal(config.status_page, 1); /* the flag wins */
+    sk_config_dispose(&config);
+    unsetenv("SECKILL_STATUS_PAGE");
 }
 
 static void test_every_flag_valid(void **state)
@@ -319,6 +342,10 @@ static const struct bad_value {
     {"--redis-wait-timeout", "SECKILL_REDIS_WAIT_TIMEOUT", "MS", "-100"},
     {"--redis-wait-timeout", "SECKILL_REDIS_WAIT_TIMEOUT", "MS", "60001"},
     {"--redis-wait-timeout", "SECKILL_REDIS_WAIT_TIMEOUT", "MS", "1s"},
+    {"--status-page", "SECKILL_STATUS_PAGE", "on|off", "yes"},
+    {"--status-page", "SECKILL_STATUS_PAGE", "on|off", "ON"},
+    {"--status-page", "SECKILL_STATUS_PAGE", "on|off", "1"},
+    {"--status-page", "SECKILL_STATUS_PAGE", "on|off", ""},
 };
 
 static void test_invalid_values(void **state)
@@ -508,6 +535,7 @@ static void test_usage_lists_every_option(void **state)
         "--pwhash-cost COST",
         "--sync-commits 0|1",
         "--idle-timeout SECONDS",
+        "--status-page on|off",
         "--help",
         "--version",
     };
@@ -1293,6 +1321,7 @@ int main(void)
 #define DIR_TEST(name) cmocka_unit_test_setup_teardown(name, setup_temp_dir, teardown_temp_dir)
     const struct CMUnitTest tests[] = {
         ENV_TEST(test_defaults),
+        ENV_TEST(test_status_page),
         ENV_TEST(test_every_flag_valid),
         ENV_TEST(test_equals_form),
         ENV_TEST(test_boundary_values),

@@ -79,6 +79,10 @@ enum {
     STMT_COUPON_SET_REMAINING,
     STMT_COUPON_LOWER,
     STMT_COUPONS_PAGE,
+    STMT_CATALOG_COUNT,
+    STMT_CATALOG_COUNT_SELLER,
+    STMT_CATALOG_PAGE,
+    STMT_CATALOG_PAGE_SELLER,
     STMT_GRANTS_INSERT_0, /* one per grant_chunk_rows entry */
     STMT_GRANTS_INSERT_LAST = STMT_GRANTS_INSERT_0 + GRANT_CHUNKS - 1,
     STMT_GRANTS_PAGE,
@@ -107,6 +111,13 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_COUPONS_PAGE] = "SELECT id, seller, name, amount, remaining, stock, description, "
                           "start_at, end_at, created_at FROM coupons WHERE id > ? "
                           "ORDER BY id LIMIT " PAGE_ROWS_TEXT,
+    /* The live sale view's pages (by the seller_name key when filtered by seller). */
+    [STMT_CATALOG_COUNT] = "SELECT COUNT(*) FROM coupons",
+    [STMT_CATALOG_COUNT_SELLER] = "SELECT COUNT(*) FROM coupons WHERE seller = ?",
+    [STMT_CATALOG_PAGE] = "SELECT id, seller, name, amount FROM coupons "
+                          "ORDER BY id LIMIT ? OFFSET ?",
+    [STMT_CATALOG_PAGE_SELLER] = "SELECT id, seller, name, amount FROM coupons WHERE seller = ? "
+                                 "ORDER BY id LIMIT ? OFFSET ?",
     /* STMT_GRANTS_INSERT_*: built by grants_insert_sql() */
     [STMT_GRANTS_PAGE] = "SELECT id, customer, seller, coupon, granted_at FROM grants "
                          "WHERE id > ? ORDER BY id LIMIT " PAGE_ROWS_TEXT,
@@ -1084,6 +1095,83 @@ sk_mysql_result_t sk_mysql_coupons_each(sk_mysql_t *conn,
 {
     struct coupons_each_args args = {.cb = cb, .data = data};
     return run(conn, coupons_each_once, &args);
+}
+
+struct coupons_page_args {
+    const char *seller;
+    size_t seller_len;
+    int64_t offset, limit;
+    sk_mysql_catalog_row_t *rows;
+    size_t count;
+    int64_t total;
+};
+
+static sk_mysql_result_t coupons_page_once(sk_mysql_t *conn, void *data)
+{
+    struct coupons_page_args *args = data;
+    int filtered = args->seller_len != 0;
+    MYSQL_BIND params[3], columns[4];
+    int_column_t total = {0, 0};
+    args->count = 0;
+    bind_text(&params[0], args->seller, args->seller_len);
+    MYSQL_STMT *stmt = execute(conn, filtered ? STMT_CATALOG_COUNT_SELLER : STMT_CATALOG_COUNT,
+                               filtered ? params : NULL, "SELECT COUNT coupons");
+    if (stmt == NULL)
+        return SK_MYSQL_UNAVAILABLE;
+    result_int64(&columns[0], &total);
+    if (store_result(conn, stmt, columns, "SELECT COUNT coupons") != 0)
+        return SK_MYSQL_UNAVAILABLE;
+    int status = fetch_row(conn, stmt, "SELECT COUNT coupons");
+    if (status < 0)
+        return SK_MYSQL_UNAVAILABLE;
+    if (status > 0)
+        mysql_stmt_free_result(stmt);
+    args->total = total.value;
+    if (args->offset >= args->total || args->limit <= 0)
+        return SK_MYSQL_OK;
+
+    bind_int64(&params[filtered], &args->limit);
+    bind_int64(&params[filtered + 1], &args->offset);
+    const char *what = "SELECT coupons page";
+    stmt = execute(conn, filtered ? STMT_CATALOG_PAGE_SELLER : STMT_CATALOG_PAGE, params, what);
+    if (stmt == NULL)
+        return SK_MYSQL_UNAVAILABLE;
+    char seller[SK_MYSQL_NAME_MAX + 1], name[SK_MYSQL_NAME_MAX + 1];
+    text_column_t seller_column = {seller, sizeof(seller), 0, 0};
+    text_column_t name_column = {name, sizeof(name), 0, 0};
+    int_column_t id = {0, 0}, amount = {0, 0};
+    result_int64(&columns[0], &id);
+    result_text(&columns[1], &seller_column);
+    result_text(&columns[2], &name_column);
+    result_int64(&columns[3], &amount);
+    if (store_result(conn, stmt, columns, what) != 0)
+        return SK_MYSQL_UNAVAILABLE;
+    while ((status = fetch_row(conn, stmt, what)) == 1) {
+        if (finish_text(&seller_column) != 0 || finish_text(&name_column) != 0)
+            return oversized_row(conn, stmt, what);
+        if (args->count == (size_t)args->limit) /* the table grew meanwhile? never more */
+            continue;
+        sk_mysql_catalog_row_t *row = &args->rows[args->count++];
+        row->id = id.value;
+        row->amount = amount.value;
+        memcpy(row->seller, seller, seller_column.length + 1);
+        row->seller_len = seller_column.length;
+        memcpy(row->name, name, name_column.length + 1);
+        row->name_len = name_column.length;
+    }
+    return status < 0 ? SK_MYSQL_UNAVAILABLE : SK_MYSQL_OK;
+}
+
+sk_mysql_result_t sk_mysql_coupons_page(sk_mysql_t *conn, const char *seller, size_t seller_len,
+                                        int64_t offset, int64_t limit, sk_mysql_catalog_row_t *rows,
+                                        size_t *count, int64_t *total)
+{
+    struct coupons_page_args args = {
+        .seller = seller, .seller_len = seller_len, .offset = offset, .limit = limit, .rows = rows};
+    sk_mysql_result_t result = run(conn, coupons_page_once, &args);
+    *count = result == SK_MYSQL_OK ? args.count : 0;
+    *total = result == SK_MYSQL_OK ? args.total : 0;
+    return result;
 }
 
 /* ---- grants ------------------------------------------------------------------------------ */

@@ -94,6 +94,21 @@ sk_mysql_result_t sk_mysql_coupons_each(sk_mysql_t *conn,
                                         int (*cb)(void *data, const sk_mysql_coupon_t *coupon),
                                         void *data);
 
+/* One row of sk_mysql_coupons_page. */
+#define SK_MYSQL_NAME_MAX 256 /* bytes of a stored name at most (64 characters of utf8mb4) */
+typedef struct sk_mysql_catalog_row {
+    int64_t id, amount;
+    char seller[SK_MYSQL_NAME_MAX + 1], name[SK_MYSQL_NAME_MAX + 1]; /* NUL-terminated */
+    size_t seller_len, name_len;
+} sk_mysql_catalog_row_t;
+
+/* One page of coupons in id (creation) order, only `seller`'s when seller_len is not 0:
+ * at most `limit` rows after the first `offset` into rows[], their number in *count and
+ * the number of all (of that seller, or every seller's) in *total. */
+sk_mysql_result_t sk_mysql_coupons_page(sk_mysql_t *conn, const char *seller, size_t seller_len,
+                                        int64_t offset, int64_t limit, sk_mysql_catalog_row_t *rows,
+                                        size_t *count, int64_t *total);
+
 /* grants */
 typedef struct sk_mysql_grant {
     const char *customer, *seller, *coupon;

@@ -24,6 +24,8 @@
  *   sk:loading             the loader's lock
  *   sk:revocations         stream of revoked token ids: j (jti) e (expires_at)
  *   sk:rl:{USER}           --rate-limit: the user's bucket (its theoretical arrival time)
+ *   sk:sale:{live}:...     the live sale view's figures (see sale_figures.c): not hot
+ *                          state, outside the sk:{T}: pattern that reconcile scans
  *
  * `/` cannot occur in a user or coupon name (API.md), so "SELLER/NAME" is unambiguous.
  * The shard function (sk_index_hash modulo 16) and the tags must never change: they are

@@ -1,8 +1,8 @@
 /*
  * The distributed store's SQL calls (see store_redis_internal.h): users, coupon rows and
- * revocations are written to (and users read from) MySQL on a util/workpool of SQL_THREADS
- * threads, each with its own connection, never on an event loop; the job's continuation
- * runs back on the op's worker thread.
+ * revocations are written to (and users and the sale view's pages read from) MySQL on a
+ * util/workpool of SQL_THREADS threads, each with its own connection, never on an event loop; the
+ * job's continuation runs back on the op's worker thread.
  */
 #include <stdio.h>
 
@@ -72,6 +72,13 @@ static void run_job(sk_mysql_t *sql, sk__sql_job_t *job)
         };
         job->result = sk_mysql_coupon_insert(sql, &row);
         job->coupon_id = row.id;
+        break;
+    }
+    case SK__SQL_CATALOG: {
+        sk_store_coupon_catalog_t *catalog = (sk_store_coupon_catalog_t *)op;
+        job->result = sk_mysql_coupons_page(sql, catalog->seller.base, catalog->seller.len,
+                                            job->offset, SK_STORE_CATALOG_PAGE_SIZE, job->rows,
+                                            &job->row_count, &job->total);
         break;
     }
     case SK__SQL_REVOKE: {

@@ -366,6 +366,17 @@ typedef struct item_fetch {
     size_t index;
 } item_fetch_t;
 
+/* Moves the items whose hash was found (those given a name) to the front, in their order;
+ * returns how many. A listed entry without a hash is a creation under way or undone. */
+static size_t keep_found(sk_store_coupon_item_t *items, size_t count)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i != count; ++i)
+        if (items[i].name.base != NULL)
+            items[kept++] = items[i];
+    return kept;
+}
+
 static void finish_list(list_state_t *state)
 {
     sk_store_coupon_list_t *op = state->op;
@@ -373,11 +384,9 @@ static void finish_list(list_state_t *state)
         complete(&op->op, SK_STORE_UNAVAILABLE);
         return;
     }
-    op->items = h2o_mem_alloc_pool(op->op.pool, (state->name_count + 1) * sizeof(op->items[0]));
-    op->count = 0;
-    for (size_t i = 0; i != state->name_count; ++i)
-        if (state->items[i].name.base != NULL)
-            op->items[op->count++] = state->items[i];
+    op->items =
+        state->items != NULL ? state->items : h2o_mem_alloc_pool(op->op.pool, sizeof(op->items[0]));
+    op->count = state->items != NULL ? keep_found(state->items, state->name_count) : 0;
     complete(&op->op, SK_STORE_OK);
 }
 
@@ -591,6 +600,110 @@ static void redis_coupon_list(sk_store_thread_t *thread, sk_store_coupon_list_t 
         return;
     }
     sk__sql_jobs_submit(thread, &op->op, SK__SQL_LIST_USER_FIND, on_list_user_found);
+}
+
+/* ---- the live sale view's pages: names and amounts from SQL, `left` from Redis ---- */
+
+typedef struct catalog_state {
+    sk__sql_job_t *job;
+    sk_store_coupon_catalog_t *op;
+    size_t waiting; /* replies still to come */
+    int failed;
+    sk_store_coupon_item_t *items; /* by row; a NULL name when the coupon has no hash */
+} catalog_state_t;
+
+typedef struct catalog_fetch {
+    catalog_state_t *state;
+    size_t index;
+} catalog_fetch_t;
+
+static void finish_catalog(catalog_state_t *state)
+{
+    sk_store_coupon_catalog_t *op = state->op;
+    if (state->failed) {
+        complete(&op->op, SK_STORE_UNAVAILABLE);
+        return;
+    }
+    op->total = state->job->total;
+    op->items = state->items;
+    op->count = keep_found(state->items, state->job->row_count);
+    complete(&op->op, SK_STORE_OK);
+}
+
+static void on_catalog_left(void *data, redisReply *reply)
+{
+    catalog_fetch_t *fetch = data;
+    catalog_state_t *state = fetch->state;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        state->failed = 1;
+    } else if (reply->element[1]->type == REDIS_REPLY_STRING) {
+        const sk_mysql_catalog_row_t *row = &state->job->rows[fetch->index];
+        sk_store_coupon_item_t *item = &state->items[fetch->index];
+        h2o_mem_pool_t *pool = state->op->op.pool;
+        item->seller =
+            h2o_iovec_init(pool_strndup(pool, row->seller, row->seller_len), row->seller_len);
+        item->name = h2o_iovec_init(pool_strndup(pool, row->name, row->name_len), row->name_len);
+        item->description = h2o_iovec_init("", 0);
+        item->amount = sk__redis_reply_int(reply->element[0], row->amount);
+        item->left = sk__redis_reply_int(reply->element[1], 0);
+        item->start_at = item->end_at = SK_STORE_NO_TIME;
+    }
+    if (--state->waiting == 0)
+        finish_catalog(state);
+}
+
+static void on_catalog_rows(sk__sql_job_t *job)
+{
+    sk_store_coupon_catalog_t *op = (sk_store_coupon_catalog_t *)job->op;
+    sk_store_thread_t *thread = op->op._thread;
+    if (job->result != SK_MYSQL_OK) {
+        complete(&op->op, from_sql(job->result));
+        return;
+    }
+    catalog_state_t *state = h2o_mem_alloc_pool(op->op.pool, sizeof(*state));
+    memset(state, 0, sizeof(*state));
+    state->job = job;
+    state->op = op;
+    state->items = h2o_mem_alloc_pool(op->op.pool, (job->row_count + 1) * sizeof(state->items[0]));
+    memset(state->items, 0, (job->row_count + 1) * sizeof(state->items[0]));
+    /* One more than the replies until every command is sent, so that none finishes early. */
+    state->waiting = 1;
+    for (size_t i = 0; i != job->row_count; ++i) {
+        const sk_mysql_catalog_row_t *row = &job->rows[i];
+        /* A row that SQL alone holds, written by hand with a name longer than the API's,
+         * has no hot state. */
+        if (row->seller_len > SK_STORE_MAX_NAME || row->name_len > SK_STORE_MAX_NAME)
+            continue;
+        catalog_fetch_t *fetch = h2o_mem_alloc_pool(op->op.pool, sizeof(*fetch));
+        fetch->state = state;
+        fetch->index = i;
+        ++state->waiting;
+        char member[2 * SK_STORE_MAX_NAME + 2], key[SK_HOT_KEY_MAX];
+        int member_len = snprintf(member, sizeof(member), "%.*s/%.*s", (int)row->seller_len,
+                                  row->seller, (int)row->name_len, row->name);
+        size_t key_len =
+            sk_hot_key(key, &thread->store->hot, sk_hot_shard(member, (size_t)member_len), 'c',
+                       row->seller, row->seller_len, row->name, row->name_len);
+        const char *argv[] = {"HMGET", key, "amount", "left"};
+        size_t lens[] = {5, key_len, 6, 4};
+        sk_redis_async_command(thread->redis, NULL, 0, 4, argv, lens, on_catalog_left, fetch);
+    }
+    if (--state->waiting == 0)
+        finish_catalog(state);
+}
+
+static void redis_coupon_catalog(sk_store_thread_t *thread, sk_store_coupon_catalog_t *op)
+{
+    op->items = NULL;
+    op->count = 0;
+    op->total = 0;
+    int64_t page = op->page < 1 ? 1 : op->page;
+    sk__sql_job_t *job = sk__sql_jobs_prepare(thread, &op->op, SK__SQL_CATALOG, on_catalog_rows);
+    job->offset = (uint64_t)page > (uint64_t)INT64_MAX / SK_STORE_CATALOG_PAGE_SIZE
+                      ? INT64_MAX
+                      : (page - 1) * SK_STORE_CATALOG_PAGE_SIZE;
+    job->rows = h2o_mem_alloc_pool(op->op.pool, SK_STORE_CATALOG_PAGE_SIZE * sizeof(job->rows[0]));
+    sk__sql_jobs_queue(job);
 }
 
 /* ---- the grab ---- */
@@ -1060,6 +1173,7 @@ static void redis_destroy(sk_store_t *super)
         sk_index_destroy(store->sold_out);
     }
     sk_revocations_destroy(store->revoked);
+    sk__sale_figures_dispose(store);
     sk_redis_sentinel_stop(store->sentinel);
     free(store);
 }
@@ -1071,6 +1185,9 @@ static const sk_store_vtable_t redis_vtable = {
     .user_find = redis_user_find,
     .coupon_create = redis_coupon_create,
     .coupon_list = redis_coupon_list,
+    .coupon_catalog = redis_coupon_catalog,
+    .sale_publish = sk__sale_publish,
+    .sale_read = sk__sale_read,
     .grab = redis_grab,
     .revoke = redis_revoke,
     .rate_take = redis_rate_take,
@@ -1117,6 +1234,7 @@ sk_store_t *sk_store_redis_create(const sk_store_redis_options_t *options)
         store->redis_options.sentinel = store->sentinel;
     }
     sk_hot_state_init(&store->hot);
+    sk__sale_figures_init(store);
     char host[64] = "host";
     gethostname(host, sizeof(host) - 1);
     unsigned random_part;

@@ -1,7 +1,8 @@
 /*
- * What the three files of the distributed store share (store_redis.c: the operations;
+ * What the four files of the distributed store share (store_redis.c: the operations;
  * sql_jobs.c: the SQL calls on a work pool; revocation_listener.c: the thread that
- * follows other instances' logouts). Private to src/store/distributed/store_redis*.
+ * follows other instances' logouts; sale_figures.c: the live sale view's figures).
+ * Private to those files.
  */
 #ifndef SK_STORE_DISTRIBUTED_STORE_REDIS_INTERNAL_H
 #define SK_STORE_DISTRIBUTED_STORE_REDIS_INTERNAL_H
@@ -47,6 +48,10 @@ typedef struct sk__redis_store {
 
     sk_workpool_t *sql_jobs; /* NULL once drained */
 
+    /* The live sale view's figures (sale_figures.c). */
+    sk_redis_script_t sale_publish_script, sale_read_script;
+    struct sk_redis_sync *sale_redis; /* the publisher's connection, made on first use */
+
     pthread_t listener;
     int listener_started;
     _Atomic int listener_stopping, revocations_loaded;
@@ -73,7 +78,8 @@ typedef enum sk__sql_job_kind {
     SK__SQL_LIST_USER_FIND, /* the listed user's kind, for a coupon list */
     SK__SQL_COUPON_INSERT,
     SK__SQL_COUPON_DELETE,
-    SK__SQL_REVOKE
+    SK__SQL_REVOKE,
+    SK__SQL_CATALOG /* a page of the live sale view: names and amounts (left from Redis) */
 } sk__sql_job_kind_t;
 
 typedef struct sk__sql_job sk__sql_job_t;
@@ -88,6 +94,10 @@ struct sk__sql_job {
     int user_found; /* SK__SQL_COUPON_INSERT: the seller was found (in the cache or SQL) */
     int64_t user_id;
     char password_hash[256];
+    /* SK__SQL_CATALOG: rows[SK_STORE_CATALOG_PAGE_SIZE] in the op's pool, filled by the job */
+    sk_mysql_catalog_row_t *rows;
+    size_t row_count;
+    int64_t offset, total;
 };
 
 /* Starts the SQL threads (each connects when it first has a job). Returns 0 or SK_ENOMEM
@@ -123,7 +133,17 @@ int sk__revocation_listener_start(sk__redis_store_t *store);
  * Idempotent. */
 void sk__revocation_listener_stop(sk__redis_store_t *store);
 
-/* ---- small helpers of all three ---- */
+/* ---- the live sale view's figures (sale_figures.c) ---- */
+
+/* Prepares the scripts; the connection is made on the first publish. */
+void sk__sale_figures_init(sk__redis_store_t *store);
+/* Closes the publisher's connection. */
+void sk__sale_figures_dispose(sk__redis_store_t *store);
+/* The vtable's sale_publish and sale_read (see store.h). */
+int sk__sale_publish(sk_store_t *store, const sk_store_sale_second_t *seconds, size_t count);
+void sk__sale_read(sk_store_thread_t *thread, sk_store_sale_read_t *op);
+
+/* ---- small helpers of all four ---- */
 
 static inline int64_t sk__unix_now(void)
 {

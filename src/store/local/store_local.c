@@ -101,6 +101,7 @@ typedef struct local_store {
     sk_journal_entry_t prune_entry;
     pthread_mutex_t all_lock;
     local_coupon_t *all_coupons; /* guarded by all_lock */
+    coupon_array_t catalog;      /* every coupon in creation order, guarded by all_lock */
     local_user_t *all_users;     /* guarded by all_lock */
     size_t loaded_rows;          /* the load at start, on the opening thread only */
     _Atomic uint64_t grabs_waiting;
@@ -520,12 +521,16 @@ static local_coupon_t *coupon_create(local_user_t *seller, int64_t id, h2o_iovec
     return coupon;
 }
 
-static void remember_coupon(local_store_t *store, local_coupon_t *coupon)
+/* Returns 0, or SK_ENOMEM when the catalog could not grow (the coupon is on the list of
+ * every coupon all the same, so that it is freed). */
+static int remember_coupon(local_store_t *store, local_coupon_t *coupon)
 {
     pthread_mutex_lock(&store->all_lock);
     coupon->all_next = store->all_coupons;
     store->all_coupons = coupon;
+    int pushed = array_push(&store->catalog, (uintptr_t)coupon);
     pthread_mutex_unlock(&store->all_lock);
+    return pushed;
 }
 
 static void local_coupon_create(sk_store_thread_t *thread, sk_store_coupon_create_t *op)
@@ -555,9 +560,10 @@ static void local_coupon_create(sk_store_thread_t *thread, sk_store_coupon_creat
         complete_now(&op->op, stored == NULL ? SK_STORE_UNAVAILABLE : SK_STORE_DUPLICATE);
         return;
     }
-    remember_coupon(store, coupon);
+    int pushed = remember_coupon(store, coupon);
     pthread_mutex_lock(&seller->lock);
-    int pushed = array_push(&seller->coupons, (uintptr_t)coupon);
+    if (pushed == 0)
+        pushed = array_push(&seller->coupons, (uintptr_t)coupon);
     pthread_mutex_unlock(&seller->lock);
 
     op->op._store_data = &coupon->state;
@@ -624,6 +630,48 @@ static void local_coupon_list(sk_store_thread_t *thread, sk_store_coupon_list_t 
         }
     }
     pthread_mutex_unlock(&user->lock);
+    complete_now(&op->op, SK_STORE_OK);
+}
+
+/* The page of `op` from `coupons` (under the lock that guards it): live coupons only, as
+ * in the seller's list. */
+static void catalog_page(sk_store_coupon_catalog_t *op, const coupon_array_t *coupons)
+{
+    int64_t page = op->page < 1 ? 1 : op->page;
+    uint64_t skip = (uint64_t)(page - 1) * SK_STORE_CATALOG_PAGE_SIZE;
+    if ((uint64_t)page > (uint64_t)INT64_MAX / SK_STORE_CATALOG_PAGE_SIZE)
+        skip = UINT64_MAX;
+    op->items = h2o_mem_alloc_pool(op->op.pool, SK_STORE_CATALOG_PAGE_SIZE * sizeof(op->items[0]));
+    for (size_t i = 0; i != coupons->count; ++i) {
+        local_coupon_t *coupon = array_coupon(coupons, i);
+        if (atomic_load_explicit(&coupon->state, memory_order_acquire) != ENTRY_LIVE)
+            continue;
+        if ((uint64_t)op->total++ < skip || op->count == SK_STORE_CATALOG_PAGE_SIZE)
+            continue;
+        fill_item(&op->items[op->count++], coupon);
+    }
+}
+
+/* Off the grab path: the catalog's lock is taken by creations and this alone, and a
+ * seller's by its creations and lists. */
+static void local_coupon_catalog(sk_store_thread_t *thread, sk_store_coupon_catalog_t *op)
+{
+    local_store_t *store = thread->store;
+    op->items = NULL;
+    op->count = 0;
+    op->total = 0;
+    if (op->seller.len == 0) {
+        pthread_mutex_lock(&store->all_lock);
+        catalog_page(op, &store->catalog);
+        pthread_mutex_unlock(&store->all_lock);
+    } else {
+        local_user_t *seller = find_live_user(store, op->seller);
+        if (seller != NULL && seller->kind == SK_USER_SELLER) {
+            pthread_mutex_lock(&seller->lock);
+            catalog_page(op, &seller->coupons);
+            pthread_mutex_unlock(&seller->lock);
+        }
+    }
     complete_now(&op->op, SK_STORE_OK);
 }
 
@@ -1014,6 +1062,7 @@ static void local_destroy(sk_store_t *super)
         pthread_mutex_destroy(&coupon->lock);
         free(coupon);
     }
+    free(store->catalog.items);
     sk_index_destroy(store->coupons);
     sk_revocations_destroy(store->revoked);
     for (local_user_t *user = store->all_users, *next; user != NULL; user = next) {
@@ -1089,7 +1138,8 @@ static int load_coupon(void *data, int64_t id, h2o_iovec_t seller_name, h2o_iove
         free(coupon);
         return SK_ENOMEM;
     }
-    remember_coupon(store, coupon);
+    if (remember_coupon(store, coupon) != 0)
+        return SK_ENOMEM;
     if (id >= atomic_load(&store->next_coupon_id))
         atomic_store(&store->next_coupon_id, id + 1);
     return 0;
@@ -1132,6 +1182,7 @@ static const sk_store_vtable_t local_vtable = {
     .user_find = local_user_find,
     .coupon_create = local_coupon_create,
     .coupon_list = local_coupon_list,
+    .coupon_catalog = local_coupon_catalog,
     .grab = local_grab,
     .revoke = local_revoke,
     .is_revoked = local_is_revoked,

@@ -1036,6 +1036,53 @@ static void test_query_page_respects_length(void **state)
     assert_int_equal(sk_body_query_page("page=%31", 7, &page), SK_EINVAL);
 }
 
+/* sk_body_query_string on an exact-size copy of `query`, for the parameter `seller`. */
+static void assert_query_string(const char *query, int expected_status, const char *expected)
+{
+    size_t len = strlen(query);
+    char *copy = malloc(len > 0 ? len : 1);
+    assert_non_null(copy);
+    memcpy(copy, query, len);
+    char out[8];
+    size_t out_len = 99;
+    int status = sk_body_query_string(copy, len, "seller", out, sizeof(out), &out_len);
+    free(copy);
+    if (status != expected_status || out_len != strlen(expected) ||
+        memcmp(out, expected, out_len + 1) != 0)
+        fail_msg("\"%s\": status %d, \"%.*s\" (%zu bytes); expected %d, \"%s\"", query, status,
+                 (int)(out_len < sizeof(out) ? out_len : 0), out, out_len, expected_status,
+                 expected);
+}
+
+static void test_query_string(void **state)
+{
+    (void)state;
+    char out[8];
+    size_t len = 99;
+    assert_int_equal(sk_body_query_string(NULL, 0, "seller", out, sizeof(out), &len), 0);
+    assert_int_equal(len, 0);
+    assert_query_string("", 0, "");
+    assert_query_string("page=2", 0, "");
+    assert_query_string("sellers=a", 0, "");
+    assert_query_string("Seller=a", 0, "");
+    assert_query_string("seller=shop", 1, "shop");
+    assert_query_string("seller=", 1, "");
+    assert_query_string("seller", 1, "");
+    assert_query_string("page=2&seller=a&seller=b", 1, "a"); /* the first wins */
+    assert_query_string("seller=a+b", 1, "a b");
+    assert_query_string("seller=%61%2Fb", 1, "a/b");
+    assert_query_string("sell%65r=x", 1, "x");
+    assert_query_string("seller=1234567", 1, "1234567"); /* 7 bytes and the NUL: fits */
+    assert_query_string("seller=12345678", SK_EINVAL, "");
+    assert_query_string("seller=%zz", SK_EINVAL, "");
+    assert_query_string("seller=%4", SK_EINVAL, "");
+    assert_query_string("seller=%zz&seller=ok", SK_EINVAL, "");
+    /* Nothing past the given length is read. */
+    assert_int_equal(sk_body_query_string("seller=ab&x", 8, "seller", out, sizeof(out), &len), 1);
+    assert_int_equal(len, 1);
+    assert_string_equal(out, "a");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1066,6 +1113,7 @@ int main(void)
         cmocka_unit_test(test_body_time_rfc3339_invalid),
         cmocka_unit_test(test_query_page),
         cmocka_unit_test(test_query_page_respects_length),
+        cmocka_unit_test(test_query_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,6 +95,11 @@ static void test_fixed_routes(void **state)
     expect_route("/openapi.json", SK_ROUTE_OPENAPI, "", "", "");
     expect_route("/openapi.json/", SK_ROUTE_OPENAPI, "", "", "");
     expect_route("/openapi%2Ejson", SK_ROUTE_OPENAPI, "", "", "");
+    expect_route("/status", SK_ROUTE_STATUS, "", "", "");
+    expect_route("/status/", SK_ROUTE_STATUS, "", "", "");
+    expect_route("/status.json", SK_ROUTE_STATUS_DATA, "", "", "");
+    expect_route("/status.json?seller=a&page=2", SK_ROUTE_STATUS_DATA, "", "", "seller=a&page=2");
+    expect_route("/status%2Ejson", SK_ROUTE_STATUS_DATA, "", "", "");
 }
 
 static void test_coupon_routes(void **state)
@@ -174,6 +179,12 @@ static void test_not_found_shapes(void **state)
         "/openapi.json/x",
         "/openapi.yaml",
         "/api/openapi.json",
+        "/status.jso",
+        "/status.json/x",
+        "/status/x",
+        "/Status",
+        "/statusjson",
+        "/api/status",
         "/x",
         "/users",
         "/auth",
@@ -384,6 +395,8 @@ static void test_allowed_methods(void **state)
     assert_int_equal(sk_router_allowed(SK_ROUTE_READYZ), SK_METHOD_GET);
     assert_int_equal(sk_router_allowed(SK_ROUTE_METRICS), SK_METHOD_GET);
     assert_int_equal(sk_router_allowed(SK_ROUTE_OPENAPI), SK_METHOD_GET);
+    assert_int_equal(sk_router_allowed(SK_ROUTE_STATUS), SK_METHOD_GET);
+    assert_int_equal(sk_router_allowed(SK_ROUTE_STATUS_DATA), SK_METHOD_GET);
     assert_int_equal(sk_router_allowed(SK_ROUTE_COUNT), 0);
     /* No route ever allows an unknown method. */
     for (int route = 0; route < SK_ROUTE_COUNT; route++)
@@ -403,6 +416,8 @@ static void test_allow_header(void **state)
     assert_string_equal(sk_router_allow_header(SK_ROUTE_READYZ), "GET, HEAD");
     assert_string_equal(sk_router_allow_header(SK_ROUTE_METRICS), "GET, HEAD");
     assert_string_equal(sk_router_allow_header(SK_ROUTE_OPENAPI), "GET, HEAD");
+    assert_string_equal(sk_router_allow_header(SK_ROUTE_STATUS), "GET, HEAD");
+    assert_string_equal(sk_router_allow_header(SK_ROUTE_STATUS_DATA), "GET, HEAD");
     assert_string_equal(sk_router_allow_header(SK_ROUTE_COUNT), "");
 }
 
@@ -419,6 +434,8 @@ static void test_route_names(void **state)
     assert_string_equal(sk_router_name(SK_ROUTE_READYZ), "readyz");
     assert_string_equal(sk_router_name(SK_ROUTE_METRICS), "metrics");
     assert_string_equal(sk_router_name(SK_ROUTE_OPENAPI), "openapi");
+    assert_string_equal(sk_router_name(SK_ROUTE_STATUS), "status");
+    assert_string_equal(sk_router_name(SK_ROUTE_STATUS_DATA), "status_json");
     assert_string_equal(sk_router_name(SK_ROUTE_COUNT), "unknown");
     assert_string_equal(sk_router_name((sk_route_id_t)1000), "unknown");
 }

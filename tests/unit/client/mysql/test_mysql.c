@@ -628,6 +628,61 @@ static void test_coupons(void **state)
     assert_int_equal(admin_number("SELECT remaining FROM coupons WHERE seller = 'carol'"), 7);
 }
 
+/* The live sale view's pages: by id, one seller's or everyone's, with the count of all. */
+static void test_coupons_page(void **state)
+{
+    sk_mysql_t *conn = *state;
+    char name[16];
+    sk_mysql_catalog_row_t rows[4];
+    size_t count = 99;
+    int64_t total = 99;
+    assert_int_equal(sk_mysql_coupons_page(conn, NULL, 0, 0, 4, rows, &count, &total), SK_MYSQL_OK);
+    assert_int_equal(count, 0);
+    assert_int_equal(total, 0);
+    for (int i = 0; i != 10; ++i) {
+        snprintf(name, sizeof(name), "z%02d", 9 - i); /* ids in the reverse of name order */
+        sk_mysql_coupon_t coupon = coupon_of(i % 2 ? "bob" : "alice", name, i + 1);
+        assert_int_equal(sk_mysql_coupon_insert(conn, &coupon), SK_MYSQL_OK);
+    }
+    assert_int_equal(sk_mysql_coupons_page(conn, NULL, 0, 0, 4, rows, &count, &total), SK_MYSQL_OK);
+    assert_int_equal(count, 4);
+    assert_int_equal(total, 10);
+    assert_string_equal(rows[0].name, "z09");
+    assert_string_equal(rows[0].seller, "alice");
+    assert_int_equal(rows[0].seller_len, 5);
+    assert_int_equal(rows[0].name_len, 3);
+    assert_int_equal(rows[0].amount, 1);
+    assert_string_equal(rows[3].name, "z06");
+    assert_true(rows[0].id < rows[1].id && rows[1].id < rows[2].id && rows[2].id < rows[3].id);
+    assert_int_equal(sk_mysql_coupons_page(conn, NULL, 0, 8, 4, rows, &count, &total), SK_MYSQL_OK);
+    assert_int_equal(count, 2);
+    assert_string_equal(rows[1].name, "z00");
+    assert_int_equal(sk_mysql_coupons_page(conn, NULL, 0, 10, 4, rows, &count, &total),
+                     SK_MYSQL_OK);
+    assert_int_equal(count, 0);
+    assert_int_equal(total, 10);
+    assert_int_equal(sk_mysql_coupons_page(conn, NULL, 0, INT64_MAX, 4, rows, &count, &total),
+                     SK_MYSQL_OK);
+    assert_int_equal(count, 0);
+
+    assert_int_equal(sk_mysql_coupons_page(conn, "bob", 3, 4, 4, rows, &count, &total),
+                     SK_MYSQL_OK);
+    assert_int_equal(total, 5);
+    assert_int_equal(count, 1);
+    assert_string_equal(rows[0].name, "z00");
+    assert_string_equal(rows[0].seller, "bob");
+    assert_int_equal(rows[0].amount, 10);
+    /* Names compare byte for byte, and a seller is a value, never SQL. */
+    static const char *const nobody[] = {"Bob", "bob ", "x' OR '1'='1"};
+    for (size_t i = 0; i != sizeof(nobody) / sizeof(nobody[0]); ++i) {
+        assert_int_equal(
+            sk_mysql_coupons_page(conn, nobody[i], strlen(nobody[i]), 0, 4, rows, &count, &total),
+            SK_MYSQL_OK);
+        assert_int_equal(total, 0);
+        assert_int_equal(count, 0);
+    }
+}
+
 /* ---- grants ------------------------------------------------------------------------------ */
 
 static sk_mysql_grant_t grant_of(const char *customer, const char *seller, const char *coupon,
@@ -1073,6 +1128,7 @@ int main(void)
         CONN_TEST(test_schema),
         CONN_TEST(test_users),
         CONN_TEST(test_coupons),
+        CONN_TEST(test_coupons_page),
         CONN_TEST(test_grants_apply),
         CONN_TEST(test_grants_many_coupons),
         CONN_TEST(test_grants_paging),

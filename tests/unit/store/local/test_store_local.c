@@ -571,6 +571,75 @@ static void test_list_exact_page_boundary(void **state)
     assert_int_equal(list.count, 0);
 }
 
+/* One page of the live sale view's catalog into `op` (empty `seller`: every seller's). */
+static sk_store_result_t do_catalog(harness_t *h, const char *seller, int64_t page,
+                                    sk_store_coupon_catalog_t *op)
+{
+    completion_t completion;
+    memset(op, 0, sizeof(*op));
+    prepare_op(h, &op->op, &completion);
+    op->seller = h2o_iovec_init(seller, strlen(seller));
+    op->page = page;
+    sk_store_coupon_catalog(h->store, h->thread, op);
+    wait_done(h, &completion);
+    return op->op.result;
+}
+
+static void test_catalog(void **state)
+{
+    harness_t *h = *state;
+    char name[32];
+    sk_store_coupon_catalog_t catalog;
+    assert_int_equal(do_catalog(h, "", 1, &catalog), SK_STORE_OK);
+    assert_int_equal(catalog.count, 0);
+    assert_int_equal(catalog.total, 0);
+    assert_int_equal(do_register(h, "a", SK_USER_SELLER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "b", SK_USER_SELLER, HASH_A), SK_STORE_OK);
+    assert_int_equal(do_register(h, "c", SK_USER_CUSTOMER, HASH_A), SK_STORE_OK);
+    /* 120 coupons, the two sellers' in turn; one creation fails and is undone. */
+    sk_grant_log__fail_flushes(1); /* a full disk, injected */
+    assert_int_equal(do_create(h, "b", "taken", 5), SK_STORE_UNAVAILABLE);
+    for (int i = 0; i < 120; i++) {
+        snprintf(name, sizeof(name), "n%03d", i);
+        assert_int_equal(do_create(h, i % 2 ? "b" : "a", name, i + 1), SK_STORE_OK);
+    }
+    assert_int_equal(do_grab(h, "c", "a", "n000"), SK_STORE_OK);
+
+    static const size_t counts[] = {50, 50, 20, 0};
+    for (int page = 1; page <= 4; page++) {
+        assert_int_equal(do_catalog(h, "", page, &catalog), SK_STORE_OK);
+        assert_int_equal(catalog.total, 120);
+        assert_int_equal(catalog.count, counts[page - 1]);
+        for (size_t i = 0; i != catalog.count; i++) {
+            int n = (page - 1) * 50 + (int)i;
+            snprintf(name, sizeof(name), "n%03d", n);
+            assert_iov(catalog.items[i].name, name);
+            assert_iov(catalog.items[i].seller, n % 2 ? "b" : "a");
+            assert_int_equal(catalog.items[i].amount, n + 1);
+            assert_int_equal(catalog.items[i].left, n == 0 ? 0 : n + 1);
+        }
+    }
+    assert_int_equal(do_catalog(h, "", INT64_MAX, &catalog), SK_STORE_OK);
+    assert_int_equal(catalog.count, 0);
+    assert_int_equal(catalog.total, 120);
+    assert_int_equal(do_catalog(h, "", INT64_MIN, &catalog), SK_STORE_OK);
+    assert_int_equal(catalog.count, 50);
+
+    /* One seller's: 60 of them, in their creation order. */
+    assert_int_equal(do_catalog(h, "b", 2, &catalog), SK_STORE_OK);
+    assert_int_equal(catalog.total, 60);
+    assert_int_equal(catalog.count, 10);
+    assert_iov(catalog.items[0].name, "n101");
+    assert_iov(catalog.items[9].name, "n119");
+    /* Nobody, a customer, a name that differs in case: no coupons, no error. */
+    static const char *const nobody[] = {"x", "c", "A", "a "};
+    for (size_t i = 0; i < sizeof(nobody) / sizeof(nobody[0]); i++) {
+        assert_int_equal(do_catalog(h, nobody[i], 1, &catalog), SK_STORE_OK);
+        assert_int_equal(catalog.count, 0);
+        assert_int_equal(catalog.total, 0);
+    }
+}
+
 /* ---- grabs ---- */
 
 static void test_grab_outcomes_in_precedence_order(void **state)
@@ -1680,6 +1749,7 @@ int main(void)
         STORE_TEST(test_coupon_sale_window_stored),
         STORE_TEST(test_list_paging),
         STORE_TEST(test_list_exact_page_boundary),
+        STORE_TEST(test_catalog),
         STORE_TEST(test_grab_outcomes_in_precedence_order),
         STORE_TEST(test_grab_by_unknown_customer),
         STORE_TEST(test_grab_shows_in_lists),
