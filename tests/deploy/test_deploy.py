@@ -328,3 +328,31 @@ def test_systemd_unit_verifies(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Unknown" not in result.stderr and "ignoring" not in result.stderr, result.stderr
+
+
+def test_dockerfile_build_stage_has_what_the_build_reads():
+    """No Docker engine here to build the image, so this is checked by reading: every file
+    CMakeLists.txt compiles in (sk_embed) is copied into the build stage and let through
+    the dockerignore, and every library package the Makefile's `make run` installs is
+    installed there too (a new dependency once reached the Makefile and not the image)."""
+    instructions = dockerfile_instructions()
+    copies = [line.split()[1:-1] for line in instructions if line.upper().startswith("COPY ")
+              and "--from" not in line]
+    copied = [path.rstrip("/") for sources in copies for path in sources]
+    ignore = read("Dockerfile.dockerignore").splitlines()
+    allowed = [line[1:].rstrip("/") for line in ignore if line.startswith("!")]
+    cmake = open(os.path.join(ROOT, "CMakeLists.txt")).read()
+    embedded = re.findall(r"^sk_embed\((\S+)", cmake, re.M)
+    assert embedded, "no sk_embed() calls found: the check is out of date"
+    for path in embedded:
+        assert any(path == c or path.startswith(c + "/") for c in copied), \
+            f"{path} is compiled in but not copied into the image"
+        assert any(path == a or path.startswith(a + "/") for a in allowed), \
+            f"{path} is compiled in but the dockerignore keeps it out"
+    makefile = open(os.path.join(ROOT, "Makefile")).read().replace("\\\n", " ")
+    packages = re.search(r"^BUILD_PACKAGES := (.*)$", makefile, re.M).group(1).split()
+    runs = " ".join(line for line in instructions if line.upper().startswith("RUN "))
+    for package in packages:
+        if package.endswith("-dev"):
+            assert re.search(rf"(^|\s){re.escape(package)}(\s|$)", runs), \
+                f"{package} (BUILD_PACKAGES) is not installed in the image's build stage"
