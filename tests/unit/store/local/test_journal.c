@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "journal_entries.h"
 #include "store/local/journal.h"
 #include "util/error.h"
 
@@ -147,15 +148,7 @@ static sk_journal_t *open_journal(fixture_t *f, loaded_t *loaded, int64_t revoca
 
 static long long sql_number(fixture_t *f, const char *sql)
 {
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    long long value = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return value;
+    return sk_test_sql_number(f->path, sql);
 }
 
 static void count_committed(sk_journal_entry_t *entry)
@@ -398,33 +391,6 @@ static void test_fix_remaining(void **state)
     assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 7"), 3);
 }
 
-static sk_journal_entry_t coupon_entry(int64_t id, const char *name, int64_t amount)
-{
-    sk_journal_entry_t entry = {.kind = SK_JOURNAL_COUPON};
-    entry.u.coupon.id = id;
-    entry.u.coupon.amount = amount;
-    entry.u.coupon.stock = 1;
-    entry.u.coupon.start_at = entry.u.coupon.end_at = SK_STORE_NO_TIME;
-    entry.u.coupon.created_at = 1700000000;
-    entry.u.coupon.seller = h2o_iovec_init(H2O_STRLIT("shop"));
-    entry.u.coupon.name = h2o_iovec_init(name, strlen(name));
-    entry.u.coupon.description = h2o_iovec_init(H2O_STRLIT("d"));
-    return entry;
-}
-
-static sk_journal_entry_t grant_entry(int64_t id, const char *customer, int64_t coupon_id,
-                                      const char *coupon)
-{
-    sk_journal_entry_t entry = {.kind = SK_JOURNAL_GRANT};
-    entry.u.grant.id = id;
-    entry.u.grant.coupon_id = coupon_id;
-    entry.u.grant.granted_at = 1700000001;
-    entry.u.grant.customer = h2o_iovec_init(customer, strlen(customer));
-    entry.u.grant.seller = h2o_iovec_init(H2O_STRLIT("shop"));
-    entry.u.grant.coupon = h2o_iovec_init(coupon, strlen(coupon));
-    return entry;
-}
-
 /* Links entries[0..count) in order and applies them. */
 static int apply(sk_journal_t *journal, sk_journal_entry_t *entries, size_t count)
 {
@@ -439,10 +405,10 @@ static void test_apply_is_idempotent(void **state)
     loaded_t loaded;
     sk_journal_t *journal = open_journal(f, &loaded, 0);
     int unused[2] = {0, 0};
-    sk_journal_entry_t batch[5] = {user_entry(1, "shop", SK_USER_SELLER, unused),
-                                   coupon_entry(1, "c1", 5), grant_entry(1, "alice", 1, "c1"),
-                                   grant_entry(2, "bob", 1, "c1"),
-                                   (sk_journal_entry_t){.kind = SK_JOURNAL_REVOKE}};
+    sk_journal_entry_t batch[5] = {
+        user_entry(1, "shop", SK_USER_SELLER, unused), sk_test_coupon_entry(1, "c1", 5),
+        sk_test_grant_entry(1, "alice", 1, "c1"), sk_test_grant_entry(2, "bob", 1, "c1"),
+        (sk_journal_entry_t){.kind = SK_JOURNAL_REVOKE}};
     batch[4].u.revoke.jti = "jti";
     batch[4].u.revoke.expires_at = 2000000000;
     assert_int_equal(apply(journal, batch, 5), 0);
@@ -456,7 +422,8 @@ static void test_apply_is_idempotent(void **state)
     assert_int_equal(sql_number(f, "SELECT count(*) FROM coupons"), 1);
     assert_int_equal(sql_number(f, "SELECT count(*) FROM revoked_tokens"), 1);
     /* A new grant next to replayed ones is still taken once. */
-    sk_journal_entry_t more[2] = {grant_entry(2, "bob", 1, "c1"), grant_entry(3, "carol", 1, "c1")};
+    sk_journal_entry_t more[2] = {sk_test_grant_entry(2, "bob", 1, "c1"),
+                                  sk_test_grant_entry(3, "carol", 1, "c1")};
     assert_int_equal(apply(journal, more, 2), 0);
     assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 1"), 2);
     sk_store_stats_t stats;
@@ -473,10 +440,11 @@ static void test_apply_coupon_after_its_grants(void **state)
     loaded_t loaded;
     sk_journal_t *journal = open_journal(f, &loaded, 0);
     /* Two workers' logs: one grant applied before the coupon's row exists... */
-    sk_journal_entry_t early[1] = {grant_entry(1, "alice", 4, "late")};
+    sk_journal_entry_t early[1] = {sk_test_grant_entry(1, "alice", 4, "late")};
     assert_int_equal(apply(journal, early, 1), 0);
     /* ...then the coupon, and a grant after it in the same batch. */
-    sk_journal_entry_t rest[2] = {coupon_entry(4, "late", 10), grant_entry(2, "bob", 4, "late")};
+    sk_journal_entry_t rest[2] = {sk_test_coupon_entry(4, "late", 10),
+                                  sk_test_grant_entry(2, "bob", 4, "late")};
     assert_int_equal(apply(journal, rest, 2), 0);
     assert_int_equal(sql_number(f, "SELECT remaining FROM coupons WHERE id = 4"), 8);
     /* And replaying both changes nothing. */
@@ -501,7 +469,8 @@ static void test_apply_fails_as_a_whole(void **state)
     sqlite3_close(db);
     int unused[2] = {0, 0};
     sk_journal_entry_t batch[3] = {user_entry(1, "shop", SK_USER_SELLER, unused),
-                                   coupon_entry(1, "c1", 5), grant_entry(1, "bad", 1, "c1")};
+                                   sk_test_coupon_entry(1, "c1", 5),
+                                   sk_test_grant_entry(1, "bad", 1, "c1")};
     assert_int_equal(apply(journal, batch, 3), SK_EIO);
     assert_int_equal(sql_number(f, "SELECT count(*) FROM users"), 0);
     assert_int_equal(sql_number(f, "SELECT count(*) FROM coupons"), 0);

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "journal_entries.h"
 #include "store/local/grant_log.h"
 #include "store/local/journal.h"
 #include "store/local/log_applier.h"
@@ -125,15 +126,7 @@ static int teardown(void **state)
 
 static long long sql_number(fixture_t *f, const char *sql)
 {
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(f->db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *stmt;
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    long long value = sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return value;
+    return sk_test_sql_number(f->db_path, sql);
 }
 
 static size_t segment_count(const char *dir)
@@ -150,28 +143,14 @@ static size_t segment_count(const char *dir)
 static void append_coupon(sk_grant_log_writer_t *writer, int64_t id, const char *name,
                           int64_t amount)
 {
-    sk_journal_entry_t entry = {.kind = SK_JOURNAL_COUPON};
-    entry.u.coupon.id = id;
-    entry.u.coupon.amount = amount;
-    entry.u.coupon.stock = 1;
-    entry.u.coupon.start_at = entry.u.coupon.end_at = SK_STORE_NO_TIME;
-    entry.u.coupon.created_at = 1700000000;
-    entry.u.coupon.seller = h2o_iovec_init(H2O_STRLIT("shop"));
-    entry.u.coupon.name = h2o_iovec_init(name, strlen(name));
-    entry.u.coupon.description = h2o_iovec_init(H2O_STRLIT("d"));
+    sk_journal_entry_t entry = sk_test_coupon_entry(id, name, amount);
     assert_int_equal(sk_grant_log_writer_append(writer, &entry), 0);
 }
 
 static void append_grant(sk_grant_log_writer_t *writer, int64_t id, const char *customer,
                          int64_t coupon_id, const char *coupon)
 {
-    sk_journal_entry_t entry = {.kind = SK_JOURNAL_GRANT};
-    entry.u.grant.id = id;
-    entry.u.grant.coupon_id = coupon_id;
-    entry.u.grant.granted_at = 1700000001;
-    entry.u.grant.customer = h2o_iovec_init(customer, strlen(customer));
-    entry.u.grant.seller = h2o_iovec_init(H2O_STRLIT("shop"));
-    entry.u.grant.coupon = h2o_iovec_init(coupon, strlen(coupon));
+    sk_journal_entry_t entry = sk_test_grant_entry(id, customer, coupon_id, coupon);
     assert_int_equal(sk_grant_log_writer_append(writer, &entry), 0);
 }
 
