@@ -105,8 +105,9 @@ static const struct option_spec {
                          "argon2id cost: interactive (default), moderate, or min "
                          "(insecure; tests and benchmarks only)"},
     [OPT_SYNC_COMMITS] = {"--sync-commits", "SECKILL_SYNC_COMMITS", "0|1",
-                          "fsync every commit, surviving power loss as well as crashes "
-                          "(default 0: a commit survives kill -9 and process crashes)"},
+                          "fdatasync every grant-log write (one per worker turn) and every "
+                          "SQLite commit, surviving power loss as well as crashes (default 0: "
+                          "a grant survives kill -9 and process crashes)"},
     [OPT_IDLE_TIMEOUT] = {"--idle-timeout", "SECKILL_IDLE_TIMEOUT", "SECONDS",
                           "a request must arrive within this; idle connections close "
                           "(default 10)"},
