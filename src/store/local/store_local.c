@@ -317,11 +317,15 @@ static void requeue_waiters(local_store_t *store, h2o_linklist_t *woken)
         atomic_fetch_sub_explicit(&store->grabs_waiting, 1, memory_order_relaxed);
         pthread_mutex_lock(&thread->retries_lock);
         h2o_linklist_insert(&thread->retries, &op->_message.link);
-        int send = !thread->wake_sent;
-        thread->wake_sent = 1;
-        pthread_mutex_unlock(&thread->retries_lock);
-        if (send)
+        /* The send stays under the lock: h2o writes to the queue's pipe after it let go of
+         * the queue's own mutex, and the worker may see the message before that write (its
+         * loop drains every receiver of the queue on any wake-up), finish the grab and
+         * close the pipe. on_wake() takes this lock first, so the write comes before. */
+        if (!thread->wake_sent) {
+            thread->wake_sent = 1;
             h2o_multithread_send_message(&thread->receiver, &thread->wake);
+        }
+        pthread_mutex_unlock(&thread->retries_lock);
     }
 }
 
