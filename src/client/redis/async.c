@@ -16,10 +16,13 @@
  *
  * Failure never hangs a caller: a broken connection gives its pending commands a NULL
  * reply and reconnects with backoff (100 ms doubling to 2 s); a connection with commands
- * pending that receives nothing for timeout_ms is dropped the same way; a command for a
- * node without a usable connection fails at the end of the turn. Failures are reported at
- * the end of the turn rather than from inside sk_redis_async_command, so that a caller
- * never sees its callback run before the call that issued it returned.
+ * pending that receives nothing for timeout_ms is dropped the same way. A command for a
+ * node whose connections all wait out their backoff after a refused connect starts one of
+ * them again at once (at most every 100 ms, see reconnect_now) and queues behind the
+ * attempt; one for a node without a usable connection fails at the end of the turn.
+ * Failures are reported at the end of the turn rather than from inside
+ * sk_redis_async_command, so that a caller never sees its callback run before the call
+ * that issued it returned.
  */
 #include "client/redis/async.h"
 
@@ -33,6 +36,7 @@
 #include "util/log.h"
 
 #define BACKOFF_LEVELS 6 /* 100, 200, 400, 800, 1600, 2000 ms */
+#define BACKOFF_MIN_MS 100
 #define FREELIST_MAX 4096
 #define KEEP_BUFFER_MAX 16384 /* a larger command buffer is not kept on the freelist */
 
@@ -81,6 +85,8 @@ struct conn {
     uint8_t want_writable;    /* hiredis asked to write again while in_write */
     uint8_t backoff_level;
     uint8_t wait_needed; /* a replicated command was queued since the last WAIT */
+    uint8_t refused;     /* the last attempt failed at connect: retried on demand */
+    uint64_t started_at; /* loop time of the last connection attempt */
 };
 
 struct node {
@@ -505,6 +511,7 @@ static void on_idle_timeout(h2o_timeout_entry_t *entry)
     const sk_redis_node_addr_t *addr = conn_addr(conn);
     sk_log(SK_LOG_WARN, "redis", "%s:%d: no answer within %llu ms; reconnecting", addr->host,
            addr->port, (unsigned long long)conn->client->timeout_ms);
+    conn->refused = 0; /* a server that takes connections and answers nothing (stopped) */
     conn_mark_down(conn);
     /* Not inside a hiredis callback (timeouts run from the loop): frees at once, giving
      * every pending command NULL, then ev_cleanup schedules the reconnection. */
@@ -518,9 +525,11 @@ static void on_connect(const redisAsyncContext *ac, int status)
         const sk_redis_node_addr_t *addr = conn_addr(conn);
         sk_log(SK_LOG_WARN, "redis", "connect to %s:%d failed: %s", addr->host, addr->port,
                ac->errstr);
+        conn->refused = 1;
         conn_mark_down(conn);
         return;
     }
+    conn->refused = 0;
     if (conn->handshake_pending == 0 && conn->state == CONN_CONNECTING)
         conn->state = CONN_READY;
     if (conn->handshake_pending == 0 && conn->pending == 0)
@@ -552,12 +561,14 @@ static void conn_start(conn_t *conn)
     sk_redis_async_t *client = conn->client;
     const sk_redis_node_addr_t *addr = conn_addr(conn);
     assert(conn->ac == NULL);
+    conn->started_at = h2o_now(client->loop);
     redisAsyncContext *ac = redisAsyncConnect(addr->host, addr->port);
     if (ac == NULL || ac->err != 0) {
         sk_log(SK_LOG_WARN, "redis", "connect to %s:%d failed: %s", addr->host, addr->port,
                ac != NULL ? ac->errstr : "out of memory");
         if (ac != NULL)
             redisAsyncFree(ac);
+        conn->refused = 1;
         schedule_reconnect(conn);
         return;
     }
@@ -662,6 +673,31 @@ static conn_t *pick_conn(node_t *node, size_t count)
 }
 
 /*
+ * Every connection of the node is down, waiting out its backoff. A command is the sign that
+ * the node is wanted now: a connection whose last attempt was refused (the port was closed:
+ * Redis restarting, say) tries again at once and the command queues behind the attempt,
+ * rather than failing for up to 2 s after the node came back. At most one attempt per
+ * connection in BACKOFF_MIN_MS, so a node that is really down is not hammered, and its
+ * commands fail as soon as the refusal comes. A connection that timed out is left to its
+ * backoff: a server that accepts and never answers (stopped, overloaded) would hold every
+ * command for the whole timeout, where the backoff fails them at once.
+ */
+static conn_t *reconnect_now(sk_redis_async_t *client, node_t *node)
+{
+    uint64_t now = h2o_now(client->loop);
+    for (size_t i = 0; i < client->connections_per_node; ++i) {
+        conn_t *conn = &node->conns[i];
+        if (!conn->refused || conn->ac != NULL || !h2o_timeout_is_linked(&conn->reconnect_entry) ||
+            now - conn->started_at < BACKOFF_MIN_MS)
+            continue;
+        h2o_timeout_unlink(&conn->reconnect_entry);
+        conn_start(conn);
+        return conn->state == CONN_CONNECTING ? conn : NULL;
+    }
+    return NULL;
+}
+
+/*
  * Routing
  */
 
@@ -759,6 +795,8 @@ static void dispatch(request_t *req)
     }
     node_t *node = node_get(client, (size_t)node_index);
     conn_t *conn = node != NULL ? pick_conn(node, client->connections_per_node) : NULL;
+    if (conn == NULL && node != NULL)
+        conn = reconnect_now(client, node);
     if (conn == NULL) {
         fail_later(req);
         return;
@@ -987,7 +1025,8 @@ sk_redis_async_t *sk_redis_async_create(h2o_loop_t *loop, const sk_redis_config_
     h2o_timeout_init(loop, &client->retry_timeout, SK_REDIS__RETRY_DELAY_MS);
     h2o_timeout_init(loop, &client->io_timeout, timeout_ms);
     for (size_t i = 0; i < BACKOFF_LEVELS; ++i)
-        h2o_timeout_init(loop, &client->backoff[i], i + 1 < BACKOFF_LEVELS ? 100u << i : 2000);
+        h2o_timeout_init(loop, &client->backoff[i],
+                         i + 1 < BACKOFF_LEVELS ? (uint64_t)BACKOFF_MIN_MS << i : 2000);
     client->map_retry_entry.cb = on_map_retry;
     fetch_map(client, -1);
     return client;
